@@ -1,0 +1,98 @@
+// The operator contract. Built-in and custom operators export the same descriptor.
+import type { OptionSchema } from './options.ts';
+
+/** One document. `id` and `text` are required; every other field is carried through untouched. */
+export interface Rec {
+  id: string;
+  text: string;
+  [field: string]: unknown;
+}
+
+/**
+ * Data that operators pass to later steps but never emit (normalized text, shingles,
+ * signatures). It lives under a symbol key, which JSON.stringify skips.
+ */
+export const INTERNAL: unique symbol = Symbol.for('mixstream.internal');
+
+export interface Internals {
+  /** The hashing form written by `normalize` (lowercased, punctuation and digits folded). */
+  hashText?: string;
+  /** Shingle hashes written by `shingle`. */
+  shingles?: Uint32Array;
+  /** MinHash signature written by `minhash`. */
+  signature?: Uint32Array;
+  [key: string]: unknown;
+}
+
+export function internals(rec: Rec): Internals {
+  const r = rec as Rec & { [INTERNAL]?: Internals };
+  return (r[INTERNAL] ??= {});
+}
+
+export function peekInternals(rec: Rec): Internals | undefined {
+  return (rec as Rec & { [INTERNAL]?: Internals })[INTERNAL];
+}
+
+export interface StepStats {
+  /** Adds `n` to a named counter shown in the step's summary (e.g. `clusters`). */
+  count(name: string, n?: number): void;
+  /** Records a number in a named histogram kept for the report (e.g. score values). */
+  observe(name: string, value: number): void;
+}
+
+export interface StepContext {
+  /** 0-based position of the step in the pipeline. */
+  readonly stepIndex: number;
+  /** The operator name as written in the pipeline (`minhash`, `./my-op.ts`). */
+  readonly op: string;
+  /** Directory of the pipeline file: relative paths in options resolve against it. */
+  readonly baseDir: string;
+  /** A private scratch directory for spill files; removed at the end of the run. */
+  readonly tmpDir: string;
+  /** Cores the step may use for worker threads. */
+  readonly workers: number;
+  /** Aborted when the run is stopped (signal, error, closed output). */
+  readonly signal: AbortSignal;
+  readonly stats: StepStats;
+  /** A record leaves the stream on purpose: counted as `dropped_<reason>`, written to the rejects output if one is set. */
+  drop(rec: Rec, reason: string): void;
+  /** A record cannot be processed: counted per reason as an error, written to the errors output, the run exits non-zero. */
+  error(rec: Rec | undefined, reason: string, message: string): void;
+  /**
+   * Sets an output field. Writing over a field the record came with is never silent: it is
+   * counted (`overwrote_<field>`) and warned about once per step.
+   */
+  annotate(rec: Rec, field: string, value: unknown): void;
+  /** A message on stderr, prefixed by the step. */
+  log(message: string): void;
+}
+
+/** A running step. Batches flow through `process` in order; `flush` runs once at the end of input. */
+export interface Step {
+  process(batch: Rec[]): Rec[] | Promise<Rec[]>;
+  flush?(): Rec[] | Promise<Rec[]>;
+  /** Releases resources; always called once, also after errors. */
+  close?(): void | Promise<void>;
+}
+
+export interface OperatorDescriptor<O = any> {
+  /** kebab-case name used in pipeline files. */
+  name: string;
+  /** One line for `mixstream ops`. */
+  summary: string;
+  /** Longer help, shown by `mixstream ops <name>`. */
+  description?: string;
+  options: OptionSchema;
+  /** Fields the operator adds to records, with their meaning (documentation). */
+  outputs?: Record<string, string>;
+  /** Checks between options that a schema cannot express; returns error messages keyed by option path. */
+  check?(options: O): { path: string; message: string }[];
+  /** Text for `mixstream explain`: what the step will do with these options. */
+  explain?(options: O): string;
+  create(options: O, ctx: StepContext): Step | Promise<Step>;
+}
+
+/** Identity helper that gives a custom operator file its types. */
+export function defineOperator<O>(descriptor: OperatorDescriptor<O>): OperatorDescriptor<O> {
+  return descriptor;
+}

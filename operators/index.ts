@@ -1,0 +1,5 @@
+// The built-in operators. The CLI registers these; the core never imports this file.
+import type { OperatorDescriptor } from '../lib/operator.ts';
+
+export const builtins: OperatorDescriptor[] = [
+];

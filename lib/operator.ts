@@ -70,6 +70,11 @@ export interface StepContext {
 /** A running step. Batches flow through `process` in order; `flush` runs once at the end of input. */
 export interface Step {
   process(batch: Rec[]): Rec[] | Promise<Rec[]>;
+  /**
+   * Source steps only (such as `mix`): when the first step of a pipeline has `generate`, the
+   * runner pulls batches from it instead of reading the CLI's inputs or stdin.
+   */
+  generate?(): AsyncIterable<Rec[]>;
   flush?(): Rec[] | Promise<Rec[]>;
   /** Releases resources; always called once, also after errors. */
   close?(): void | Promise<void>;

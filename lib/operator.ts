@@ -88,6 +88,8 @@ export interface OperatorDescriptor<O = any> {
   /** Longer help, shown by `mixstream ops <name>`. */
   description?: string;
   options: OptionSchema;
+  /** True for operators that generate records themselves (their step has `generate`); they must come first. */
+  source?: boolean;
   /** Fields the operator adds to records, with their meaning (documentation). */
   outputs?: Record<string, string>;
   /** Checks between options that a schema cannot express; returns error messages keyed by option path. */

@@ -1,7 +1,11 @@
 // The built-in operators. The CLI registers these; the core never imports this file.
 import type { OperatorDescriptor } from '../lib/operator.ts';
+import decode from './decode.ts';
+import normalize from './normalize.ts';
 import tokens from './tokens.ts';
 
 export const builtins: OperatorDescriptor[] = [
+  decode,
+  normalize,
   tokens,
 ];

@@ -1,0 +1,150 @@
+// The command line: run, ops, lint, explain (and the commands of later capabilities).
+import yargs, { type Argv } from 'yargs';
+import { builtins } from '../operators/index.ts';
+import { describeSpec } from './options.ts';
+import { formatErrors, loadPipeline, PipelineError, type ResolvedPipeline } from './pipeline.ts';
+import { Registry } from './registry.ts';
+import { EXIT, startRun } from './run.ts';
+
+export function defaultRegistry(): Registry {
+  const r = new Registry();
+  for (const d of builtins) r.register(d);
+  return r;
+}
+
+async function loadOrExit(file: string, registry: Registry): Promise<ResolvedPipeline> {
+  try {
+    return await loadPipeline(file, registry);
+  } catch (e) {
+    if (e instanceof PipelineError) {
+      process.stderr.write(`mixstream: invalid pipeline ${e.file}: ${e.errors.length} error(s)\n${formatErrors(e.errors)}\n`);
+      process.exit(EXIT.usage);
+    }
+    throw e;
+  }
+}
+
+function exitAfterFlush(code: number): void {
+  // Let stdout drain before exiting; worker threads or native handles must not keep a finished run alive.
+  if (process.stdout.destroyed || process.stdout.writableEnded) process.exit(code);
+  process.stdout.write('', () => process.exit(code));
+}
+
+export function opsText(registry: Registry, name?: string): string {
+  const list = name ? [registry.get(name)].filter((d) => d !== undefined) : registry.all();
+  if (name && !list.length) {
+    const hint = registry.suggest(name);
+    return `unknown operator "${name}"${hint.length ? `; did you mean ${hint.join(' or ')}?` : ''}\n`;
+  }
+  const out: string[] = [];
+  for (const d of list) {
+    out.push(`${d.name}  ${d.summary}`);
+    if (name && d.description) out.push('', `  ${d.description}`, '');
+    for (const [key, spec] of Object.entries(d.options)) {
+      const def = spec.default !== undefined ? ` (default ${JSON.stringify(spec.default)})` : spec.required ? ' (required)' : '';
+      out.push(`    ${key}: ${describeSpec(spec)}${def}  ${spec.description}`);
+    }
+    if (name && d.outputs) {
+      out.push('  adds fields:');
+      for (const [k, v] of Object.entries(d.outputs)) out.push(`    ${k}: ${v}`);
+    }
+    out.push('');
+  }
+  return out.join('\n');
+}
+
+export function buildCli(argv: string[], registry = defaultRegistry()): Argv {
+  return yargs(argv)
+    .scriptName('mixstream')
+    .usage('$0 <command> [options]')
+    .command(
+      'run <pipeline> [inputs..]',
+      'run a pipeline over inputs (files, - for stdin; default stdin), writing NDJSON to stdout or -o',
+      (y) =>
+        y
+          .positional('pipeline', { type: 'string', describe: 'pipeline file (.json, .yaml, .ts)', demandOption: true })
+          .positional('inputs', { type: 'string', array: true, describe: 'input files (.jsonl, .jsonl.gz, .jsonl.zst, .parquet, .arrow); - for stdin' })
+          .option('output', { alias: 'o', type: 'string', describe: 'output file; .gz/.zst compress (default stdout)' })
+          .option('errors', { type: 'string', describe: 'write every bad record (input, line, reason, raw) to this NDJSON file' })
+          .option('rejects', { type: 'string', describe: 'write every record a step dropped (with its reason) to this NDJSON file' })
+          .option('report', { type: 'string', describe: 'write the run report as JSON' })
+          .option('max-errors', { type: 'number', describe: 'stop after more than N bad records (exit 4)' })
+          .option('workers', { type: 'number', describe: 'worker threads for parallel steps (default: all cores)' })
+          .option('progress', { type: 'boolean', describe: 'progress line on stderr (default: when stderr is a terminal)' })
+          .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'no summary on stderr' }),
+      async (args) => {
+        const pipeline = await loadOrExit(args.pipeline as string, registry);
+        const handle = startRun({
+          pipeline,
+          inputs: (args.inputs as string[] | undefined)?.length ? (args.inputs as string[]) : undefined,
+          output: args.output,
+          errors: args.errors,
+          rejects: args.rejects,
+          report: args.report,
+          maxErrors: args['max-errors'],
+          workers: args.workers,
+          progress: args.progress ?? Boolean(process.stderr.isTTY),
+          summary: !args.quiet,
+        });
+        let signalCode: number | undefined;
+        const onSignal = (sig: NodeJS.Signals) => {
+          if (signalCode !== undefined) process.exit(signalCode); // a second signal exits at once
+          signalCode = sig === 'SIGTERM' ? 143 : 130;
+          process.stderr.write(`\nmixstream: ${sig}: stopping after the records in flight (send again to exit at once)\n`);
+          handle.stop('interrupted');
+        };
+        process.on('SIGINT', onSignal);
+        process.on('SIGTERM', onSignal);
+        process.stdout.on('error', () => {}); // EPIPE is handled by the run: it ends quietly
+        const report = await handle.done;
+        const code = report.status === 'interrupted' && signalCode !== undefined ? signalCode : report.exitCode;
+        exitAfterFlush(code);
+      },
+    )
+    .command(
+      'ops [name]',
+      'list operators with their options (or one operator in detail)',
+      (y) => y.positional('name', { type: 'string' }),
+      (args) => {
+        process.stdout.write(opsText(registry, args.name));
+      },
+    )
+    .command(
+      'lint <pipeline>',
+      'validate a pipeline file without reading data',
+      (y) => y.positional('pipeline', { type: 'string', demandOption: true }),
+      async (args) => {
+        const p = await loadOrExit(args.pipeline as string, registry);
+        process.stdout.write(`ok: ${args.pipeline}: decode + ${p.steps.length} step(s): ${p.steps.map((s) => s.op).join(' -> ') || '(identity)'}\n`);
+      },
+    )
+    .command(
+      'explain <pipeline>',
+      'validate a pipeline and describe what each step will do with its options',
+      (y) => y.positional('pipeline', { type: 'string', demandOption: true }),
+      async (args) => {
+        const p = await loadOrExit(args.pipeline as string, registry);
+        const lines = [`${args.pipeline}`];
+        for (const s of [p.decode, ...p.steps]) {
+          lines.push(`${s.index < 0 ? '-' : s.index}. ${s.op}: ${s.descriptor.summary}`);
+          lines.push(`   options: ${JSON.stringify(s.options)}`);
+          const text = s.descriptor.explain?.(s.options);
+          if (text) lines.push(...text.split('\n').map((l) => `   ${l}`));
+        }
+        process.stdout.write(lines.join('\n') + '\n');
+      },
+    )
+    .demandCommand(1, 'name a command: run, ops, lint, explain')
+    .strict()
+    .help()
+    .wrap(Math.min(120, process.stdout.columns || 100));
+}
+
+export async function main(argv: string[]): Promise<void> {
+  try {
+    await buildCli(argv).parseAsync();
+  } catch (e) {
+    process.stderr.write(`mixstream: ${(e as Error).message}\n`);
+    process.exit(EXIT.failed);
+  }
+}

@@ -1,0 +1,494 @@
+// Bytes to records. NDJSON (plain, gzip or zstd, detected by magic bytes), Parquet files and
+// Arrow IPC streams/files. Bad input never throws: every problem becomes a counted, routed
+// error entry, and the records read before a truncated stream's end are still emitted.
+import { createReadStream, createWriteStream } from 'node:fs';
+import { open, stat } from 'node:fs/promises';
+import { isUtf8 } from 'node:buffer';
+import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { Readable } from 'node:stream';
+import zlib from 'node:zlib';
+import { decompress as zstdDecompress } from 'zstd-napi';
+import type { ErrorEntry } from '../context.ts';
+import type { Rec } from '../operator.ts';
+import { decompressor, detectCompression, detectContainer, peek } from './compression.ts';
+
+export interface DecodeOptions {
+  /** `auto` detects Parquet and Arrow by magic bytes and reads everything else as NDJSON. */
+  format: 'auto' | 'ndjson' | 'parquet' | 'arrow';
+  /** Lines longer than this many bytes are errors (`record_too_large`), skipped without being buffered. */
+  maxRecordBytes: number;
+  /** The field holding the document text. */
+  textField: string;
+  /** The field holding the document id. */
+  idField: string;
+  /** What to do with records without an id: generate `<input>:<line>` or treat as an error. */
+  missingId: 'generate' | 'error';
+  /** Records per batch handed to the next step. */
+  batchRecords: number;
+  /** Directory for spooling non-seekable Parquet input (stdin, HTTP). */
+  tmpDir?: string;
+}
+
+export const DEFAULT_DECODE: DecodeOptions = {
+  format: 'auto',
+  maxRecordBytes: 64 * 1024 * 1024,
+  textField: 'text',
+  idField: 'id',
+  missingId: 'generate',
+  batchRecords: 1024,
+};
+
+/** One input: a name for messages and a way to get its bytes. A `file` path allows random access (Parquet). */
+export interface InputSource {
+  name: string;
+  file?: string;
+  open(): Readable | Promise<Readable>;
+}
+
+export interface InputProgress {
+  /** Compressed (on-the-wire) bytes read so far. */
+  bytes: number;
+  records: number;
+  /** False until the input was read to its end without a stream error. */
+  complete: boolean;
+  error?: string;
+}
+
+export interface DecodeSink {
+  error(entry: ErrorEntry): void;
+  /** Set by the caller to stop reading early (signal, max errors); checked between batches. */
+  shouldStop?(): boolean;
+}
+
+export function fileInput(file: string): InputSource {
+  return { name: file, file, open: () => createReadStream(file, { highWaterMark: 1 << 20 }) };
+}
+
+export function stdinInput(): InputSource {
+  return { name: '<stdin>', open: () => process.stdin };
+}
+
+/** Counts bytes as they pass, for progress and the report. */
+async function* counting(source: AsyncIterable<Buffer>, progress: InputProgress): AsyncGenerator<Buffer> {
+  for await (const chunk of source) {
+    progress.bytes += chunk.length;
+    yield chunk;
+  }
+}
+
+const RAW_LIMIT = 4096;
+
+function rawOf(buf: Buffer): { raw: string; rawEncoding?: 'base64'; rawTruncated?: boolean } {
+  const truncated = buf.length > RAW_LIMIT * 16;
+  const b = truncated ? buf.subarray(0, RAW_LIMIT * 16) : buf;
+  return isUtf8(b) ? { raw: b.toString('utf8'), ...(truncated && { rawTruncated: true }) } : { raw: b.toString('base64'), rawEncoding: 'base64', ...(truncated && { rawTruncated: true }) };
+}
+
+/**
+ * Turns one parsed JSON value into a record, or reports why it cannot be one.
+ * Shared by every container format so the rules are the same everywhere.
+ */
+export class RecordChecker {
+  constructor(
+    private readonly opts: DecodeOptions,
+    private readonly sink: DecodeSink,
+  ) {}
+
+  check(value: unknown, input: string, line: number, raw: () => unknown): Rec | undefined {
+    const o = this.opts;
+    if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+      this.fail(input, line, 'not_an_object', `expected a JSON object, got ${Array.isArray(value) ? 'an array' : value === null ? 'null' : typeof value}`, raw());
+      return undefined;
+    }
+    const rec = value as Record<string, unknown>;
+    const text = rec[o.textField];
+    if (typeof text !== 'string') {
+      this.fail(input, line, 'missing_text', text === undefined ? `no "${o.textField}" field` : `"${o.textField}" is ${text === null ? 'null' : typeof text}, expected a string`, raw());
+      return undefined;
+    }
+    if (text.trim() === '') {
+      this.fail(input, line, 'empty_text', `"${o.textField}" is empty`, raw());
+      return undefined;
+    }
+    if (o.textField !== 'text') rec.text = text;
+    const id = rec[o.idField];
+    if (id === undefined || id === null || id === '') {
+      if (o.missingId === 'error') {
+        this.fail(input, line, 'missing_id', `no "${o.idField}" field`, raw());
+        return undefined;
+      }
+      rec[o.idField] = `${path.basename(input)}:${line}`;
+    } else if (typeof id !== 'string') {
+      if (typeof id !== 'number' && typeof id !== 'bigint') {
+        this.fail(input, line, 'invalid_id', `"${o.idField}" is ${typeof id}, expected a string or number`, raw());
+        return undefined;
+      }
+    }
+    if (o.idField !== 'id') rec.id = String(rec[o.idField]);
+    return rec as Rec;
+  }
+
+  fail(input: string, line: number | undefined, reason: string, message: string, raw: unknown, extra: Record<string, unknown> = {}): void {
+    const entry: ErrorEntry = { input, reason, message, ...extra };
+    if (line !== undefined) entry.line = line;
+    if (raw !== undefined) {
+      if (Buffer.isBuffer(raw)) Object.assign(entry, rawOf(raw));
+      else entry.raw = raw;
+    }
+    this.sink.error(entry);
+  }
+}
+
+/**
+ * Splits an NDJSON byte stream into records, line by line. Validates UTF-8 per chunk (and per
+ * line only when a chunk fails), strips a leading BOM and CR line ends, skips blank lines, and
+ * never buffers more than `maxRecordBytes` of one line.
+ */
+export async function* decodeNdjson(
+  bytes: AsyncIterable<Buffer>,
+  input: string,
+  opts: DecodeOptions,
+  sink: DecodeSink,
+  progress: InputProgress,
+): AsyncGenerator<Rec[]> {
+  const checker = new RecordChecker(opts, sink);
+  let carry: Buffer | undefined;
+  let lineNo = 0;
+  let offset = 0; // byte offset of the start of `carry` / next line
+  let skipping: { line: number; offset: number; bytes: number; head: Buffer } | undefined;
+  let batch: Rec[] = [];
+  let first = true;
+
+  const parseLine = (str: string, line: number, rawBuf: () => Buffer | string) => {
+    if (first) {
+      first = false;
+      if (str.charCodeAt(0) === 0xfeff) str = str.slice(1);
+    }
+    if (str.charCodeAt(str.length - 1) === 13) str = str.slice(0, -1);
+    if (str.length === 0 || (str.charCodeAt(0) <= 32 && str.trim() === '')) return;
+    let value: unknown;
+    try {
+      value = JSON.parse(str);
+    } catch (e) {
+      checker.fail(input, line, 'invalid_json', (e as Error).message, rawBuf());
+      return;
+    }
+    const rec = checker.check(value, input, line, () => str);
+    if (rec) {
+      batch.push(rec);
+      progress.records++;
+    }
+  };
+
+  // Handles a run of complete lines [start, end) of `buf`, each terminated by \n.
+  const handleLines = (buf: Buffer) => {
+    if (isUtf8(buf)) {
+      const text = buf.toString('utf8');
+      let pos = 0;
+      for (;;) {
+        const nl = text.indexOf('\n', pos);
+        if (nl < 0) break;
+        lineNo++;
+        const line = lineNo;
+        const str = text.slice(pos, nl);
+        if (str.length > opts.maxRecordBytes / 3 && Buffer.byteLength(str) > opts.maxRecordBytes) {
+          checker.fail(input, line, 'record_too_large', `line of ${Buffer.byteLength(str)} bytes exceeds maxRecordBytes ${opts.maxRecordBytes}`, Buffer.from(str.slice(0, RAW_LIMIT)), { rawTruncated: true, bytes: Buffer.byteLength(str) });
+        } else {
+          parseLine(str, line, () => str);
+        }
+        pos = nl + 1;
+      }
+      return;
+    }
+    let pos = 0;
+    for (;;) {
+      const nl = buf.indexOf(10, pos);
+      if (nl < 0) break;
+      lineNo++;
+      const lineBuf = buf.subarray(pos, nl);
+      if (isUtf8(lineBuf)) parseLine(lineBuf.toString('utf8'), lineNo, () => lineBuf);
+      else checker.fail(input, lineNo, 'invalid_utf8', 'line is not valid UTF-8 (raw bytes in base64)', lineBuf);
+      pos = nl + 1;
+    }
+  };
+
+  const flushBatch = function* () {
+    if (batch.length) {
+      const b = batch;
+      batch = [];
+      yield b;
+    }
+  };
+
+  try {
+    for await (const chunk of bytes) {
+      let buf: Buffer = chunk;
+      if (skipping) {
+        const nl = buf.indexOf(10);
+        if (nl < 0) {
+          skipping.bytes += buf.length;
+          offset += buf.length;
+          continue;
+        }
+        skipping.bytes += nl;
+        checker.fail(input, skipping.line, 'record_too_large', `line of ${skipping.bytes} bytes exceeds maxRecordBytes ${opts.maxRecordBytes}; skipped (its bytes start at offset ${skipping.offset})`, skipping.head, {
+          rawTruncated: true,
+          offset: skipping.offset,
+          bytes: skipping.bytes,
+        });
+        skipping = undefined;
+        offset += nl + 1;
+        buf = buf.subarray(nl + 1);
+      } else if (carry) {
+        buf = Buffer.concat([carry, buf]);
+        carry = undefined;
+      }
+      const last = buf.lastIndexOf(10);
+      if (last >= 0) {
+        handleLines(buf.subarray(0, last + 1));
+        offset += last + 1;
+        buf = buf.subarray(last + 1);
+      }
+      if (buf.length > opts.maxRecordBytes) {
+        lineNo++;
+        skipping = { line: lineNo, offset, bytes: buf.length, head: Buffer.from(buf.subarray(0, RAW_LIMIT)) };
+        offset += buf.length;
+      } else if (buf.length) {
+        carry = Buffer.from(buf); // copy: the chunk it points into can be reused
+      }
+      if (batch.length >= opts.batchRecords) yield* flushBatch();
+      if (sink.shouldStop?.()) {
+        yield* flushBatch();
+        return;
+      }
+    }
+  } catch (e) {
+    // A stream error (truncated gzip/zstd, read failure): keep what was read, report the rest.
+    progress.error = (e as Error).message;
+    yield* flushBatch();
+    const partial = carry && carry.length ? carry : undefined;
+    checker.fail(input, partial ? lineNo + 1 : undefined, 'truncated_input', `input ended early: ${(e as Error).message}${partial ? '; the last, incomplete line is attached' : ''}`, partial, { offset });
+    return;
+  }
+  if (skipping) {
+    checker.fail(input, skipping.line, 'record_too_large', `line of ${skipping.bytes} bytes exceeds maxRecordBytes ${opts.maxRecordBytes}; skipped`, skipping.head, { rawTruncated: true, offset: skipping.offset, bytes: skipping.bytes });
+  } else if (carry && carry.length) {
+    // The last line has no newline: still a record.
+    lineNo++;
+    const lineBuf = carry;
+    if (isUtf8(lineBuf)) parseLine(lineBuf.toString('utf8'), lineNo, () => lineBuf);
+    else checker.fail(input, lineNo, 'invalid_utf8', 'line is not valid UTF-8 (raw bytes in base64)', lineBuf);
+  }
+  yield* flushBatch();
+  progress.complete = true;
+}
+
+/** JSON-safe plain values from Arrow/Parquet cells (BigInt, typed arrays, dates, nested rows). */
+export function plainValue(v: unknown): unknown {
+  if (v === null || v === undefined) return v ?? null;
+  switch (typeof v) {
+    case 'bigint':
+      return v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v.toString();
+    case 'object': {
+      if (v instanceof Date) return v.toISOString();
+      if (v instanceof Uint8Array) return Buffer.from(v).toString('base64');
+      if (ArrayBuffer.isView(v)) return Array.from(v as unknown as ArrayLike<number | bigint>, plainValue);
+      if (Array.isArray(v)) return v.map(plainValue);
+      const maybe = v as { toJSON?: () => unknown; toArray?: () => unknown[] };
+      if (typeof maybe.toArray === 'function' && !(Symbol.iterator in Object(v) && typeof maybe.toJSON === 'function' && !Array.isArray(maybe.toJSON()))) {
+        return maybe.toArray().map(plainValue);
+      }
+      const src = typeof maybe.toJSON === 'function' ? (maybe.toJSON() as Record<string, unknown>) : (v as Record<string, unknown>);
+      if (Array.isArray(src)) return src.map(plainValue);
+      const out: Record<string, unknown> = {};
+      for (const [k, x] of Object.entries(src)) out[k] = plainValue(x);
+      return out;
+    }
+    default:
+      return v;
+  }
+}
+
+const parquetCompressors = {
+  ZSTD: (input: Uint8Array) => new Uint8Array(zstdDecompress(input)),
+  GZIP: (input: Uint8Array) => new Uint8Array(zlib.gunzipSync(input)),
+  BROTLI: (input: Uint8Array) => new Uint8Array(zlib.brotliDecompressSync(input)),
+};
+
+/** Reads a Parquet file row group by row group, so memory holds one row group at a time. */
+export async function* decodeParquet(file: string, input: string, opts: DecodeOptions, sink: DecodeSink, progress: InputProgress): AsyncGenerator<Rec[]> {
+  const { parquetMetadataAsync, parquetReadObjects } = await import('hyparquet');
+  const checker = new RecordChecker(opts, sink);
+  const handle = await open(file, 'r');
+  try {
+    const { size } = await handle.stat();
+    const asyncBuffer = {
+      byteLength: size,
+      async slice(start: number, end?: number): Promise<ArrayBuffer> {
+        const stop = end ?? size;
+        const buf = Buffer.allocUnsafe(stop - start);
+        await handle.read(buf, 0, buf.length, start);
+        return buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.length) as ArrayBuffer;
+      },
+    };
+    let metadata;
+    try {
+      metadata = await parquetMetadataAsync(asyncBuffer);
+    } catch (e) {
+      checker.fail(input, undefined, 'invalid_parquet', `cannot read Parquet metadata: ${(e as Error).message}`, undefined);
+      progress.error = (e as Error).message;
+      return;
+    }
+    let row = 0;
+    for (const group of metadata.row_groups) {
+      const n = Number(group.num_rows);
+      let rows: Record<string, unknown>[];
+      try {
+        rows = (await parquetReadObjects({ file: asyncBuffer, metadata, rowStart: row, rowEnd: row + n, compressors: parquetCompressors })) as Record<string, unknown>[];
+      } catch (e) {
+        checker.fail(input, row + 1, 'invalid_parquet', `cannot read row group at row ${row}: ${(e as Error).message}`, undefined);
+        progress.error = (e as Error).message;
+        return;
+      }
+      let batch: Rec[] = [];
+      for (let i = 0; i < rows.length; i++) {
+        const value = plainValue(rows[i]);
+        const rec = checker.check(value, input, row + i + 1, () => value);
+        if (rec) {
+          batch.push(rec);
+          progress.records++;
+        }
+        if (batch.length >= opts.batchRecords) {
+          yield batch;
+          batch = [];
+        }
+      }
+      if (batch.length) yield batch;
+      row += n;
+      if (sink.shouldStop?.()) return;
+    }
+    progress.complete = true;
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Reads Arrow IPC (stream or file format), one record batch at a time. */
+export async function* decodeArrow(bytes: AsyncIterable<Buffer>, input: string, opts: DecodeOptions, sink: DecodeSink, progress: InputProgress): AsyncGenerator<Rec[]> {
+  const { RecordBatchReader } = await import('apache-arrow');
+  const checker = new RecordChecker(opts, sink);
+  let row = 0;
+  try {
+    const reader = await RecordBatchReader.from(bytes as AsyncIterable<Uint8Array>);
+    for await (const rb of reader) {
+      const fields = rb.schema.fields.map((f) => f.name);
+      const columns = fields.map((_, i) => rb.getChildAt(i));
+      let batch: Rec[] = [];
+      for (let r = 0; r < rb.numRows; r++) {
+        const obj: Record<string, unknown> = {};
+        for (let c = 0; c < fields.length; c++) obj[fields[c]] = plainValue(columns[c]?.get(r));
+        row++;
+        const rec = checker.check(obj, input, row, () => obj);
+        if (rec) {
+          batch.push(rec);
+          progress.records++;
+        }
+        if (batch.length >= opts.batchRecords) {
+          yield batch;
+          batch = [];
+        }
+      }
+      if (batch.length) yield batch;
+      if (sink.shouldStop?.()) return;
+    }
+    progress.complete = true;
+  } catch (e) {
+    progress.error = (e as Error).message;
+    checker.fail(input, row + 1, 'truncated_input', `Arrow stream ended early or is invalid: ${(e as Error).message}`, undefined);
+  }
+}
+
+/** Copies a non-seekable stream to a temporary file (Parquet needs random access). */
+async function spool(bytes: AsyncIterable<Buffer>, tmpDir: string, name: string): Promise<string> {
+  const file = path.join(tmpDir, `spool-${Date.now()}-${Math.random().toString(36).slice(2)}-${path.basename(name).replace(/[^\w.-]/g, '_')}`);
+  await pipeline(Readable.from(bytes), createWriteStream(file));
+  return file;
+}
+
+/**
+ * Decodes one input of any supported kind into batches of records. Never throws for bad
+ * data: stream errors, bad lines and unreadable containers are reported to `sink.error` and
+ * reflected in `progress.complete`.
+ */
+export async function* decodeInput(source: InputSource, opts: DecodeOptions, sink: DecodeSink, progress: InputProgress): AsyncGenerator<Rec[]> {
+  const checker = new RecordChecker(opts, sink);
+  let raw: Readable;
+  try {
+    raw = await source.open();
+  } catch (e) {
+    progress.error = (e as Error).message;
+    checker.fail(source.name, undefined, 'unreadable_input', `cannot open input: ${(e as Error).message}`, undefined);
+    return;
+  }
+  let wire: AsyncIterable<Buffer> = counting(raw, progress);
+  let head: Buffer;
+  try {
+    ({ head, stream: wire } = await peek(wire, 8));
+  } catch (e) {
+    progress.error = (e as Error).message;
+    checker.fail(source.name, undefined, 'unreadable_input', `cannot read input: ${(e as Error).message}`, undefined);
+    return;
+  }
+  const compression = detectCompression(head);
+  if (typeof compression === 'object') {
+    progress.error = `${compression.unsupported} compression is not supported`;
+    checker.fail(source.name, undefined, 'unsupported_compression', `${compression.unsupported}-compressed input is not supported (use gzip or zstd, or decompress it first)`, undefined);
+    raw.destroy();
+    return;
+  }
+  let bytes: AsyncIterable<Buffer> = wire;
+  if (compression !== 'none') {
+    const d = decompressor(compression);
+    Readable.from(wire).on('error', (e) => d.destroy(e)).pipe(d);
+    bytes = d;
+  }
+  let container: ReturnType<typeof detectContainer> = 'ndjson';
+  let inner: Buffer;
+  try {
+    ({ head: inner, stream: bytes } = await peek(bytes, 8));
+  } catch (e) {
+    progress.error = (e as Error).message;
+    checker.fail(source.name, undefined, 'truncated_input', `input ended early: ${(e as Error).message}`, undefined);
+    return;
+  }
+  if (opts.format === 'auto') container = detectContainer(inner);
+  else container = opts.format === 'arrow' ? 'arrow-stream' : opts.format;
+
+  if (container === 'parquet') {
+    let file = source.file;
+    if (file && compression === 'none') {
+      raw.destroy();
+      progress.bytes = (await fileSize(file)) ?? 0;
+    } else {
+      // Not seekable (stdin, HTTP, compressed): copy to a temporary file first.
+      if (!opts.tmpDir) throw new Error('decodeInput: tmpDir is required to read Parquet from a stream');
+      file = await spool(bytes, opts.tmpDir, source.name);
+    }
+    yield* decodeParquet(file, source.name, opts, sink, progress);
+    return;
+  }
+  if (container === 'arrow-stream' || container === 'arrow-file') {
+    yield* decodeArrow(bytes, source.name, opts, sink, progress);
+    return;
+  }
+  yield* decodeNdjson(bytes, source.name, opts, sink, progress);
+}
+
+export async function fileSize(file: string): Promise<number | undefined> {
+  try {
+    return (await stat(file)).size;
+  } catch {
+    return undefined;
+  }
+}

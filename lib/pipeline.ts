@@ -1,0 +1,212 @@
+// Pipeline files (.ts, .json, .yaml): loading, and validation of every step before any data is read.
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import YAML from 'yaml';
+import type { OperatorDescriptor } from './operator.ts';
+import { validateOptions, type OptionError } from './options.ts';
+import { isPathReference, loadOperatorFile, type Registry } from './registry.ts';
+
+/** One step: an operator name (or a path to a custom operator file) and its options. */
+export interface StepSpec {
+  op: string;
+  [option: string]: unknown;
+}
+
+export interface PipelineSpec {
+  /** Optional description shown by `lint`. */
+  description?: string;
+  /** Input files (default: the CLI's inputs, else stdin). */
+  source?: string | string[] | { inputs: string[] };
+  steps: StepSpec[];
+  /** Output file (default: `-o`, else stdout). Compression follows the extension. */
+  sink?: string | { path: string };
+  /** Error output for bad records (same as `--errors`). */
+  errors?: string;
+  /** Output for records dropped by steps (same as `--rejects`). */
+  rejects?: string;
+}
+
+/** Typed helper for TypeScript pipeline files: `export default definePipeline({ steps: [...] })`. */
+export function definePipeline(spec: PipelineSpec): PipelineSpec {
+  return spec;
+}
+
+export interface ValidationError {
+  /** 0-based step index, or undefined for pipeline-level errors. */
+  step?: number;
+  op?: string;
+  path: string;
+  message: string;
+}
+
+export class PipelineError extends Error {
+  constructor(
+    readonly file: string,
+    readonly errors: ValidationError[],
+  ) {
+    super(`${file}: ${errors.length} error(s)\n${formatErrors(errors)}`);
+  }
+}
+
+export function formatErrors(errors: ValidationError[]): string {
+  return errors
+    .map((e) => {
+      const where = e.step !== undefined ? `step ${e.step} (${e.op ?? '?'})` : 'pipeline';
+      return `  ${where}${e.path ? ` ${e.path}` : ''}: ${e.message}`;
+    })
+    .join('\n');
+}
+
+export interface ResolvedStep {
+  index: number;
+  op: string;
+  descriptor: OperatorDescriptor;
+  options: Record<string, unknown>;
+}
+
+export interface ResolvedPipeline {
+  file: string;
+  baseDir: string;
+  spec: PipelineSpec;
+  /** The decode step's options (an explicit first `decode` step, or its defaults). */
+  decode: ResolvedStep;
+  /** Every step after decode. */
+  steps: ResolvedStep[];
+  inputs: string[];
+  sink?: string;
+}
+
+/** Reads a pipeline file of any supported kind into its plain spec. */
+export async function loadPipelineFile(file: string): Promise<PipelineSpec> {
+  if (!existsSync(file)) throw new PipelineError(file, [{ path: '', message: 'pipeline file not found' }]);
+  const ext = path.extname(file).toLowerCase();
+  try {
+    if (ext === '.json') return JSON.parse(readFileSync(file, 'utf8'));
+    if (ext === '.yaml' || ext === '.yml') return YAML.parse(readFileSync(file, 'utf8'));
+    if (ext === '.ts' || ext === '.mts' || ext === '.js' || ext === '.mjs') {
+      const mod = await import(pathToFileURL(path.resolve(file)).href);
+      return mod.default ?? mod.pipeline;
+    }
+  } catch (e) {
+    throw new PipelineError(file, [{ path: '', message: `cannot parse ${ext.slice(1).toUpperCase()}: ${(e as Error).message}` }]);
+  }
+  throw new PipelineError(file, [{ path: '', message: `unknown pipeline file type "${ext}": use .json, .yaml, .yml or .ts` }]);
+}
+
+const TOP_LEVEL = ['description', 'source', 'steps', 'sink', 'errors', 'rejects'];
+
+function asList(source: PipelineSpec['source']): string[] | undefined {
+  if (source === undefined) return undefined;
+  if (typeof source === 'string') return [source];
+  if (Array.isArray(source)) return source;
+  return source.inputs;
+}
+
+/**
+ * Resolves every step to its descriptor and validates all options. Collects every error
+ * (unknown operators with suggestions, unknown options, wrong types and ranges, cross-option
+ * checks) and throws them together in one PipelineError.
+ */
+export async function resolvePipeline(spec: unknown, registry: Registry, file = '<pipeline>', baseDir = process.cwd()): Promise<ResolvedPipeline> {
+  const errors: ValidationError[] = [];
+  if (spec === null || typeof spec !== 'object' || Array.isArray(spec)) {
+    throw new PipelineError(file, [{ path: '', message: 'a pipeline is an object with a "steps" list' }]);
+  }
+  const p = spec as PipelineSpec;
+  for (const key of Object.keys(p)) {
+    if (!TOP_LEVEL.includes(key)) errors.push({ path: key, message: `unknown pipeline key; expected one of ${TOP_LEVEL.join(', ')}` });
+  }
+  if (!Array.isArray(p.steps)) {
+    errors.push({ path: 'steps', message: 'expected a list of steps like [{"op": "normalize"}]' });
+    throw new PipelineError(file, errors);
+  }
+  const inputs = asList(p.source);
+  if (p.source !== undefined && (!inputs || !inputs.every((i) => typeof i === 'string'))) {
+    errors.push({ path: 'source', message: 'expected a path, a list of paths, or {"inputs": [...]}' });
+  }
+  const sink = typeof p.sink === 'string' ? p.sink : p.sink?.path;
+  if (p.sink !== undefined && typeof sink !== 'string') errors.push({ path: 'sink', message: 'expected a path or {"path": "..."}' });
+
+  const resolved: ResolvedStep[] = [];
+  for (let index = 0; index < p.steps.length; index++) {
+    const step = p.steps[index] as StepSpec;
+    if (step === null || typeof step !== 'object' || Array.isArray(step)) {
+      errors.push({ step: index, path: '', message: 'a step is an object like {"op": "normalize", ...options}' });
+      continue;
+    }
+    const { op, ...given } = step;
+    if (typeof op !== 'string' || !op) {
+      errors.push({ step: index, path: 'op', message: 'missing "op": the operator name' });
+      continue;
+    }
+    let descriptor: OperatorDescriptor | undefined;
+    if (isPathReference(op)) {
+      const opFile = path.resolve(baseDir, op);
+      if (!existsSync(opFile)) {
+        errors.push({ step: index, op, path: 'op', message: `custom operator file not found: ${opFile}` });
+        continue;
+      }
+      try {
+        descriptor = await loadOperatorFile(opFile);
+      } catch (e) {
+        errors.push({ step: index, op, path: 'op', message: (e as Error).message });
+        continue;
+      }
+    } else {
+      descriptor = registry.get(op);
+      if (!descriptor) {
+        const hint = registry.suggest(op);
+        errors.push({ step: index, op, path: 'op', message: `unknown operator "${op}"${hint.length ? `; did you mean ${hint.map((h) => `"${h}"`).join(' or ')}?` : ''} (see \`mixstream ops\`)` });
+        continue;
+      }
+    }
+    const optionErrors: OptionError[] = [];
+    const options = validateOptions(given, descriptor.options, optionErrors);
+    if (optionErrors.length === 0 && descriptor.check) {
+      try {
+        optionErrors.push(...descriptor.check(options));
+      } catch (e) {
+        optionErrors.push({ path: '', message: (e as Error).message });
+      }
+    }
+    for (const e of optionErrors) errors.push({ step: index, op, path: e.path, message: e.message });
+    if (descriptor.name === 'decode' && index !== 0) {
+      errors.push({ step: index, op, path: 'op', message: 'decode reads the inputs, so it can only be the first step' });
+    }
+    resolved.push({ index, op, descriptor, options });
+  }
+  for (const r of resolved) {
+    if (r.index > 0 && r.descriptor.name !== 'decode' && resolved.length && isSourceOnly(r.descriptor)) {
+      errors.push({ step: r.index, op: r.op, path: 'op', message: `${r.op} generates records, so it can only be the first step` });
+    }
+  }
+  if (errors.length) throw new PipelineError(file, errors);
+
+  let decode: ResolvedStep;
+  let steps = resolved;
+  if (resolved[0]?.descriptor.name === 'decode') {
+    decode = resolved[0];
+    steps = resolved.slice(1);
+  } else {
+    const d = registry.get('decode');
+    if (!d) throw new Error('the decode operator is not registered');
+    decode = { index: -1, op: 'decode', descriptor: d, options: validateOptions({}, d.options, []) };
+  }
+  return { file, baseDir, spec: p, decode, steps, inputs: inputs ?? [], sink };
+}
+
+/** Operators that declare themselves sources (they generate records; see `mix`). */
+function isSourceOnly(d: OperatorDescriptor): boolean {
+  return d.source === true;
+}
+
+/** Loads and validates a pipeline file; relative paths inside it resolve against its directory. */
+export async function loadPipeline(file: string, registry: Registry): Promise<ResolvedPipeline> {
+  const spec = await loadPipelineFile(file);
+  const baseDir = path.dirname(path.resolve(file));
+  const resolved = await resolvePipeline(spec, registry, file, baseDir);
+  resolved.inputs = resolved.inputs.map((i) => (i === '-' || /^https?:\/\//.test(i) ? i : path.resolve(baseDir, i)));
+  if (resolved.sink && resolved.sink !== '-') resolved.sink = path.resolve(baseDir, resolved.sink);
+  return resolved;
+}

@@ -1,0 +1,268 @@
+// One-pass weighted sampling without replacement (Efraimidis & Spirakis 2006, algorithm A-Res):
+// each item gets the key u^(1/w) for a uniform u in (0, 1), held as log(u)/w (same order, no
+// underflow for small w); the sample is the items with the largest keys. Sorting all items by
+// key is the same as drawing them one after another with probability proportional to weight,
+// so a prefix of that order is a weighted sample without replacement.
+//
+// Two stopping rules:
+//   count k        the k largest keys;
+//   budget B       the longest prefix of the key order whose token total is <= B (draw until
+//                  the next draw would not fit; items larger than B alone are never drawn).
+// Both keep only sampled items. Item bodies beyond `memoryBytes` go to an append-only spill
+// file; keys stay in memory (a few dozen bytes per sampled item).
+import { closeSync, openSync, readSync, rmSync, writeSync } from 'node:fs';
+import path from 'node:path';
+
+let spillFiles = 0;
+
+/** 32-bit finalizer (murmur3 fmix32). */
+function fmix32(h: number): number {
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return h >>> 0;
+}
+
+function hashString(s: string, seed: number): number {
+  let h = seed >>> 0;
+  for (let i = 0; i < s.length; i++) {
+    h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
+    h = (h ^ (h >>> 15)) >>> 0;
+  }
+  return fmix32(h ^ s.length);
+}
+
+/**
+ * A uniform number in (0, 1) from (seed, id): the same record gets the same u on any machine,
+ * in any order, so shard samples merge (the top keys of the union). 52 random bits.
+ */
+export function uniformFor(seed: number, id: string): number {
+  const a = hashString(id, fmix32(seed ^ 0x9e3779b9));
+  const b = hashString(id, fmix32((seed + 0x7f4a7c15) ^ 0x85ebca6b));
+  const hi = fmix32(a ^ Math.imul(b, 0x27d4eb2f)) >>> 12; // 20 bits
+  const lo = fmix32(b ^ Math.imul(a, 0x165667b1)); // 32 bits
+  return (hi * 4294967296 + lo + 0.5) / 4503599627370496; // (0, 1)
+}
+
+/** Efraimidis-Spirakis key log(u^(1/w)) = log(u)/w; -Infinity for weights <= 0 (never sampled). */
+export function esKey(u: number, weight: number): number {
+  return weight > 0 ? Math.log(u) / weight : -Infinity;
+}
+
+interface Entry<T> {
+  key: number;
+  tokens: number;
+  /** Arrival order: output order and tie-break. */
+  seq: number;
+  item?: T;
+  /** In the spill file when `item` is undefined. */
+  off: number;
+  len: number;
+  bytes: number;
+}
+
+/** Min-heap on (key, then later seq first), so the root is the entry to evict. */
+class MinHeap<T> {
+  readonly a: Entry<T>[] = [];
+  private less(x: Entry<T>, y: Entry<T>): boolean {
+    return x.key < y.key || (x.key === y.key && x.seq > y.seq);
+  }
+  get size(): number {
+    return this.a.length;
+  }
+  peek(): Entry<T> | undefined {
+    return this.a[0];
+  }
+  push(e: Entry<T>): void {
+    const a = this.a;
+    a.push(e);
+    let i = a.length - 1;
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      if (!this.less(a[i], a[p])) break;
+      [a[i], a[p]] = [a[p], a[i]];
+      i = p;
+    }
+  }
+  pop(): Entry<T> | undefined {
+    const a = this.a;
+    const top = a[0];
+    const last = a.pop();
+    if (a.length && last) {
+      a[0] = last;
+      let i = 0;
+      for (;;) {
+        const l = 2 * i + 1;
+        const r = l + 1;
+        let m = i;
+        if (l < a.length && this.less(a[l], a[m])) m = l;
+        if (r < a.length && this.less(a[r], a[m])) m = r;
+        if (m === i) break;
+        [a[i], a[m]] = [a[m], a[i]];
+        i = m;
+      }
+    }
+    return top;
+  }
+}
+
+export interface WeightedReservoirOptions<T> {
+  /** Sample size (count rule). */
+  count?: number;
+  /** Token budget (budget rule). Exactly one of count / budgetTokens. */
+  budgetTokens?: number;
+  /** Item bodies kept in memory up to this many bytes (as measured by `sizeOf`); the rest spill. */
+  memoryBytes: number;
+  /** Directory for the spill file (created lazily). */
+  spillDir: () => string;
+  serialize(item: T): string;
+  deserialize(s: string): T;
+  /** Approximate in-memory size of an item, in bytes. */
+  sizeOf(item: T): number;
+}
+
+export interface ReservoirStats {
+  offered: number;
+  admitted: number;
+  evicted: number;
+  /** Items that alone exceed the token budget. */
+  tooLarge: number;
+  spilledItems: number;
+  spillFileBytes: number;
+  memoryBytes: number;
+  peakMemoryBytes: number;
+}
+
+export class WeightedReservoir<T> {
+  private readonly heap = new MinHeap<T>();
+  private tokens = 0;
+  private seq = 0;
+  private fd: number | undefined;
+  private file: string | undefined;
+  private fileEnd = 0;
+  readonly stats: ReservoirStats = { offered: 0, admitted: 0, evicted: 0, tooLarge: 0, spilledItems: 0, spillFileBytes: 0, memoryBytes: 0, peakMemoryBytes: 0 };
+
+  constructor(private readonly o: WeightedReservoirOptions<T>) {
+    if ((o.count === undefined) === (o.budgetTokens === undefined)) throw new Error('exactly one of count and budgetTokens is required');
+  }
+
+  /** Current sample size and token total. */
+  get size(): number {
+    return this.heap.size;
+  }
+  get sampleTokens(): number {
+    return this.tokens;
+  }
+
+  /** Offers an item with its key (see `esKey`) and token count; returns whether it is in the sample now. */
+  offer(item: T, key: number, tokens: number): boolean {
+    this.stats.offered++;
+    const seq = this.seq++;
+    if (key === -Infinity || Number.isNaN(key)) return false;
+    const { count, budgetTokens } = this.o;
+    if (count !== undefined) {
+      if (count <= 0) return false;
+      if (this.heap.size >= count) {
+        const min = this.heap.peek()!;
+        if (key <= min.key) return false;
+        this.evict();
+      }
+      this.admit(item, key, tokens, seq);
+      return true;
+    }
+    if (tokens > budgetTokens!) {
+      this.stats.tooLarge++;
+      return false;
+    }
+    // Budget rule: the sample is a prefix of the key order. `cutKey` is the largest key that
+    // fell out of the prefix (evicted, or did not fit after it): nothing below it can enter.
+    if (key <= this.cutKey) return false;
+    const min = this.heap.peek();
+    if (min && key < min.key && this.tokens + tokens > budgetTokens!) {
+      this.cutKey = key;
+      return false;
+    }
+    this.admit(item, key, tokens, seq);
+    while (this.tokens > budgetTokens!) {
+      const e = this.evict();
+      if (e.key > this.cutKey) this.cutKey = e.key;
+    }
+    return this.lastAdmittedAlive;
+  }
+
+  private cutKey = -Infinity;
+  private lastAdmittedSeq = -1;
+  private lastAdmittedAlive = false;
+
+  private admit(item: T, key: number, tokens: number, seq: number): void {
+    const bytes = this.o.sizeOf(item);
+    const e: Entry<T> = { key, tokens, seq, off: 0, len: 0, bytes: 0 };
+    if (this.stats.memoryBytes + bytes <= this.o.memoryBytes) {
+      e.item = item;
+      e.bytes = bytes;
+      this.stats.memoryBytes += bytes;
+      if (this.stats.memoryBytes > this.stats.peakMemoryBytes) this.stats.peakMemoryBytes = this.stats.memoryBytes;
+    } else {
+      const buf = Buffer.from(this.o.serialize(item) + '\n', 'utf8');
+      if (this.fd === undefined) {
+        this.file = path.join(this.o.spillDir(), `reservoir-${process.pid}-${++spillFiles}.jsonl`);
+        this.fd = openSync(this.file, 'w+');
+      }
+      writeSync(this.fd, buf, 0, buf.length, this.fileEnd);
+      e.off = this.fileEnd;
+      e.len = buf.length;
+      this.fileEnd += buf.length;
+      this.stats.spilledItems++;
+      this.stats.spillFileBytes = this.fileEnd;
+    }
+    this.heap.push(e);
+    this.tokens += tokens;
+    this.stats.admitted++;
+    this.lastAdmittedSeq = seq;
+    this.lastAdmittedAlive = true;
+  }
+
+  private evict(): Entry<T> {
+    const e = this.heap.pop()!;
+    this.tokens -= e.tokens;
+    this.stats.memoryBytes -= e.bytes;
+    this.stats.evicted++;
+    if (e.seq === this.lastAdmittedSeq) this.lastAdmittedAlive = false;
+    return e;
+  }
+
+  /**
+   * The sample in arrival order, in batches of `batchSize`, read back from the spill file as
+   * needed. Ends the reservoir.
+   */
+  *drain(batchSize = 1024): Generator<{ item: T; key: number; tokens: number }[]> {
+    const entries = this.heap.a.slice().sort((x, y) => x.seq - y.seq);
+    this.heap.a.length = 0;
+    try {
+      for (let k = 0; k < entries.length; k += batchSize) {
+        yield entries.slice(k, k + batchSize).map((e) => {
+          let item = e.item;
+          if (item === undefined) {
+            const buf = Buffer.allocUnsafe(e.len);
+            readSync(this.fd!, buf, 0, e.len, e.off);
+            item = this.o.deserialize(buf.toString('utf8', 0, e.len - 1));
+          }
+          e.item = undefined;
+          return { item, key: e.key, tokens: e.tokens };
+        });
+      }
+    } finally {
+      this.close();
+    }
+  }
+
+  close(): void {
+    if (this.fd !== undefined) {
+      closeSync(this.fd);
+      rmSync(this.file!, { force: true });
+    }
+    this.fd = undefined;
+  }
+}

@@ -241,7 +241,15 @@ export async function* decodeNdjson(
         offset += nl + 1;
         buf = buf.subarray(nl + 1);
       } else if (carry) {
-        buf = Buffer.concat([carry, buf]);
+        // Complete the carried partial line with this chunk's first line, without copying the whole chunk.
+        const nl = buf.indexOf(10);
+        if (nl < 0 || carry.length + nl > opts.maxRecordBytes) {
+          buf = Buffer.concat([carry, buf]);
+        } else {
+          handleLines(Buffer.concat([carry, buf.subarray(0, nl + 1)]));
+          offset += carry.length + nl + 1;
+          buf = buf.subarray(nl + 1);
+        }
         carry = undefined;
       }
       const last = buf.lastIndexOf(10);

@@ -1,0 +1,147 @@
+import t from 'tap';
+import { Readable } from 'node:stream';
+import { gzipSync } from 'node:zlib';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { compress as zstdCompress } from 'zstd-napi';
+import type { ErrorEntry } from '../../lib/context.ts';
+import { decodeInput, DEFAULT_DECODE, type DecodeOptions, type InputProgress } from '../../lib/io/decode.ts';
+import type { Rec } from '../../lib/operator.ts';
+import { ROOT, SAMPLES, tmpdir } from '../helpers.ts';
+
+async function decode(bytes: Buffer, opts: Partial<DecodeOptions> = {}, chunk = 1 << 16, file?: string) {
+  const errors: ErrorEntry[] = [];
+  const progress: InputProgress = { bytes: 0, records: 0, complete: false };
+  const chunks: Buffer[] = [];
+  for (let i = 0; i < bytes.length; i += chunk) chunks.push(bytes.subarray(i, i + chunk));
+  const records: Rec[] = [];
+  const source = { name: 'in.jsonl', file, open: () => Readable.from(chunks) };
+  for await (const batch of decodeInput(source, { ...DEFAULT_DECODE, tmpDir: tmpdir(), ...opts }, { error: (e) => errors.push(e) }, progress)) records.push(...batch);
+  return { records, errors, progress };
+}
+
+const kjv = readFileSync(path.join(SAMPLES, 'kjv.jsonl'));
+
+t.test('real NDJSON decodes to the same records, whatever the chunking', async (t) => {
+  const expected = kjv.toString('utf8').trim().split('\n').map((l) => JSON.parse(l));
+  for (const size of [997, 4096, 1 << 20]) {
+    const { records, errors, progress } = await decode(kjv, {}, size);
+    t.same(records, expected, `chunk ${size}`);
+    t.same(errors, []);
+    t.ok(progress.complete);
+  }
+});
+
+t.test('every kind of bad line is an error with its reason and line, and good lines survive', async (t) => {
+  const good = (id: string) => JSON.stringify({ id, text: 'In the beginning God created the heaven and the earth.', meta: { n: 1 } });
+  const parts = [
+    Buffer.from('\ufeff' + good('first') + '\r\n'), // BOM + CRLF
+    Buffer.from('{"id": "broken", "text": \n'), // invalid JSON
+    Buffer.concat([Buffer.from('{"id":"bad-utf8","text":"caf'), Buffer.from([0xc3, 0x28]), Buffer.from('"}\n')]),
+    Buffer.from('{"id":"no-text","body":"x"}\n'),
+    Buffer.from('{"id":"num-text","text":42}\n'),
+    Buffer.from('{"id":"empty","text":"   "}\n'),
+    Buffer.from('[1,2,3]\n'),
+    Buffer.from('\n   \n'), // blank lines are skipped, not errors
+    Buffer.from(JSON.stringify({ id: 'huge', text: 'x'.repeat(5000) }) + '\n'),
+    Buffer.from(good('last')), // no trailing newline
+  ];
+  const { records, errors, progress } = await decode(Buffer.concat(parts), { maxRecordBytes: 1000 }, 333);
+  t.same(records.map((r) => r.id), ['first', 'last']);
+  t.same(
+    errors.map((e) => [e.reason, e.line]),
+    [
+      ['invalid_json', 2],
+      ['invalid_utf8', 3],
+      ['missing_text', 4],
+      ['missing_text', 5],
+      ['empty_text', 6],
+      ['not_an_object', 7],
+      ['record_too_large', 10],
+    ],
+  );
+  t.ok(errors.every((e) => e.input === 'in.jsonl' && e.message));
+  t.equal(errors[0].raw, '{"id": "broken", "text": ');
+  t.equal(errors[1].rawEncoding, 'base64', 'invalid UTF-8 is kept as base64, not lost');
+  t.equal(Buffer.from(errors[1].raw as string, 'base64').length, 32);
+  t.equal(errors[6].bytes, Buffer.byteLength(JSON.stringify({ id: 'huge', text: 'x'.repeat(5000) })));
+  t.ok(progress.complete);
+});
+
+t.test('an over-long line is skipped without buffering it, across many chunks', async (t) => {
+  const big = Buffer.concat([Buffer.from('{"id":"a","text":"ok"}\n{"id":"big","text":"'), Buffer.alloc(300_000, 0x61), Buffer.from('"}\n{"id":"b","text":"ok"}\n')]);
+  const { records, errors } = await decode(big, { maxRecordBytes: 10_000 }, 4096);
+  t.same(records.map((r) => r.id), ['a', 'b']);
+  t.equal(errors.length, 1);
+  t.equal(errors[0].reason, 'record_too_large');
+  t.equal(errors[0].line, 2);
+  t.equal(errors[0].offset, 23);
+  t.equal(errors[0].bytes, 300_022);
+});
+
+t.test('gzip and zstd are detected by magic bytes', async (t) => {
+  for (const [name, packed] of [['gzip', gzipSync(kjv)], ['zstd', zstdCompress(kjv)]] as const) {
+    const { records, errors, progress } = await decode(packed as Buffer);
+    t.equal(records.length, 150, name);
+    t.same(errors, []);
+    t.ok(progress.complete);
+    t.equal(progress.bytes, (packed as Buffer).length, 'compressed bytes are counted');
+  }
+});
+
+t.test('a truncated gzip/zstd stream keeps the records read before the break and says so', async (t) => {
+  for (const [name, packed] of [['gzip', gzipSync(kjv)], ['zstd', zstdCompress(kjv)]] as const) {
+    const cut = (packed as Buffer).subarray(0, Math.floor((packed as Buffer).length * 0.6));
+    const { records, errors, progress } = await decode(cut);
+    t.ok(records.length > 30 && records.length < 150, `${name}: ${records.length} records before the break`);
+    t.same(records, kjv.toString().trim().split('\n').slice(0, records.length).map((l) => JSON.parse(l)), `${name}: they are the first records, intact`);
+    t.equal(errors.at(-1)?.reason, 'truncated_input');
+    t.notOk(progress.complete);
+  }
+});
+
+t.test('missing ids are generated from the input name and line, or are errors when asked', async (t) => {
+  const data = Buffer.from('{"text":"one"}\n{"id":7,"text":"two"}\n');
+  const gen = await decode(data);
+  t.same(gen.records.map((r) => r.id), ['in.jsonl:1', 7]);
+  const strict = await decode(data, { missingId: 'error' });
+  t.same(strict.errors.map((e) => e.reason), ['missing_id']);
+});
+
+t.test('textField and idField map other schemas', async (t) => {
+  const { records } = await decode(Buffer.from('{"doc_id":"x","content":"hello","lang":"en"}\n'), { textField: 'content', idField: 'doc_id' });
+  t.same(records[0], { doc_id: 'x', content: 'hello', lang: 'en', text: 'hello', id: 'x' });
+});
+
+t.test('Parquet files: text column plus the others, row group by row group', async (t) => {
+  // Written by test/fixtures/make-parquet.mjs: 40 KJV chapters in row groups of 16, with an INT64 column.
+  const file = path.join(ROOT, 'test', 'fixtures', 'kjv.parquet');
+  const buf = readFileSync(file);
+  const docs = kjv.toString().trim().split('\n').slice(0, 40).map((l) => JSON.parse(l));
+  const fromFile = await decode(Buffer.from(buf), {}, 1 << 16, file);
+  t.equal(fromFile.records.length, 40);
+  t.same(fromFile.records[3], { id: docs[3].id, text: docs[3].text, year: 1614 });
+  t.ok(fromFile.progress.complete);
+  const fromStream = await decode(Buffer.from(buf), {}, 5000);
+  t.same(fromStream.records, fromFile.records, 'a non-seekable Parquet stream is spooled and read the same');
+});
+
+t.test('Arrow IPC streams', async (t) => {
+  const arrow = await import('apache-arrow');
+  const docs = kjv.toString().trim().split('\n').slice(0, 50).map((l) => JSON.parse(l));
+  const table = arrow.tableFromArrays({ id: docs.map((d) => d.id), text: docs.map((d) => d.text), n: Int32Array.from(docs.map((_, i) => i)) });
+  const bytes = Buffer.from(arrow.tableToIPC(table, 'stream'));
+  const { records, errors, progress } = await decode(bytes, {}, 1000);
+  t.same(errors, []);
+  t.equal(records.length, 50);
+  t.same(records[5], { id: docs[5].id, text: docs[5].text, n: 5 });
+  t.ok(progress.complete);
+  const file = Buffer.from(arrow.tableToIPC(table, 'file'));
+  t.equal((await decode(file)).records.length, 50, 'Arrow IPC file format too');
+});
+
+t.test('unsupported compression is a clear error', async (t) => {
+  const { errors, progress } = await decode(Buffer.from('BZh91AY&SY....'));
+  t.equal(errors[0].reason, 'unsupported_compression');
+  t.notOk(progress.complete);
+});

@@ -1,0 +1,64 @@
+import t from 'tap';
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { defaultRegistry } from '../lib/cli.ts';
+import { loadPipeline, PipelineError, resolvePipeline } from '../lib/pipeline.ts';
+import { ROOT, tmpdir } from './helpers.ts';
+
+const registry = defaultRegistry();
+
+t.test('every error is reported at once, with step index, op and option path', async (t) => {
+  const spec = {
+    steps: [
+      { op: 'normalize', nfkc: 'yes', lowercas: true },
+      { op: 'normalise' },
+      { op: 'decode' },
+      { op: 'normalize', rewrite: 'upper' },
+    ],
+    extra: 1,
+  };
+  const err = await resolvePipeline(spec, registry).catch((e) => e);
+  t.ok(err instanceof PipelineError);
+  const got = (err as PipelineError).errors.map((e) => `${e.step ?? '-'}|${e.op ?? ''}|${e.path}`);
+  t.same(got.sort(), ['-||extra', '0|normalize|lowercas', '0|normalize|nfkc', '1|normalise|op', '2|decode|op', '3|normalize|rewrite'].sort());
+  const messages = (err as PipelineError).message;
+  t.match(messages, /unknown operator "normalise"; did you mean "normalize"/);
+  t.match(messages, /lowercas: unknown option; did you mean "lowercase"/);
+  t.match(messages, /nfkc: expected boolean, got string "yes"/);
+  t.match(messages, /decode reads the inputs, so it can only be the first step/);
+});
+
+t.test('defaults are filled and decode is implicit', async (t) => {
+  const p = await resolvePipeline({ steps: [{ op: 'normalize' }] }, registry);
+  t.equal(p.decode.op, 'decode');
+  t.equal(p.decode.index, -1);
+  t.equal(p.steps[0].options.rewrite, 'clean');
+  t.equal(p.decode.options.maxRecordBytes, 64 * 1024 * 1024);
+});
+
+t.test('the JSON, YAML and TypeScript forms of the clean pipeline are the same pipeline', async (t) => {
+  const forms = await Promise.all(['clean.json', 'clean.yaml', 'clean.ts'].map((f) => loadPipeline(path.join(ROOT, 'pipelines', f), registry)));
+  const shape = (p: (typeof forms)[0]) => p.steps.map((s) => [s.descriptor.name, s.options]);
+  t.same(shape(forms[0]), shape(forms[1]));
+  t.same(shape(forms[0]), shape(forms[2]));
+  t.equal(forms[0].steps[1].descriptor.name, 'word-count', 'custom operator loaded by path');
+});
+
+t.test('custom operator files: missing file and bad export are validation errors', async (t) => {
+  const dir = tmpdir();
+  writeFileSync(path.join(dir, 'bad-op.ts'), 'export default { nothing: true };\n');
+  writeFileSync(path.join(dir, 'p.json'), JSON.stringify({ steps: [{ op: './missing-op.ts' }, { op: './bad-op.ts' }] }));
+  const err = await loadPipeline(path.join(dir, 'p.json'), registry).catch((e) => e);
+  t.ok(err instanceof PipelineError);
+  t.match(err.message, /custom operator file not found/);
+  t.match(err.message, /does not export an operator descriptor/);
+});
+
+t.test('unparseable and unknown pipeline files', async (t) => {
+  const dir = tmpdir();
+  writeFileSync(path.join(dir, 'p.json'), '{"steps": [');
+  await t.rejects(loadPipeline(path.join(dir, 'p.json'), registry), /cannot parse JSON/);
+  writeFileSync(path.join(dir, 'p.toml'), 'x');
+  await t.rejects(loadPipeline(path.join(dir, 'p.toml'), registry), /unknown pipeline file type/);
+  await t.rejects(loadPipeline(path.join(dir, 'nope.json'), registry), /not found/);
+});

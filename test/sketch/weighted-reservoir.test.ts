@@ -37,7 +37,7 @@ function* orderings(w: number[], used: boolean[] = w.map(() => false), prefix: n
   }
 }
 
-function checkFrequencies(t: typeof import("tap").default, items: Item[], runs: number, o: { count?: number; budgetTokens?: number }, exact: number[]) {
+function checkFrequencies(t: { ok(v: boolean, msg: string): unknown }, items: Item[], runs: number, o: { count?: number; budgetTokens?: number }, exact: number[]) {
   const hits = new Array(items.length).fill(0);
   for (let seed = 0; seed < runs; seed++) for (const id of sampleIds(items, seed, o)) hits[+id.slice(1)]++;
   items.forEach((x, i) => {

@@ -1,0 +1,146 @@
+// MinHash signatures over sets of 32-bit shingle hashes. No stream code; usable as a library.
+//
+// Determinism: every parameter derives from `seed` through SplitMix32 (state += 0x9e3779b9, then
+// the MurmurHash3 finalizer of the state), with 32-bit integer arithmetic only (Math.imul), so a
+// seed gives the same signatures in every run, process and machine.
+//
+// Schemes:
+// - `classic`: `perms` independent hash functions h_i(x) = (a_i * x + b_i) mod 2^32, with a_i
+//   odd (each h_i is a permutation of the 32-bit values) and (a_i, b_i) the SplitMix32 outputs
+//   of the seed; signature[i] = min over the set of h_i(x). The inputs are shingle hashes that
+//   already went through the murmur3 finalizer, so the multiply-add only has to re-order
+//   uniformly random values. Cost: perms multiply-adds per shingle.
+// - `oph`: one-permutation hashing with optimal densification (Li, Owen & Zhang 2012;
+//   Shrivastava 2017). One hash per shingle, h(x) = fmix32(x ^ s); the 32-bit range is cut
+//   into `perms` equal bins and signature[j] = the smallest h falling into bin j. An empty bin
+//   j copies the value of the first non-empty bin along its own fixed pseudo-random probe
+//   sequence (fmix32 of j, attempt and seed), which keeps the estimator unbiased. Cost: one hash
+//   per shingle plus the densification of empty bins (only short documents have them).
+//
+// Both give signatures whose agreement rate estimates Jaccard similarity: `estimateJaccard`.
+// An empty set has the all-0xffffffff signature (shingleHashes never returns an empty set).
+import { fmix32 } from '../text/shingle.ts';
+
+export type MinHashScheme = 'classic' | 'oph';
+
+export interface MinHasherOptions {
+  /** Signature length (>= 1; default 128). */
+  perms?: number;
+  /** Unsigned 32-bit seed (default 1). */
+  seed?: number;
+  /** `classic` (default) or `oph` (one-permutation hashing with densification). */
+  scheme?: MinHashScheme;
+}
+
+export interface MinHasher {
+  readonly perms: number;
+  readonly scheme: MinHashScheme;
+  readonly seed: number;
+  /** The signature of a set of 32-bit hashes (duplicates in the input do not matter). */
+  signature(shingles: Uint32Array): Uint32Array;
+}
+
+/** SplitMix32: a deterministic stream of unsigned 32-bit values from a seed. */
+export function splitmix32(seed: number): () => number {
+  let state = seed | 0;
+  return () => {
+    state = (state + 0x9e3779b9) | 0;
+    return fmix32(state);
+  };
+}
+
+const SIGN = 0x80000000 | 0;
+
+export function createMinHasher({ perms = 128, seed = 1, scheme = 'classic' }: MinHasherOptions = {}): MinHasher {
+  if (!Number.isInteger(perms) || perms < 1 || perms > 65536) throw new Error(`minhash perms must be an integer in [1, 65536], got ${perms}`);
+  if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) throw new Error(`minhash seed must be an integer in [0, 2^32), got ${seed}`);
+  if (scheme !== 'classic' && scheme !== 'oph') throw new Error(`minhash scheme must be "classic" or "oph", got ${JSON.stringify(scheme)}`);
+  const next = splitmix32(seed);
+  return scheme === 'classic' ? classic(perms, seed, next) : oph(perms, seed, next);
+}
+
+function classic(perms: number, seed: number, next: () => number): MinHasher {
+  const a = new Int32Array(perms);
+  // b is stored with the sign bit flipped: (a*x + b) ^ 0x80000000 compares as a signed int32
+  // exactly like a*x + b compares as unsigned, and int32 comparisons stay on V8's fast path.
+  const b = new Int32Array(perms);
+  for (let i = 0; i < perms; i++) {
+    a[i] = next() | 1;
+    b[i] = next() ^ SIGN;
+  }
+  const mins = new Int32Array(perms);
+  return {
+    perms,
+    scheme: 'classic',
+    seed,
+    signature(shingles: Uint32Array): Uint32Array {
+      mins.fill(0x7fffffff);
+      for (let s = 0, n = shingles.length; s < n; s++) {
+        const x = shingles[s] | 0;
+        for (let i = 0; i < perms; i++) {
+          const v = (Math.imul(a[i], x) + b[i]) | 0;
+          if (v < mins[i]) mins[i] = v;
+        }
+      }
+      const sig = new Uint32Array(perms);
+      for (let i = 0; i < perms; i++) sig[i] = mins[i] ^ SIGN;
+      return sig;
+    },
+  };
+}
+
+function oph(perms: number, seed: number, next: () => number): MinHasher {
+  const s = next();
+  const probeSeed = next();
+  const scale = perms / 4294967296;
+  const mins = new Int32Array(perms);
+  const filled = new Uint8Array(perms);
+  return {
+    perms,
+    scheme: 'oph',
+    seed,
+    signature(shingles: Uint32Array): Uint32Array {
+      mins.fill(0x7fffffff);
+      filled.fill(0);
+      let nonEmpty = 0;
+      for (let i = 0, n = shingles.length; i < n; i++) {
+        const h = fmix32(shingles[i] ^ s);
+        const bin = (h * scale) | 0;
+        const v = h ^ SIGN;
+        if (filled[bin] === 0) {
+          filled[bin] = 1;
+          nonEmpty++;
+          mins[bin] = v;
+        } else if (v < mins[bin]) mins[bin] = v;
+      }
+      const sig = new Uint32Array(perms);
+      if (nonEmpty === 0) return sig.fill(0xffffffff);
+      for (let j = 0; j < perms; j++) {
+        if (filled[j] === 1) {
+          sig[j] = mins[j] ^ SIGN;
+          continue;
+        }
+        // Optimal densification: probe bins pseudo-randomly (a sequence fixed by j and the
+        // seed) until one that was filled by a shingle; empty bins never borrow from each other.
+        const base = fmix32(Math.imul(j + 1, 0x9e3779b1) ^ probeSeed);
+        for (let attempt = 1; ; attempt++) {
+          const k = (fmix32(base + Math.imul(attempt, 0x85ebca77)) * scale) | 0;
+          if (filled[k] === 1) {
+            sig[j] = mins[k] ^ SIGN;
+            break;
+          }
+        }
+      }
+      return sig;
+    },
+  };
+}
+
+/** Fraction of positions where two signatures agree: the MinHash estimate of their Jaccard similarity. */
+export function estimateJaccard(a: Uint32Array, b: Uint32Array): number {
+  if (a.length !== b.length) throw new Error(`signatures differ in length (${a.length} vs ${b.length}): compare signatures made with the same perms`);
+  if (a.length === 0) return 0;
+  let same = 0;
+  for (let i = 0; i < a.length; i++) if (a[i] === b[i]) same++;
+  return same / a.length;
+}

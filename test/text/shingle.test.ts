@@ -1,0 +1,95 @@
+import t from 'tap';
+import { hashForm } from '../../lib/text/normalize.ts';
+import { exactJaccard, recordShingles, shingleHashes, shingleText } from '../../lib/text/shingle.ts';
+import { internals } from '../../lib/operator.ts';
+import { readJsonl } from '../../lib/testing.ts';
+
+const samples = ['handbook', 'kjv', 'fortunes', 'gcide'].flatMap((f) => readJsonl(new URL(`../../samples/${f}.jsonl`, import.meta.url)));
+
+function isSortedUnique(a: Uint32Array): boolean {
+  for (let i = 1; i < a.length; i++) if (a[i] <= a[i - 1]) return false;
+  return true;
+}
+
+t.test('word shingles: one per distinct n-gram, sorted and unique', async (t) => {
+  const s = shingleHashes('a b c d e f g', { unit: 'word', n: 5 });
+  t.equal(s.length, 3, 'seven words give three 5-grams');
+  t.ok(isSortedUnique(s));
+  const rep = shingleHashes('a b a b a b a b', { unit: 'word', n: 2 });
+  t.equal(rep.length, 2, 'repeated n-grams count once ("a b" and "b a")');
+  t.not(shingleHashes('a b c', { unit: 'word', n: 3 })[0], shingleHashes('c b a', { unit: 'word', n: 3 })[0], 'word order matters');
+  t.not(shingleHashes('ab c', { unit: 'word', n: 1 }).join(), shingleHashes('a bc', { unit: 'word', n: 1 }).join(), 'word boundaries matter');
+});
+
+t.test('documents shorter than n get exactly one shingle of the whole text', async (t) => {
+  const short = shingleHashes('just three words', { unit: 'word', n: 5 });
+  t.equal(short.length, 1);
+  t.not(short[0], shingleHashes('just three', { unit: 'word', n: 5 })[0]);
+  t.equal(shingleHashes('', { unit: 'word', n: 5 }).length, 1, 'an empty text has one shingle too');
+  t.same(shingleHashes('', { unit: 'word', n: 5 }), shingleHashes(' ,;. ', { unit: 'word', n: 5 }), 'text with no words hashes like the empty text');
+  t.equal(shingleHashes('abc', { unit: 'char', n: 5 }).length, 1);
+  t.equal(shingleHashes('abcde', { unit: 'char', n: 5 }).length, 1);
+  t.equal(shingleHashes('abcdef', { unit: 'char', n: 5 }).length, 2);
+});
+
+t.test('char shingles run over code points of the hashing form, spaces included', async (t) => {
+  t.same(shingleHashes('ab  cd', { unit: 'char', n: 3 }), shingleHashes('ab cd', { unit: 'char', n: 3 }));
+  t.equal(shingleHashes('ab cd', { unit: 'char', n: 3 }).length, 3);
+  // An astral code point is one token, not two surrogate halves.
+  t.equal(shingleHashes('a😀b', { unit: 'char', n: 3 }).length, 1);
+  t.equal(shingleHashes('a😀bc', { unit: 'char', n: 3 }).length, 2);
+});
+
+t.test('raw ASCII text shingles exactly like its hashing form, for every sample record', async (t) => {
+  let checked = 0;
+  for (const rec of samples) {
+    for (const opts of [{ unit: 'word', n: 5 }, { unit: 'char', n: 7 }] as const) {
+      const direct = shingleText(rec.text, opts);
+      const viaForm = shingleHashes(hashForm(rec.text), opts);
+      if (direct.length !== viaForm.length || direct.some((v, i) => v !== viaForm[i])) {
+        t.fail(`record ${rec.id} (${opts.unit}) differs`);
+        return;
+      }
+      checked++;
+    }
+  }
+  t.equal(checked, samples.length * 2);
+});
+
+t.test('non-ASCII text: NFKC, case and punctuation folding apply before shingling', async (t) => {
+  const a = shingleText('Ｈｅｌｌｏ Wörld — «Straße» 42 times, again', { unit: 'word', n: 2 });
+  const b = shingleText('hello wörld straße 00 times again', { unit: 'word', n: 2 });
+  t.same(a, b);
+  const ru = samples.find((r) => r.id.startsWith('fortunes/ru/'));
+  t.ok(ru, 'a Russian fortune exists in the samples');
+  const upper = shingleText(ru!.text.toUpperCase(), { unit: 'word', n: 3 });
+  t.same(upper, shingleText(ru!.text, { unit: 'word', n: 3 }), 'Cyrillic case is folded');
+  t.ok(upper.length > 1);
+});
+
+t.test('recordShingles uses the hashing form written by normalize when present', async (t) => {
+  const rec = { id: 'x', text: 'Original Text here, with words enough to shingle twice' };
+  const plain = recordShingles(rec, { unit: 'word', n: 3 });
+  t.same(plain, shingleText(rec.text, { unit: 'word', n: 3 }));
+  internals(rec).hashText = 'something else entirely said here';
+  t.same(recordShingles(rec, { unit: 'word', n: 3 }), shingleHashes('something else entirely said here', { unit: 'word', n: 3 }));
+});
+
+t.test('seed changes every hash; exactJaccard on real near-duplicates', async (t) => {
+  const text = samples[0].text;
+  const s0 = shingleText(text, { unit: 'word', n: 5 });
+  const s1 = shingleText(text, { unit: 'word', n: 5, seed: 1 });
+  t.equal(s0.length, s1.length);
+  t.equal(exactJaccard(s0, s1), 0, 'different seeds share no hashes');
+  t.equal(exactJaccard(s0, s0), 1);
+  const words = text.split(' ');
+  const edited = words.slice(0, Math.floor(words.length / 2)).join(' ');
+  const j = exactJaccard(s0, shingleText(edited, { unit: 'word', n: 5 }));
+  t.ok(j > 0.3 && j < 0.7, `half a document shares about half its shingles (${j})`);
+});
+
+t.test('bad options are errors', async (t) => {
+  t.throws(() => shingleHashes('a b', { unit: 'line' as 'word', n: 2 }), /unit/);
+  t.throws(() => shingleHashes('a b', { unit: 'word', n: 0 }), /n must be/);
+  t.throws(() => shingleHashes('a b', { unit: 'word', n: 2, seed: -1 }), /seed/);
+});

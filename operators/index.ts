@@ -3,9 +3,11 @@ import type { OperatorDescriptor } from '../lib/operator.ts';
 import decode from './decode.ts';
 import normalize from './normalize.ts';
 import tokens from './tokens.ts';
+import reservoirWeightedSample from './reservoir-weighted-sample.ts';
 
 export const builtins: OperatorDescriptor[] = [
   decode,
   normalize,
   tokens,
+  reservoirWeightedSample,
 ];

@@ -121,6 +121,8 @@ export interface WeightedReservoirOptions<T> {
   deserialize(s: string): T;
   /** Approximate in-memory size of an item, in bytes. */
   sizeOf(item: T): number;
+  /** Called with each item that leaves the sample (read back from the spill file if needed). */
+  onEvict?(item: T): void;
 }
 
 export interface ReservoirStats {
@@ -156,7 +158,11 @@ export class WeightedReservoir<T> {
     return this.tokens;
   }
 
-  /** Offers an item with its key (see `esKey`) and token count; returns whether it is in the sample now. */
+  /**
+   * Offers an item with its key (see `esKey`) and token count. Returns whether it entered the
+   * reservoir; from then on `onEvict` reports it if it leaves (possibly at once, when a budget
+   * sample overflows).
+   */
   offer(item: T, key: number, tokens: number): boolean {
     this.stats.offered++;
     const seq = this.seq++;
@@ -189,12 +195,10 @@ export class WeightedReservoir<T> {
       const e = this.evict();
       if (e.key > this.cutKey) this.cutKey = e.key;
     }
-    return this.lastAdmittedAlive;
+    return true;
   }
 
   private cutKey = -Infinity;
-  private lastAdmittedSeq = -1;
-  private lastAdmittedAlive = false;
 
   private admit(item: T, key: number, tokens: number, seq: number): void {
     const bytes = this.o.sizeOf(item);
@@ -220,8 +224,6 @@ export class WeightedReservoir<T> {
     this.heap.push(e);
     this.tokens += tokens;
     this.stats.admitted++;
-    this.lastAdmittedSeq = seq;
-    this.lastAdmittedAlive = true;
   }
 
   private evict(): Entry<T> {
@@ -229,7 +231,8 @@ export class WeightedReservoir<T> {
     this.tokens -= e.tokens;
     this.stats.memoryBytes -= e.bytes;
     this.stats.evicted++;
-    if (e.seq === this.lastAdmittedSeq) this.lastAdmittedAlive = false;
+    if (this.o.onEvict) this.o.onEvict(this.load(e));
+    e.item = undefined;
     return e;
   }
 
@@ -243,12 +246,7 @@ export class WeightedReservoir<T> {
     try {
       for (let k = 0; k < entries.length; k += batchSize) {
         yield entries.slice(k, k + batchSize).map((e) => {
-          let item = e.item;
-          if (item === undefined) {
-            const buf = Buffer.allocUnsafe(e.len);
-            readSync(this.fd!, buf, 0, e.len, e.off);
-            item = this.o.deserialize(buf.toString('utf8', 0, e.len - 1));
-          }
+          const item = this.load(e);
           e.item = undefined;
           return { item, key: e.key, tokens: e.tokens };
         });
@@ -256,6 +254,13 @@ export class WeightedReservoir<T> {
     } finally {
       this.close();
     }
+  }
+
+  private load(e: Entry<T>): T {
+    if (e.item !== undefined) return e.item;
+    const buf = Buffer.allocUnsafe(e.len);
+    readSync(this.fd!, buf, 0, e.len, e.off);
+    return this.o.deserialize(buf.toString('utf8', 0, e.len - 1));
   }
 
   close(): void {

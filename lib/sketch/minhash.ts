@@ -13,9 +13,10 @@
 // - `oph`: one-permutation hashing with optimal densification (Li, Owen & Zhang 2012;
 //   Shrivastava 2017). One hash per shingle, h(x) = fmix32(x ^ s); the 32-bit range is cut
 //   into `perms` equal bins and signature[j] = the smallest h falling into bin j. An empty bin
-//   j copies the value of the first non-empty bin along its own fixed pseudo-random probe
-//   sequence (fmix32 of j, attempt and seed), which keeps the estimator unbiased. Cost: one hash
-//   per shingle plus the densification of empty bins (only short documents have them).
+//   j copies the value of the first non-empty bin along its own fixed pseudo-random order of
+//   the bins (a Fisher-Yates permutation per bin drawn from the seed's SplitMix32 stream), which
+//   keeps the estimator unbiased. Cost: one hash per shingle plus the densification of empty
+//   bins (only short documents have them). Signatures up to 2048 long.
 //
 // Both give signatures whose agreement rate estimates Jaccard similarity: `estimateJaccard`.
 // An empty set has the all-0xffffffff signature (shingleHashes never returns an empty set).
@@ -75,7 +76,30 @@ function classic(perms: number, seed: number, next: () => number): MinHasher {
     seed,
     signature(shingles: Uint32Array): Uint32Array {
       mins.fill(0x7fffffff);
-      for (let s = 0, n = shingles.length; s < n; s++) {
+      const n = shingles.length;
+      let s = 0;
+      // Four shingles per pass over the parameters: a quarter of the loads and stores.
+      for (; s + 3 < n; s += 4) {
+        const x0 = shingles[s] | 0;
+        const x1 = shingles[s + 1] | 0;
+        const x2 = shingles[s + 2] | 0;
+        const x3 = shingles[s + 3] | 0;
+        for (let i = 0; i < perms; i++) {
+          const ai = a[i];
+          const bi = b[i];
+          let m = mins[i];
+          let v = (Math.imul(ai, x0) + bi) | 0;
+          if (v < m) m = v;
+          v = (Math.imul(ai, x1) + bi) | 0;
+          if (v < m) m = v;
+          v = (Math.imul(ai, x2) + bi) | 0;
+          if (v < m) m = v;
+          v = (Math.imul(ai, x3) + bi) | 0;
+          if (v < m) m = v;
+          mins[i] = m;
+        }
+      }
+      for (; s < n; s++) {
         const x = shingles[s] | 0;
         for (let i = 0; i < perms; i++) {
           const v = (Math.imul(a[i], x) + b[i]) | 0;
@@ -89,12 +113,33 @@ function classic(perms: number, seed: number, next: () => number): MinHasher {
   };
 }
 
+// OPH supports signatures up to this length: densification keeps two perms x perms tables.
+const OPH_MAX_PERMS = 2048;
+
 function oph(perms: number, seed: number, next: () => number): MinHasher {
+  if (perms > OPH_MAX_PERMS) throw new Error(`minhash perms must be <= ${OPH_MAX_PERMS} with scheme "oph", got ${perms}`);
   const s = next();
-  const probeSeed = next();
   const scale = perms / 4294967296;
+  // Densification order: for each bin j a pseudo-random permutation of all bins (Fisher-Yates
+  // driven by the SplitMix32 stream), fixed by the seed. An empty bin takes the value of the
+  // first non-empty bin in its order. `rank` is the inverse permutation: the same choice is
+  // also "the non-empty bin of smallest rank", which is cheaper when few bins are filled.
+  const order = new Uint16Array(perms * perms);
+  const rank = new Uint16Array(perms * perms);
+  for (let j = 0; j < perms; j++) {
+    const base = j * perms;
+    for (let k = 0; k < perms; k++) order[base + k] = k;
+    for (let k = perms - 1; k > 0; k--) {
+      const r = Math.floor((next() / 4294967296) * (k + 1));
+      const tmp = order[base + k];
+      order[base + k] = order[base + r];
+      order[base + r] = tmp;
+    }
+    for (let k = 0; k < perms; k++) rank[base + order[base + k]] = k;
+  }
   const mins = new Int32Array(perms);
   const filled = new Uint8Array(perms);
+  const filledList = new Uint16Array(perms);
   return {
     perms,
     scheme: 'oph',
@@ -109,27 +154,35 @@ function oph(perms: number, seed: number, next: () => number): MinHasher {
         const v = h ^ SIGN;
         if (filled[bin] === 0) {
           filled[bin] = 1;
-          nonEmpty++;
+          filledList[nonEmpty++] = bin;
           mins[bin] = v;
         } else if (v < mins[bin]) mins[bin] = v;
       }
       const sig = new Uint32Array(perms);
       if (nonEmpty === 0) return sig.fill(0xffffffff);
+      const fewFilled = nonEmpty * nonEmpty < perms;
       for (let j = 0; j < perms; j++) {
         if (filled[j] === 1) {
           sig[j] = mins[j] ^ SIGN;
           continue;
         }
-        // Optimal densification: probe bins pseudo-randomly (a sequence fixed by j and the
-        // seed) until one that was filled by a shingle; empty bins never borrow from each other.
-        const base = fmix32(Math.imul(j + 1, 0x9e3779b1) ^ probeSeed);
-        for (let attempt = 1; ; attempt++) {
-          const k = (fmix32(base + Math.imul(attempt, 0x85ebca77)) * scale) | 0;
-          if (filled[k] === 1) {
-            sig[j] = mins[k] ^ SIGN;
-            break;
+        const base = j * perms;
+        let from = 0;
+        if (fewFilled) {
+          let best = perms;
+          for (let f = 0; f < nonEmpty; f++) {
+            const r = rank[base + filledList[f]];
+            if (r < best) {
+              best = r;
+              from = filledList[f];
+            }
           }
+        } else {
+          let t = base;
+          while (filled[order[t]] === 0) t++;
+          from = order[t];
         }
+        sig[j] = mins[from] ^ SIGN;
       }
       return sig;
     },

@@ -133,4 +133,4 @@ t.test('bad options and mismatched signatures are errors', async (t) => {
 });
 
 const PINNED_CLASSIC = [686663451, 596864041, 102435686, 1384552623];
-const PINNED_OPH = [106238956, 1879449961, 2954709587, 106238956];
+const PINNED_OPH = [106238956, 1879449961, 2954709587, 2954709587];

@@ -1,0 +1,665 @@
+// MinHash LSH: band choice, candidate probability, band keys, and an index of band keys ->
+// document slots with a memory budget that spills to LMDB beyond it. No stream code.
+//
+// Layout of the index (the same for a spill directory and for a persisted `writeIndex` path):
+// - RAM tier: an open-addressing multimap (band key -> slot) over typed arrays, plus the
+//   documents (id, signature, optional shingle set) of the slots added since the last spill.
+// - Spilled segments: when the RAM tier outgrows its budget, its band entries are sorted and
+//   written to LMDB as blocks of BLOCK_ENTRIES sorted entries; the segment keeps in RAM a
+//   blocked Bloom filter of its keys and the first key of every block (fences). A lookup checks
+//   the Bloom filter (no false negatives), then reads the one block the fences point to.
+//   Documents go to LMDB in blocks of consecutive slots.
+// Lookups, candidate sets and therefore every dedup decision are identical whether or not the
+// index spilled: spilling only moves entries.
+//
+// Binary values are little-endian 32-bit words (the byte order of every platform Node runs on
+// in practice; opening an index on a big-endian machine is refused).
+import { existsSync, mkdirSync } from 'node:fs';
+import os from 'node:os';
+import { open, type Database, type RootDatabase } from 'lmdb';
+import { fmix32 as mix32 } from '../text/shingle.ts';
+
+// ---------------------------------------------------------------------------------------------
+// Band choice and candidate probability
+
+/** Probability that a pair with Jaccard similarity `s` shares at least one band: 1 - (1 - s^r)^b. */
+export function candidateProbability(s: number, bands: number, rows: number): number {
+  return 1 - Math.pow(1 - Math.pow(s, rows), bands);
+}
+
+export interface BandChoice {
+  bands: number;
+  rows: number;
+  /** Candidate probability of a pair exactly at the threshold. */
+  atThreshold: number;
+}
+
+/**
+ * Bands x rows for a threshold: the most rows (fewest spurious candidates) such that a pair
+ * exactly at the threshold becomes a candidate with probability >= `target` (default 0.99),
+ * with bands = floor(perms / rows). This is deliberately not the choice that balances false
+ * positives against false negatives (8 x 16 for 128 perms at 0.85, which catches only ~46% of
+ * the pairs at the threshold): candidates are verified afterwards, so extra candidates cost a
+ * comparison, while a missed candidate is a missed duplicate.
+ */
+export function chooseBands(threshold: number, perms: number, target = 0.99): BandChoice {
+  if (!(threshold > 0 && threshold <= 1)) throw new Error(`threshold must be in (0, 1], got ${threshold}`);
+  if (!Number.isInteger(perms) || perms < 1) throw new Error(`perms must be a positive integer, got ${perms}`);
+  for (let rows = perms; rows >= 1; rows--) {
+    const bands = Math.floor(perms / rows);
+    const p = candidateProbability(threshold, bands, rows);
+    if (p >= target) return { bands, rows, atThreshold: p };
+  }
+  return { bands: perms, rows: 1, atThreshold: candidateProbability(threshold, perms, 1) };
+}
+
+/** Fills `out` (length 2 * bands) with the band keys of a signature: per band, [hi, lo]. */
+export function bandKeys(signature: Uint32Array, bands: number, rows: number, out = new Uint32Array(2 * bands)): Uint32Array {
+  if (bands * rows > signature.length) throw new Error(`bands x rows (${bands} x ${rows}) exceeds the signature length ${signature.length}`);
+  for (let b = 0; b < bands; b++) {
+    // Two independent MurmurHash3-style accumulations over the band's rows: 32 + 16 bits of key,
+    // the band number in the top 16 bits of hi so bands never collide with each other.
+    let h1 = 0x9747b28c ^ b;
+    let h2 = 0x85ebca6b ^ Math.imul(b + 1, 0x27d4eb2f);
+    for (let i = b * rows, end = i + rows; i < end; i++) {
+      let k = Math.imul(signature[i], 0xcc9e2d51);
+      k = (k << 15) | (k >>> 17);
+      k = Math.imul(k, 0x1b873593);
+      h1 ^= k;
+      h1 = (h1 << 13) | (h1 >>> 19);
+      h1 = (Math.imul(h1, 5) + 0xe6546b64) | 0;
+      h2 ^= Math.imul(signature[i] ^ (signature[i] >>> 16), 0x7feb352d);
+      h2 = Math.imul((h2 << 11) | (h2 >>> 21), 0x846ca68b);
+    }
+    out[2 * b] = ((b & 0xffff) << 16) | (mix32(h2 ^ rows) >>> 16);
+    out[2 * b + 1] = mix32(h1 ^ (rows << 2));
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Blocked Bloom filter over 64-bit band keys: one 512-bit block per key, K bits set in it.
+
+const BLOOM_K = 6;
+
+export class BlockedBloom {
+  readonly words: Uint32Array;
+  private readonly blocks: number;
+
+  constructor(words: Uint32Array) {
+    this.words = words;
+    this.blocks = words.length >>> 4;
+  }
+
+  static forKeys(n: number, bitsPerKey: number): BlockedBloom {
+    const blocks = Math.max(1, Math.ceil((n * bitsPerKey) / 512));
+    return new BlockedBloom(new Uint32Array(blocks * 16));
+  }
+
+  add(hi: number, lo: number): void {
+    const base = (mix32(hi ^ Math.imul(lo, 0x9e3779b1)) % this.blocks) << 4;
+    let h = mix32(lo ^ 0x5bd1e995) | 0;
+    const step = mix32(hi + 0x632be5ab) | 1;
+    for (let i = 0; i < BLOOM_K; i++) {
+      const bit = h & 511;
+      this.words[base + (bit >>> 5)] |= 1 << (bit & 31);
+      h = (h + step) | 0;
+      h = (h >>> 9) | (h << 23);
+    }
+  }
+
+  has(hi: number, lo: number): boolean {
+    const base = (mix32(hi ^ Math.imul(lo, 0x9e3779b1)) % this.blocks) << 4;
+    let h = mix32(lo ^ 0x5bd1e995) | 0;
+    const step = mix32(hi + 0x632be5ab) | 1;
+    for (let i = 0; i < BLOOM_K; i++) {
+      const bit = h & 511;
+      if ((this.words[base + (bit >>> 5)] & (1 << (bit & 31))) === 0) return false;
+      h = (h + step) | 0;
+      h = (h >>> 9) | (h << 23);
+    }
+    return true;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sorting of (hi, lo, slot) triples by (hi, lo): LSD radix sort, 4 passes of 16 bits.
+
+function radixSortEntries(hi: Uint32Array, lo: Uint32Array, slot: Uint32Array): void {
+  const n = hi.length;
+  let aHi: Uint32Array = hi, aLo: Uint32Array = lo, aSl: Uint32Array = slot;
+  let bHi: Uint32Array = new Uint32Array(n), bLo: Uint32Array = new Uint32Array(n), bSl: Uint32Array = new Uint32Array(n);
+  const count = new Uint32Array(65536);
+  for (let pass = 0; pass < 4; pass++) {
+    const src = pass < 2 ? aLo : aHi;
+    const shift = pass % 2 === 0 ? 0 : 16;
+    count.fill(0);
+    for (let i = 0; i < n; i++) count[(src[i] >>> shift) & 0xffff]++;
+    let sum = 0;
+    for (let d = 0; d < 65536; d++) {
+      const c = count[d];
+      count[d] = sum;
+      sum += c;
+    }
+    for (let i = 0; i < n; i++) {
+      const j = count[(src[i] >>> shift) & 0xffff]++;
+      bHi[j] = aHi[i];
+      bLo[j] = aLo[i];
+      bSl[j] = aSl[i];
+    }
+    [aHi, bHi] = [bHi, aHi];
+    [aLo, bLo] = [bLo, aLo];
+    [aSl, bSl] = [bSl, aSl];
+  }
+  // After an even number of passes the sorted data is back in the caller's arrays.
+}
+
+// ---------------------------------------------------------------------------------------------
+// Documents
+
+export interface IndexedDoc {
+  id: string;
+  signature: Uint32Array;
+  /** Sorted unique shingle hashes, when the index keeps them (exact verification). */
+  shingles?: Uint32Array;
+}
+
+const utf8 = new TextEncoder();
+const utf8d = new TextDecoder();
+
+function docWords(d: IndexedDoc, idBytes: Uint8Array): number {
+  return 3 + ((idBytes.length + 3) >>> 2) + d.signature.length + (d.shingles?.length ?? 0);
+}
+
+function writeDoc(words: Uint32Array, at: number, d: IndexedDoc, idBytes: Uint8Array): number {
+  words[at] = idBytes.length;
+  words[at + 1] = d.signature.length;
+  words[at + 2] = d.shingles ? d.shingles.length : 0xffffffff;
+  at += 3;
+  new Uint8Array(words.buffer, words.byteOffset + at * 4, idBytes.length).set(idBytes);
+  at += (idBytes.length + 3) >>> 2;
+  words.set(d.signature, at);
+  at += d.signature.length;
+  if (d.shingles) {
+    words.set(d.shingles, at);
+    at += d.shingles.length;
+  }
+  return at;
+}
+
+function readDoc(words: Uint32Array, at: number): IndexedDoc {
+  const idLen = words[at];
+  const sigLen = words[at + 1];
+  const shLen = words[at + 2];
+  at += 3;
+  const id = utf8d.decode(new Uint8Array(words.buffer, words.byteOffset + at * 4, idLen));
+  at += (idLen + 3) >>> 2;
+  const signature = words.slice(at, at + sigLen);
+  at += sigLen;
+  const shingles = shLen === 0xffffffff ? undefined : words.slice(at, at + shLen);
+  return { id, signature, shingles };
+}
+
+/** Copies an LMDB value into an aligned word array. */
+function toWords(buf: Uint8Array): Uint32Array {
+  const w = new Uint32Array(buf.length >>> 2);
+  new Uint8Array(w.buffer).set(buf.subarray(0, w.length * 4));
+  return w;
+}
+
+function wordsToBuffer(w: Uint32Array): Buffer {
+  return Buffer.from(w.buffer, w.byteOffset, w.length * 4);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The LMDB store shared by spill directories and persisted indexes
+
+const BLOCK_ENTRIES = 512;
+const DOC_BLOCK_BYTES = 32 * 1024;
+const FORMAT = 'mixstream-lsh-index/1';
+
+export interface IndexParams {
+  bands: number;
+  rows: number;
+  perms: number;
+  threshold: number;
+  /** Whether the documents carry their shingle sets (needed by exact verification). */
+  shingles: boolean;
+}
+
+interface SegmentMeta {
+  entries: number;
+  firstBlock: number;
+  blocks: number;
+  bloomWords: number;
+}
+
+interface StoreMeta {
+  format: string;
+  params: IndexParams;
+  docs: number;
+  segments: SegmentMeta[];
+  docBlocks: number[];
+}
+
+interface Segment {
+  meta: SegmentMeta;
+  bloom: BlockedBloom;
+  /** First (hi, lo) of each block, interleaved. */
+  fences: Uint32Array;
+}
+
+class Store {
+  readonly env: RootDatabase;
+  readonly blocks: Database<Buffer, number>;
+  readonly docs: Database<Buffer, number>;
+  readonly aux: Database<Buffer, number>;
+  readonly meta: Database<any, string>;
+  segments: Segment[] = [];
+  /** First slot of each spilled document block. */
+  docBlockStarts: number[] = [];
+  nextBlock = 0;
+  private cacheBlock = -1;
+  private cacheWords: Uint32Array | undefined;
+
+  constructor(dir: string, readonly readOnly: boolean, durable: boolean) {
+    if (os.endianness() !== 'LE') throw new Error('LSH index files are little-endian; this machine is big-endian');
+    if (!readOnly) mkdirSync(dir, { recursive: true });
+    else if (!existsSync(dir)) throw new Error(`LSH index ${dir} does not exist`);
+    this.env = open({ path: dir, readOnly, noSync: !durable, maxDbs: 8, noReadAhead: true, remapChunks: true } as any);
+    const opt = { keyEncoding: 'uint32', encoding: 'binary' } as const;
+    this.blocks = this.env.openDB({ name: 'band-blocks', ...opt } as any) as any;
+    this.docs = this.env.openDB({ name: 'doc-blocks', ...opt } as any) as any;
+    this.aux = this.env.openDB({ name: 'segment-aux', ...opt } as any) as any;
+    this.meta = this.env.openDB({ name: 'meta', encoding: 'json' } as any) as any;
+  }
+
+  /** Candidate slots of one band key in the spilled segments. */
+  lookup(hi: number, lo: number, out: number[]): void {
+    for (const seg of this.segments) {
+      if (!seg.bloom.has(hi, lo)) continue;
+      // Last block whose first key is <= (hi, lo); entries equal to the key may continue into the next blocks.
+      const f = seg.fences;
+      let a = 0;
+      let b = seg.meta.blocks - 1;
+      while (a < b) {
+        const m = (a + b + 1) >>> 1;
+        const fh = f[2 * m], fl = f[2 * m + 1];
+        if (fh < hi || (fh === hi && fl < lo)) a = m;
+        else b = m - 1;
+      }
+      for (let blk = a; blk < seg.meta.blocks; blk++) {
+        const w = this.block(seg.meta.firstBlock + blk);
+        const n = w.length / 3;
+        // Binary search the first entry >= key.
+        let x = 0, y = n;
+        while (x < y) {
+          const m = (x + y) >>> 1;
+          const eh = w[3 * m], el = w[3 * m + 1];
+          if (eh < hi || (eh === hi && el < lo)) x = m + 1;
+          else y = m;
+        }
+        let i = x;
+        for (; i < n && w[3 * i] === hi && w[3 * i + 1] === lo; i++) out.push(w[3 * i + 2]);
+        if (i < n) break;
+      }
+    }
+  }
+
+  private block(no: number): Uint32Array {
+    if (no === this.cacheBlock) return this.cacheWords!;
+    const buf = this.blocks.getBinaryFast(no);
+    if (!buf) throw new Error(`LSH index block ${no} is missing (corrupt index?)`);
+    const w = toWords(buf);
+    this.cacheBlock = no;
+    this.cacheWords = w;
+    return w;
+  }
+
+  /** Writes sorted entries as a new segment. */
+  writeSegment(hi: Uint32Array, lo: Uint32Array, slot: Uint32Array, bitsPerKey: number): Segment {
+    const n = hi.length;
+    const blocks = Math.ceil(n / BLOCK_ENTRIES);
+    const bloom = BlockedBloom.forKeys(n, bitsPerKey);
+    const fences = new Uint32Array(2 * blocks);
+    const firstBlock = this.nextBlock;
+    this.env.transactionSync(() => {
+      for (let k = 0; k < blocks; k++) {
+        const s = k * BLOCK_ENTRIES;
+        const e = Math.min(n, s + BLOCK_ENTRIES);
+        const w = new Uint32Array(3 * (e - s));
+        for (let i = s; i < e; i++) {
+          const j = 3 * (i - s);
+          w[j] = hi[i];
+          w[j + 1] = lo[i];
+          w[j + 2] = slot[i];
+          bloom.add(hi[i], lo[i]);
+        }
+        fences[2 * k] = hi[s];
+        fences[2 * k + 1] = lo[s];
+        this.blocks.putSync(firstBlock + k, wordsToBuffer(w));
+      }
+    });
+    this.nextBlock += blocks;
+    const seg: Segment = { meta: { entries: n, firstBlock, blocks, bloomWords: bloom.words.length }, bloom, fences };
+    this.segments.push(seg);
+    return seg;
+  }
+
+  writeDocBlocks(firstSlot: number, docs: IndexedDoc[]): void {
+    this.env.transactionSync(() => {
+      let i = 0;
+      while (i < docs.length) {
+        const start = i;
+        const ids: Uint8Array[] = [];
+        let words = 0;
+        while (i < docs.length && (i === start || words * 4 < DOC_BLOCK_BYTES)) {
+          const idb = utf8.encode(docs[i].id);
+          ids.push(idb);
+          words += docWords(docs[i], idb);
+          i++;
+        }
+        const count = i - start;
+        const w = new Uint32Array(1 + count + words);
+        w[0] = count;
+        let at = 1 + count;
+        for (let k = 0; k < count; k++) {
+          w[1 + k] = at;
+          at = writeDoc(w, at, docs[start + k], ids[k]);
+        }
+        this.docs.putSync(this.docBlockStarts.length, wordsToBuffer(w));
+        this.docBlockStarts.push(firstSlot + start);
+      }
+    });
+  }
+
+  getDoc(slot: number): IndexedDoc {
+    const starts = this.docBlockStarts;
+    let a = 0, b = starts.length - 1;
+    while (a < b) {
+      const m = (a + b + 1) >>> 1;
+      if (starts[m] <= slot) a = m;
+      else b = m - 1;
+    }
+    const buf = this.docs.getBinaryFast(a);
+    if (!buf) throw new Error(`LSH index document block ${a} is missing (corrupt index?)`);
+    const w = toWords(buf);
+    return readDoc(w, w[1 + (slot - starts[a])]);
+  }
+
+  /** Iterates the documents of the spilled blocks in slot order. */
+  *allDocs(): Generator<IndexedDoc> {
+    for (let blk = 0; blk < this.docBlockStarts.length; blk++) {
+      const w = toWords(this.docs.getBinaryFast(blk)!);
+      for (let k = 0; k < w[0]; k++) yield readDoc(w, w[1 + k]);
+    }
+  }
+
+  saveMeta(params: IndexParams, docs: number): void {
+    this.env.transactionSync(() => {
+      this.segments.forEach((s, i) => {
+        const w = new Uint32Array(s.bloom.words.length + s.fences.length);
+        w.set(s.bloom.words, 0);
+        w.set(s.fences, s.bloom.words.length);
+        this.aux.putSync(i, wordsToBuffer(w));
+      });
+      const meta: StoreMeta = { format: FORMAT, params, docs, segments: this.segments.map((s) => s.meta), docBlocks: this.docBlockStarts };
+      this.meta.putSync('index', meta);
+    });
+  }
+
+  loadMeta(dir: string): StoreMeta {
+    const meta = this.meta.get('index') as StoreMeta | undefined;
+    if (!meta || meta.format !== FORMAT) throw new Error(`${dir} is not a mixstream LSH index (no "${FORMAT}" metadata; was it written with writeIndex and finished?)`);
+    this.segments = meta.segments.map((m, i) => {
+      const w = toWords(this.aux.getBinaryFast(i)!);
+      return { meta: m, bloom: new BlockedBloom(w.slice(0, m.bloomWords)), fences: w.slice(m.bloomWords) };
+    });
+    this.docBlockStarts = meta.docBlocks;
+    return meta;
+  }
+
+  /** Bytes the store keeps in RAM (Bloom filters, fences, block directory). */
+  ramBytes(): number {
+    let b = this.docBlockStarts.length * 8;
+    for (const s of this.segments) b += s.bloom.words.byteLength + s.fences.byteLength;
+    return b;
+  }
+
+  close(): void {
+    this.env.close();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The index
+
+export interface LshIndexOptions extends IndexParams {
+  /** RAM budget of the index in bytes; beyond it entries and documents spill to LMDB. */
+  memoryBytes: number;
+  /** Directory of the LMDB store: the persisted index path, or a scratch directory for spills. */
+  dir: () => string;
+  /** True when `dir` is a persisted index (synced, metadata written at `finish`). */
+  persist?: boolean;
+  /** Called once when the Bloom filters alone outgrow their share of the budget. */
+  warn?: (message: string) => void;
+}
+
+export interface Candidate {
+  slot: number;
+}
+
+const EMPTY = 0xffffffff;
+
+/**
+ * Band keys -> document slots, for the kept documents of a dedup run. Slots are assigned in
+ * insertion order from 0. `candidates` returns the distinct slots sharing at least one band
+ * key with the query, ascending, whatever part of the index lives on disk.
+ */
+export class LshIndex {
+  readonly params: IndexParams;
+  private readonly budget: number;
+  private store: Store | undefined;
+  private readonly dirFn: () => string;
+  private readonly persist: boolean;
+  private readonly warn?: (m: string) => void;
+  private warned = false;
+  // RAM tier multimap: linear probing, duplicate keys allowed; slot EMPTY marks a free cell.
+  private cap = 0;
+  private tHi = new Uint32Array(0);
+  private tLo = new Uint32Array(0);
+  private tSlot = new Uint32Array(0);
+  private used = 0;
+  private ramDocs: IndexedDoc[] = [];
+  private ramDocBytes = 0;
+  /** First slot of the RAM tier. */
+  private ramStart = 0;
+  private nextSlot = 0;
+  spills = 0;
+
+  constructor(o: LshIndexOptions) {
+    this.params = { bands: o.bands, rows: o.rows, perms: o.perms, threshold: o.threshold, shingles: o.shingles };
+    this.budget = o.memoryBytes;
+    this.dirFn = o.dir;
+    this.persist = !!o.persist;
+    this.warn = o.warn;
+    this.resize(1024);
+  }
+
+  get size(): number {
+    return this.nextSlot;
+  }
+
+  private resize(cap: number, keep = true): void {
+    const oHi = this.tHi, oLo = this.tLo, oSl = this.tSlot, oCap = keep ? this.cap : 0;
+    this.cap = cap;
+    this.tHi = new Uint32Array(cap);
+    this.tLo = new Uint32Array(cap);
+    this.tSlot = new Uint32Array(cap).fill(EMPTY);
+    this.used = 0;
+    for (let i = 0; i < oCap; i++) if (oSl[i] !== EMPTY) this.insert(oHi[i], oLo[i], oSl[i]);
+  }
+
+  private insert(hi: number, lo: number, slot: number): void {
+    const mask = this.cap - 1;
+    let i = mix32(hi ^ Math.imul(lo, 0x9e3779b1)) & mask;
+    while (this.tSlot[i] !== EMPTY) i = (i + 1) & mask;
+    this.tHi[i] = hi;
+    this.tLo[i] = lo;
+    this.tSlot[i] = slot;
+    this.used++;
+  }
+
+  /**
+   * Bytes held in RAM: the RAM tier (table, documents, and the scratch a spill of it needs:
+   * 24 bytes per entry for the sorted copy) plus the spilled segments' filters and fences.
+   */
+  ramBytes(cap = this.cap): number {
+    return cap * 12 + this.used * 24 + this.ramDocBytes + this.ramDocs.length * 16 + (this.store?.ramBytes() ?? 0);
+  }
+
+  /** Adds a kept document with its band keys (from `bandKeys`); returns its slot. */
+  add(doc: IndexedDoc, keys: Uint32Array): number {
+    const bands = this.params.bands;
+    if ((this.used + bands) * 2 > this.cap) {
+      // Growing the table must fit the budget too (old and new arrays coexist while rehashing).
+      if (this.ramBytes(this.cap * 3) > this.budget && this.nextSlot > this.ramStart) this.spill();
+      if ((this.used + bands) * 2 > this.cap) this.resize(this.cap * 2);
+    }
+    const slot = this.nextSlot++;
+    for (let b = 0; b < bands; b++) this.insert(keys[2 * b], keys[2 * b + 1], slot);
+    this.ramDocs.push(doc);
+    this.ramDocBytes += 64 + doc.id.length * 2 + doc.signature.byteLength + (doc.shingles ? doc.shingles.byteLength + 64 : 0);
+    if (this.ramBytes() > this.budget) this.spill();
+    return slot;
+  }
+
+  /** Distinct slots sharing a band key with `keys`, ascending. */
+  candidates(keys: Uint32Array): number[] {
+    const out: number[] = [];
+    const mask = this.cap - 1;
+    for (let b = 0; b < this.params.bands; b++) {
+      const hi = keys[2 * b], lo = keys[2 * b + 1];
+      let i = mix32(hi ^ Math.imul(lo, 0x9e3779b1)) & mask;
+      while (this.tSlot[i] !== EMPTY) {
+        if (this.tHi[i] === hi && this.tLo[i] === lo) out.push(this.tSlot[i]);
+        i = (i + 1) & mask;
+      }
+      this.store?.lookup(hi, lo, out);
+    }
+    return sortUnique(out);
+  }
+
+  getDoc(slot: number): IndexedDoc {
+    if (slot >= this.ramStart) return this.ramDocs[slot - this.ramStart];
+    return this.store!.getDoc(slot);
+  }
+
+  private openStore(): Store {
+    return (this.store ??= new Store(this.dirFn(), false, this.persist));
+  }
+
+  /** Moves the RAM tier to LMDB as a new segment. */
+  spill(): void {
+    if (this.nextSlot === this.ramStart) return;
+    const store = this.openStore();
+    const n = this.used;
+    const hi = new Uint32Array(n), lo = new Uint32Array(n), sl = new Uint32Array(n);
+    let k = 0;
+    for (let i = 0; i < this.cap; i++) {
+      if (this.tSlot[i] === EMPTY) continue;
+      hi[k] = this.tHi[i];
+      lo[k] = this.tLo[i];
+      sl[k] = this.tSlot[i];
+      k++;
+    }
+    // Order among equal keys does not matter: candidate lists are sorted by slot.
+    radixSortEntries(hi, lo, sl);
+    store.writeSegment(hi, lo, sl, this.bloomBits(n));
+    store.writeDocBlocks(this.ramStart, this.ramDocs);
+    this.ramDocs = [];
+    this.ramDocBytes = 0;
+    this.ramStart = this.nextSlot;
+    this.resize(1024, false);
+    this.spills++;
+  }
+
+  // 10 bits per key (~1% false positives with 6 probes in a 512-bit block) while the filters fit
+  // in 40% of the budget, fewer beyond that: a full filter set costs extra disk reads, never results.
+  private bloomBits(n: number): number {
+    const have = this.store?.ramBytes() ?? 0;
+    const room = this.budget * 0.4 - have;
+    const bits = Math.floor((room * 8) / n);
+    if (bits >= 10) return 10;
+    if (!this.warned) {
+      this.warned = true;
+      this.warn?.(`the index's Bloom filters outgrow 40% of the memory budget; lookups of spilled keys read LMDB more often (raise memoryMB to keep them fast)`);
+    }
+    return Math.max(4, bits);
+  }
+
+  /** Persists the index (when it was created with `persist`): spills what is in RAM and writes the metadata. */
+  finish(): void {
+    if (!this.persist) return;
+    this.openStore();
+    this.spill();
+    this.store!.saveMeta(this.params, this.nextSlot);
+  }
+
+  close(): void {
+    this.store?.close();
+    this.store = undefined;
+  }
+}
+
+function sortUnique(out: number[]): number[] {
+  if (out.length > 1) {
+    out.sort((x, y) => x - y);
+    let u = 1;
+    for (let k = 1; k < out.length; k++) if (out[k] !== out[u - 1]) out[u++] = out[k];
+    out.length = u;
+  }
+  return out;
+}
+
+/** A persisted index opened read-only (`against`). */
+export class LshIndexReader {
+  readonly params: IndexParams;
+  readonly docs: number;
+  private readonly store: Store;
+
+  constructor(readonly path: string) {
+    this.store = new Store(path, true, false);
+    try {
+      const meta = this.store.loadMeta(path);
+      this.params = meta.params;
+      this.docs = meta.docs;
+    } catch (e) {
+      this.store.close();
+      throw e;
+    }
+  }
+
+  /** Distinct slots sharing a band key with `keys`, ascending. */
+  candidates(keys: Uint32Array): number[] {
+    const out: number[] = [];
+    for (let b = 0; b < this.params.bands; b++) this.store.lookup(keys[2 * b], keys[2 * b + 1], out);
+    return sortUnique(out);
+  }
+
+  getDoc(slot: number): IndexedDoc {
+    return this.store.getDoc(slot);
+  }
+
+  allDocs(): Iterable<IndexedDoc> {
+    return this.store.allDocs();
+  }
+
+  ramBytes(): number {
+    return this.store.ramBytes();
+  }
+
+  close(): void {
+    this.store.close();
+  }
+}

@@ -1,0 +1,131 @@
+import t from 'tap';
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { BlockedBloom, LshIndex, LshIndexReader, bandKeys, candidateProbability, chooseBands, type IndexedDoc } from '../../lib/sketch/lsh.ts';
+import { createMinHasher } from '../../lib/sketch/minhash.ts';
+import { shingleText } from '../../lib/text/shingle.ts';
+import { readJsonl } from '../../lib/testing.ts';
+
+const samples = new URL('../../samples/', import.meta.url);
+const docs = [...readJsonl(new URL('kjv.jsonl', samples)), ...readJsonl(new URL('fortunes.jsonl', samples)).slice(0, 600)];
+const hasher = createMinHasher({ perms: 128, seed: 1, scheme: 'classic' });
+
+function tmp(): string {
+  return mkdtempSync(path.join(os.tmpdir(), 'lsh-test-'));
+}
+
+t.test('band choice and candidate curve', async (t) => {
+  const c = chooseBands(0.85, 128);
+  t.same([c.bands, c.rows], [16, 8], '128 perms at 0.85: 16 bands x 8 rows');
+  t.ok(c.atThreshold >= 0.99, `candidate probability at the threshold ${c.atThreshold}`);
+  // The balanced choice 8 x 16 catches under half of the pairs at the threshold.
+  t.ok(candidateProbability(0.85, 8, 16) < 0.5);
+  t.equal(candidateProbability(1, 16, 8), 1);
+  t.equal(candidateProbability(0, 16, 8), 0);
+  const low = chooseBands(0.5, 128);
+  t.ok(low.bands * low.rows <= 128 && low.atThreshold >= 0.99);
+  t.ok(chooseBands(0.95, 64).rows > chooseBands(0.7, 64).rows, 'higher thresholds use more rows per band');
+  t.throws(() => chooseBands(1.5, 128));
+});
+
+t.test('band keys: deterministic, band-separated, equal only for equal bands', async (t) => {
+  const a = hasher.signature(shingleText(docs[0].text, { unit: 'word', n: 5 }));
+  const k1 = bandKeys(a, 16, 8);
+  const k2 = bandKeys(a.slice(), 16, 8);
+  t.same(k1, k2);
+  const highs = new Set<number>();
+  for (let b = 0; b < 16; b++) highs.add(k1[2 * b] >>> 16);
+  t.equal(highs.size, 16, 'each band has its own key space');
+  const changed = a.slice();
+  changed[9] ^= 1; // row 1 of band 1
+  const k3 = bandKeys(changed, 16, 8);
+  for (let b = 0; b < 16; b++) {
+    const same = k1[2 * b] === k3[2 * b] && k1[2 * b + 1] === k3[2 * b + 1];
+    t.equal(same, b !== 1, `band ${b}`);
+  }
+  t.throws(() => bandKeys(a, 17, 8), /exceeds the signature length/);
+});
+
+t.test('blocked Bloom filter: no false negatives, few false positives', async (t) => {
+  const n = 20000;
+  const bloom = BlockedBloom.forKeys(n, 10);
+  for (let i = 0; i < n; i++) bloom.add(i * 2654435761, i ^ 0x5555);
+  let missing = 0;
+  for (let i = 0; i < n; i++) if (!bloom.has(i * 2654435761, i ^ 0x5555)) missing++;
+  t.equal(missing, 0);
+  let fp = 0;
+  for (let i = n; i < 3 * n; i++) if (bloom.has(i * 2654435761, i ^ 0xaaaa)) fp++;
+  t.ok(fp / (2 * n) < 0.03, `false positive rate ${fp / (2 * n)}`);
+});
+
+function indexed(limit = docs.length): { doc: IndexedDoc; keys: Uint32Array }[] {
+  return docs.slice(0, limit).map((d) => {
+    const shingles = shingleText(d.text, { unit: 'word', n: 5 });
+    const signature = hasher.signature(shingles);
+    return { doc: { id: d.id, signature, shingles }, keys: bandKeys(signature, 16, 8) };
+  });
+}
+
+const params = { bands: 16, rows: 8, perms: 128, threshold: 0.85, shingles: true };
+
+t.test('spilled index answers exactly like the all-in-RAM index', async (t) => {
+  const items = indexed();
+  const dir = tmp();
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const ram = new LshIndex({ ...params, memoryBytes: 1 << 30, dir: () => path.join(dir, 'ram') });
+  const spilled = new LshIndex({ ...params, memoryBytes: 64 * 1024, dir: () => path.join(dir, 'spill') });
+  // Index every other document; query with all of them (half are present, half absent).
+  for (let i = 0; i < items.length; i += 2) {
+    t.equal(ram.add(items[i].doc, items[i].keys), i / 2);
+    spilled.add(items[i].doc, items[i].keys);
+  }
+  t.equal(ram.spills, 0);
+  t.ok(spilled.spills > 3, `spilled ${spilled.spills} times`);
+  let present = 0;
+  for (let i = 0; i < items.length; i++) {
+    const a = ram.candidates(items[i].keys);
+    const b = spilled.candidates(items[i].keys);
+    if (JSON.stringify(a) !== JSON.stringify(b)) {
+      t.fail(`candidates differ for ${items[i].doc.id}: ${a} vs ${b}`);
+      break;
+    }
+    if (i % 2 === 0) {
+      if (!a.includes(i / 2)) t.fail(`indexed document ${items[i].doc.id} is not its own candidate`);
+      else present++;
+    }
+  }
+  t.equal(present, Math.ceil(items.length / 2), 'every indexed document finds itself');
+  for (const slot of [0, 7, 100, Math.floor(items.length / 2) - 1]) {
+    const d = spilled.getDoc(slot);
+    t.equal(d.id, items[2 * slot].doc.id);
+    t.same(d.signature, items[2 * slot].doc.signature);
+    t.same(d.shingles, items[2 * slot].doc.shingles);
+  }
+  ram.close();
+  spilled.close();
+});
+
+t.test('persisted index: written, reopened read-only, same candidates and documents', async (t) => {
+  const items = indexed(400);
+  const dir = tmp();
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const file = path.join(dir, 'idx');
+  const w = new LshIndex({ ...params, shingles: false, memoryBytes: 48 * 1024, dir: () => file, persist: true });
+  for (const it of items) w.add({ id: it.doc.id, signature: it.doc.signature }, it.keys);
+  const expected = items.map((it) => w.candidates(it.keys));
+  w.finish();
+  w.close();
+  const r = new LshIndexReader(file);
+  t.same(r.params, { ...params, shingles: false });
+  t.equal(r.docs, items.length);
+  items.forEach((it, i) => {
+    const c = r.candidates(it.keys);
+    if (JSON.stringify(c) !== JSON.stringify(expected[i])) t.fail(`reader candidates differ for ${it.doc.id}`);
+  });
+  t.equal(r.getDoc(123).id, items[123].doc.id);
+  t.equal(r.getDoc(123).shingles, undefined);
+  t.equal([...r.allDocs()].length, items.length);
+  r.close();
+  t.throws(() => new LshIndexReader(path.join(dir, 'nope')), /does not exist/);
+});

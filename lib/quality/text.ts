@@ -1,0 +1,220 @@
+// Text helpers shared by the heuristic rule sets: a fast Unicode-aware word tokenizer,
+// Python-compatible line splitting and lengths, punctuation classes and sentence counting.
+// Kernels only: no stream code.
+
+/**
+ * Sentence-ending punctuation: the Unicode `Sentence_Terminal` property (`.`, `?`, `!`, `。`,
+ * `؟`, `।`, ...). FineWeb's line-ending rule uses this set.
+ */
+export const TERMINAL_PUNCT = /\p{Sentence_Terminal}/u;
+const TERMINAL_AT_END = /\p{Sentence_Terminal}$/u;
+
+/** True when `line` ends with a sentence terminal character. */
+export function endsWithTerminal(line: string): boolean {
+  return TERMINAL_AT_END.test(line);
+}
+
+/**
+ * A character that is punctuation or a symbol (Unicode P* and S* categories), a control
+ * character, or a sentence terminal. A token made only of these is a "symbol word".
+ */
+const SYMBOL_ONLY = /^[\p{P}\p{S}\p{Cc}\p{Sentence_Terminal}]+$/u;
+const ALPHA = /\p{L}/u;
+
+export function isSymbolWord(w: string): boolean {
+  // ASCII fast path: any letter or digit means it is not a symbol word.
+  for (let i = 0; i < w.length; i++) {
+    const c = w.charCodeAt(i);
+    if ((c >= 48 && c <= 57) || ((c | 32) >= 97 && (c | 32) <= 122)) return false;
+    if (c >= 128) return SYMBOL_ONLY.test(w);
+  }
+  return SYMBOL_ONLY.test(w);
+}
+
+/** Python `any(c.isalpha() for c in w)`: the word holds a Unicode letter. */
+export function hasAlpha(w: string): boolean {
+  for (let i = 0; i < w.length; i++) {
+    const c = w.charCodeAt(i);
+    if ((c | 32) >= 97 && (c | 32) <= 122) return true;
+    if (c >= 128) return ALPHA.test(w.slice(i));
+  }
+  return false;
+}
+
+const SURROGATE = /[\uD800-\uDBFF]/;
+
+/** Length in code points (Python `len`), not UTF-16 units. */
+export function cpLength(s: string): number {
+  if (!SURROGATE.test(s)) return s.length;
+  let n = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0xd800 || c > 0xdbff) n++;
+  }
+  return n;
+}
+
+/** Python `str.splitlines()`: splits on \n, \r, \r\n, \v, \f, \x1c-\x1e, \x85, \u2028, \u2029; no trailing empty line. */
+export function splitLines(text: string): string[] {
+  if (text.length === 0) return [];
+  const lines = text.split(/\r\n|[\n\r\v\f\x1c-\x1e\x85\u2028\u2029]/);
+  if (lines[lines.length - 1] === '') lines.pop();
+  return lines;
+}
+
+// Python's str.strip()/split() whitespace: \s in JS plus \x1c-\x1f and \x85 (JS \s lacks them,
+// and JS \s has \ufeff, which Python does not strip).
+const PY_WS = '[\\s\\x1c-\\x1f\\x85]';
+const PY_STRIP = new RegExp(`^${PY_WS}+|${PY_WS}+$`, 'g');
+const PY_SPLIT = new RegExp(`${PY_WS}+`);
+
+/** Python `str.strip()`. */
+export function pyStrip(s: string): string {
+  return s.replace(PY_STRIP, '');
+}
+
+/** Python `str.split()` with no arguments. */
+export function pySplit(s: string): string[] {
+  const t = pyStrip(s);
+  return t ? t.split(PY_SPLIT) : [];
+}
+
+// ---------------------------------------------------------------------------------------------
+// Word tokenizer
+
+// Characters that are always tokens of their own (Treebank/spaCy split them wherever they are).
+const ALWAYS_SPLIT = new Set('()[]{}<>?!;@#$%&"“”„«»‘’¿¡…'.split(''));
+// Characters peeled off the start or the end of a word (but kept inside it: 1,000 / 10:30 / e.g).
+const EDGE_SPLIT = new Set(".,:'`*".split(''));
+const CONTRACTIONS = ["n't", "'s", "'re", "'ve", "'ll", "'d", "'m", "N'T", "'S", "'RE", "'VE", "'LL", "'D", "'M"];
+
+function isSpace(c: number): boolean {
+  return c === 32 || (c >= 9 && c <= 13) || (c >= 0x1c && c <= 0x1f) || c === 0x85 || c === 0xa0 ||
+    c === 0x1680 || (c >= 0x2000 && c <= 0x200a) || c === 0x2028 || c === 0x2029 || c === 0x202f ||
+    c === 0x205f || c === 0x3000;
+}
+
+function pushWord(out: string[], w: string): void {
+  // Leading edge punctuation, each its own token ('quoted -> ' quoted).
+  let s = 0;
+  let e = w.length;
+  while (s < e && EDGE_SPLIT.has(w[s])) {
+    // A leading ellipsis ("...and") stays one token.
+    if (w.startsWith('...', s)) {
+      out.push('...');
+      s += 3;
+    } else out.push(w[s++]);
+  }
+  const tail: string[] = [];
+  while (e > s && EDGE_SPLIT.has(w[e - 1])) {
+    if (e - 3 >= s && w.startsWith('...', e - 3)) {
+      tail.push('...');
+      e -= 3;
+      continue;
+    }
+    // A final period stays on an abbreviation with inner periods (U.S., e.g.).
+    if (w[e - 1] === '.' && w.lastIndexOf('.', e - 2) > s) break;
+    // Contractions keep their apostrophe: "dogs'" -> dogs ', "'s" handled below.
+    tail.push(w[--e]);
+  }
+  if (e > s) {
+    let core = w.slice(s, e);
+    // Clitics: don't -> do n't, it's -> it 's, we'll -> we 'll.
+    if (core.length > 2 && (core.includes("'") || core.includes('’'))) {
+      const norm = core.replace(/’/g, "'");
+      for (const c of CONTRACTIONS) {
+        if (norm.length > c.length && norm.endsWith(c)) {
+          out.push(core.slice(0, core.length - c.length));
+          core = core.slice(core.length - c.length);
+          break;
+        }
+      }
+    }
+    out.push(core);
+  }
+  for (let i = tail.length - 1; i >= 0; i--) out.push(tail[i]);
+}
+
+/**
+ * Splits text into words and punctuation tokens the way an English Treebank-style tokenizer does
+ * (NLTK's `word_tokenize`, spaCy's English tokenizer, which datatrove uses): whitespace
+ * separates tokens; brackets, quotes, `? ! ; @ # $ % &` and ellipses are tokens of their own;
+ * `. , : ' * \`` are split off the ends of a word but kept inside it (`3.14`, `1,000`, `e.g`);
+ * a final period stays on abbreviations with inner periods (`U.S.`); clitics are split
+ * (`don't` -> `do`, `n't`). Hyphenated words stay whole (as NLTK does).
+ */
+export function splitWords(text: string): string[] {
+  const out: string[] = [];
+  const n = text.length;
+  let start = -1;
+  let simple = true; // the current chunk has only ASCII letters/digits/hyphens
+  for (let i = 0; i <= n; i++) {
+    const c = i < n ? text.charCodeAt(i) : 32;
+    if (isSpace(c)) {
+      if (start >= 0) {
+        if (simple) out.push(text.slice(start, i));
+        else splitChunk(out, text, start, i);
+        start = -1;
+      }
+      continue;
+    }
+    if (start < 0) {
+      start = i;
+      simple = true;
+    }
+    if (simple && !((c >= 48 && c <= 57) || ((c | 32) >= 97 && (c | 32) <= 122) || c === 45)) simple = false;
+  }
+  return out;
+}
+
+function splitChunk(out: string[], text: string, s: number, e: number): void {
+  let w = s;
+  for (let i = s; i < e; i++) {
+    const ch = text[i];
+    if (ALWAYS_SPLIT.has(ch)) {
+      if (i > w) pushWord(out, text.slice(w, i));
+      out.push(ch);
+      w = i + 1;
+    } else if ((ch === '.' && text.startsWith('...', i) && (i > w || i + 3 < e)) || (ch === '-' && text[i + 1] === '-')) {
+      // An ellipsis inside a chunk ("wait...what") and a dash ("--") are tokens that separate words.
+      if (i > w) pushWord(out, text.slice(w, i));
+      let j = i;
+      while (j < e && text[j] === ch) j++;
+      out.push(text.slice(i, j));
+      w = j;
+      i = j - 1;
+    }
+  }
+  if (e > w) pushWord(out, text.slice(w, e));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sentences
+
+// A sentence ends at terminal punctuation (possibly followed by closing quotes/brackets) that is
+// followed by whitespace and more text.
+const SENTENCE_BREAK = /[.!?\u2026\u3002\uff01\uff1f\u061f\u0964]+['"\u2019\u201d)\]]*\s+(?=\S)/g;
+
+/**
+ * Counts sentences in a line: terminal punctuation followed by whitespace and more text starts
+ * a new sentence. Single capital-letter initials ("J. Smith") and common abbreviations do not
+ * end a sentence.
+ */
+export function countSentences(text: string): number {
+  const t = text.trim();
+  if (!t) return 0;
+  let n = 1;
+  SENTENCE_BREAK.lastIndex = 0;
+  let m: RegExpExecArray | null;
+  while ((m = SENTENCE_BREAK.exec(t))) {
+    if (m[0][0] === '.' && m[0].length >= 1) {
+      // Skip initials and a few abbreviations: the token before the period.
+      const before = t.slice(Math.max(0, m.index - 5), m.index);
+      const tok = before.slice(before.search(/\S+$/));
+      if (/^[A-Z]$/.test(tok) || ABBREV.has(tok.toLowerCase())) continue;
+    }
+    n++;
+  }
+  return n;
+}
+const ABBREV = new Set(['mr', 'mrs', 'ms', 'dr', 'st', 'vs', 'etc', 'e.g', 'i.e', 'cf', 'no', 'jr', 'sr', 'prof', 'inc', 'ltd', 'co']);

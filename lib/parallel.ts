@@ -1,0 +1,254 @@
+// An ordered worker-thread pool: tasks go through a function exported by a worker module, one task
+// per idle thread, results come back to the caller's promise (so awaiting them in submission
+// order keeps output order). `map` runs a stream of inputs with at most `inFlight` tasks
+// outstanding (backpressure) and yields results in input order.
+//
+// Worker modules may be TypeScript: each thread starts in lib/parallel-worker.mjs, which registers
+// the tsx loader (resolved from this package, so it works under `npx tsx`, tap and the CLI, from
+// any directory) before importing the task loop and the worker module.
+// A worker module exports plain functions `(input) => output` (or a promise of it); return
+// `withTransfer(value, [buffers])` to move ArrayBuffers back instead of copying them.
+import os from 'node:os';
+import { Worker, type TransferListItem } from 'node:worker_threads';
+
+export interface WorkerPoolOptions {
+  /** The worker module (a file URL or absolute path; .ts or .js). */
+  module: URL | string;
+  /** Threads (>= 1; default: available cores). */
+  size?: number;
+  /** Name of the exported function tasks run through (default "default"). */
+  fn?: string;
+  /** Thread name prefix shown in diagnostics. */
+  name?: string;
+}
+
+export interface MapOptions<I> {
+  /** Tasks outstanding at once (default: 2 x size). */
+  inFlight?: number;
+  /** Buffers of an input to move to the worker instead of copying. */
+  transfer?(input: I): TransferListItem[];
+}
+
+export interface WorkerPool<I = unknown, O = unknown> {
+  readonly size: number;
+  /** Runs one task on the next idle thread. Tasks start in submission order. */
+  run(input: I, transfer?: TransferListItem[]): Promise<O>;
+  /** Runs every input, at most `inFlight` at a time, yielding outputs in input order. */
+  map(inputs: Iterable<I> | AsyncIterable<I>, options?: MapOptions<I>): AsyncGenerator<O>;
+  /** Tasks submitted and not yet finished. */
+  readonly pending: number;
+  /** Waits for submitted tasks, then stops every thread. */
+  close(): Promise<void>;
+  /** Stops every thread now; unfinished tasks reject. */
+  destroy(): Promise<void>;
+}
+
+const TRANSFER = Symbol.for('mixstream.transfer');
+
+export type { TransferListItem };
+
+export interface Transferring<T> {
+  [TRANSFER]: true;
+  value: T;
+  transfer: TransferListItem[];
+}
+
+/** In a worker function: return the value and move these buffers instead of copying them. */
+export function withTransfer<T>(value: T, transfer: TransferListItem[]): T {
+  return { [TRANSFER]: true, value, transfer } as unknown as T;
+}
+
+export function isTransferring(v: unknown): v is Transferring<unknown> {
+  return typeof v === 'object' && v !== null && (v as Record<symbol, unknown>)[TRANSFER] === true;
+}
+
+interface Task {
+  id: number;
+  input: unknown;
+  transfer: TransferListItem[];
+  resolve(v: unknown): void;
+  reject(e: Error): void;
+}
+
+interface Slot {
+  worker: Worker;
+  task?: Task;
+}
+
+const BOOTSTRAP = new URL('./parallel-worker.mjs', import.meta.url);
+
+export function createWorkerPool<I = unknown, O = unknown>(options: WorkerPoolOptions): WorkerPool<I, O> {
+  const size = options.size ?? Math.max(1, os.availableParallelism());
+  if (!Number.isInteger(size) || size < 1) throw new Error(`worker pool size must be an integer >= 1, got ${size}`);
+  const moduleUrl = options.module instanceof URL ? options.module.href : new URL(options.module, 'file://').href;
+  const fn = options.fn ?? 'default';
+  const queue: Task[] = [];
+  const slots: Slot[] = [];
+  let nextId = 0;
+  let pending = 0;
+  let failure: Error | undefined;
+  let closed = false;
+  const idleWaiters: (() => void)[] = [];
+
+  const fail = (err: Error) => {
+    failure ??= err;
+    for (const slot of slots) {
+      if (slot.task) {
+        slot.task.reject(err);
+        slot.task = undefined;
+      }
+    }
+    for (const t of queue.splice(0)) t.reject(err);
+    pending = 0;
+    notifyIdle();
+  };
+
+  function notifyIdle() {
+    if (pending > 0) return;
+    for (const w of idleWaiters.splice(0)) w();
+  }
+
+  for (let i = 0; i < size; i++) {
+    const worker = new Worker(BOOTSTRAP, {
+      execArgv: [],
+      workerData: { module: moduleUrl, fn },
+      name: `${options.name ?? 'mixstream'}-${i}`,
+    });
+    const slot: Slot = { worker };
+    worker.unref();
+    worker.on('message', (msg: { id: number; ok: boolean; value?: unknown; error?: { message: string; stack?: string } }) => {
+      const task = slot.task;
+      if (!task || task.id !== msg.id) return;
+      slot.task = undefined;
+      pending--;
+      if (msg.ok) task.resolve(msg.value);
+      else {
+        const e = new Error(msg.error?.message ?? 'worker task failed');
+        if (msg.error?.stack) e.stack = msg.error.stack;
+        task.reject(e);
+      }
+      dispatch(slot);
+      notifyIdle();
+    });
+    worker.on('error', (e) => fail(e instanceof Error ? e : new Error(String(e))));
+    worker.on('exit', (code) => {
+      if (!closed) fail(new Error(`worker thread ${i} of ${moduleUrl} exited with code ${code}`));
+    });
+    slots.push(slot);
+  }
+
+  function dispatch(slot: Slot) {
+    const task = queue.shift();
+    if (!task) {
+      slot.worker.unref();
+      return;
+    }
+    slot.task = task;
+    slot.worker.ref();
+    try {
+      slot.worker.postMessage({ id: task.id, input: task.input }, task.transfer);
+    } catch (e) {
+      slot.task = undefined;
+      pending--;
+      task.reject(e as Error);
+      dispatch(slot);
+    }
+  }
+
+  const run = (input: I, transfer: TransferListItem[] = []): Promise<O> => {
+    if (failure) return Promise.reject(failure);
+    if (closed) return Promise.reject(new Error('worker pool is closed'));
+    return new Promise<O>((resolve, reject) => {
+      queue.push({ id: nextId++, input, transfer, resolve: resolve as (v: unknown) => void, reject });
+      pending++;
+      const idle = slots.find((s) => !s.task);
+      if (idle) dispatch(idle);
+    });
+  };
+
+  async function* map(inputs: Iterable<I> | AsyncIterable<I>, mapOptions: MapOptions<I> = {}): AsyncGenerator<O> {
+    const limit = mapOptions.inFlight ?? 2 * size;
+    if (!Number.isInteger(limit) || limit < 1) throw new Error(`inFlight must be an integer >= 1, got ${limit}`);
+    const window: Promise<O>[] = [];
+    try {
+      for await (const input of inputs as AsyncIterable<I>) {
+        const p = run(input, mapOptions.transfer?.(input) ?? []);
+        p.catch(() => {}); // observed when awaited below; avoids an unhandled rejection meanwhile
+        window.push(p);
+        if (window.length >= limit) yield await window.shift()!;
+      }
+      while (window.length) yield await window.shift()!;
+    } finally {
+      // On early exit the remaining results are dropped, but their tasks finish normally.
+      for (const p of window) p.catch(() => {});
+    }
+  }
+
+  async function terminate() {
+    closed = true;
+    await Promise.all(slots.map((s) => s.worker.terminate()));
+  }
+
+  return {
+    size,
+    run,
+    map,
+    get pending() {
+      return pending;
+    },
+    async close() {
+      if (closed) return;
+      if (pending > 0 && !failure) await new Promise<void>((r) => idleWaiters.push(r));
+      await terminate();
+    },
+    async destroy() {
+      if (!closed) {
+        closed = true;
+        fail(new Error('worker pool destroyed'));
+      }
+      await terminate();
+    },
+  };
+}
+
+/**
+ * Keeps the order of batches whose results arrive asynchronously while letting up to `depth`
+ * of them run ahead: `push` adds a batch's promise and returns the outputs of the oldest batches
+ * that are finished (waiting only when more than `depth` are unfinished); `drain` returns the rest.
+ * A step that pushes in `process` and drains in `flush` overlaps its workers with the steps
+ * upstream of it (the runner reads and decodes the next batch while the workers compute).
+ */
+export function createOrderedWindow<T>(depth: number) {
+  if (!Number.isInteger(depth) || depth < 0) throw new Error(`window depth must be an integer >= 0, got ${depth}`);
+  const queue: { promise: Promise<T[]>; done: boolean }[] = [];
+  const take = async (): Promise<T[]> => {
+    const out: T[] = [];
+    while (queue.length && (queue[0].done || queue.length > depth)) {
+      const items = await queue.shift()!.promise;
+      for (let i = 0; i < items.length; i++) out.push(items[i]);
+    }
+    return out;
+  };
+  return {
+    get size() {
+      return queue.length;
+    },
+    push(promise: Promise<T[]>): Promise<T[]> {
+      const entry = { promise, done: false };
+      promise.then(
+        () => (entry.done = true),
+        () => (entry.done = true),
+      );
+      queue.push(entry);
+      return take();
+    },
+    async drain(): Promise<T[]> {
+      const out: T[] = [];
+      while (queue.length) {
+        const items = await queue.shift()!.promise;
+        for (let i = 0; i < items.length; i++) out.push(items[i]);
+      }
+      return out;
+    },
+  };
+}

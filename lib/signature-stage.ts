@@ -1,0 +1,114 @@
+// The running step shared by the `shingle` and `minhash` operators: records are cut into chunks,
+// each chunk is shingled (and MinHashed) by lib/sketch/signature-task.ts in a worker thread, and
+// the results are attached to the records in input order.
+import { internals, type Rec, type Step, type StepContext } from './operator.ts';
+import { createOrderedWindow, createWorkerPool, type WorkerPool } from './parallel.ts';
+import { computeSignatures, DocForm, pack, unpackItem, type SignatureResult, type SignatureTask } from './sketch/signature-task.ts';
+import type { MinHashScheme } from './sketch/minhash.ts';
+import type { ShingleOptions } from './text/shingle.ts';
+
+export interface SignatureStageOptions {
+  shingle: ShingleOptions;
+  /** Absent: the stage only shingles. */
+  minhash?: { perms: number; seed: number; scheme: MinHashScheme };
+  /** Reuse `internals(rec).shingles` when an earlier step wrote them (minhash). */
+  reuseShingles: boolean;
+  /** Threads; 0 computes in the calling thread. */
+  workers: number;
+  /** Output field for the shingle hashes or the signature (an array of unsigned 32-bit integers). */
+  emitField?: string;
+}
+
+/** Documents per task at least: smaller chunks cost more in messages than they gain. */
+const MIN_CHUNK = 16;
+/** Batches computed ahead of the one being returned. */
+const WINDOW = 2;
+
+export function createSignatureStage(o: SignatureStageOptions, ctx: StepContext): Step {
+  const pool: WorkerPool<SignatureTask, SignatureResult> | undefined =
+    o.workers > 0 ? createWorkerPool({ module: new URL('./sketch/signature-task.ts', import.meta.url), size: o.workers, name: ctx.op }) : undefined;
+  const onAbort = () => void pool?.destroy();
+  ctx.signal.addEventListener('abort', onAbort, { once: true });
+  const window = createOrderedWindow<Rec>(pool ? WINDOW : 0);
+  const perms = o.minhash?.perms ?? 0;
+
+  function buildTask(recs: Rec[]): { task: SignatureTask; transfer: ArrayBuffer[] } {
+    const forms = new Uint8Array(recs.length);
+    const texts: string[] = new Array(recs.length);
+    const given: Uint32Array[] = new Array(recs.length);
+    let anyGiven = false;
+    const empty = new Uint32Array(0);
+    for (let i = 0; i < recs.length; i++) {
+      const inner = internals(recs[i]);
+      if (o.reuseShingles && inner.shingles instanceof Uint32Array) {
+        forms[i] = DocForm.Shingles;
+        texts[i] = '';
+        given[i] = inner.shingles;
+        anyGiven = true;
+      } else {
+        given[i] = empty;
+        if (typeof inner.hashText === 'string') {
+          forms[i] = DocForm.HashText;
+          texts[i] = inner.hashText;
+        } else {
+          forms[i] = DocForm.RawText;
+          texts[i] = recs[i].text;
+        }
+      }
+    }
+    const task: SignatureTask = { forms, texts, shingle: o.shingle, minhash: o.minhash };
+    const transfer: ArrayBuffer[] = [forms.buffer];
+    if (anyGiven) {
+      task.shingles = pack(given);
+      transfer.push(task.shingles.data.buffer as ArrayBuffer, task.shingles.offsets.buffer as ArrayBuffer);
+    }
+    return { task, transfer };
+  }
+
+  function apply(recs: Rec[], res: SignatureResult): void {
+    for (let i = 0; i < recs.length; i++) {
+      const rec = recs[i];
+      const inner = internals(rec);
+      const computed = res.shingles.offsets[i + 1] > res.shingles.offsets[i];
+      if (computed) inner.shingles = unpackItem(res.shingles, i).slice();
+      if (computed || !o.minhash) ctx.stats.observe('shingles', inner.shingles!.length);
+      if (res.signatures) {
+        inner.signature = res.signatures.slice(i * perms, (i + 1) * perms);
+        if (o.emitField) ctx.annotate(rec, o.emitField, Array.from(inner.signature));
+      } else if (o.emitField) ctx.annotate(rec, o.emitField, Array.from(inner.shingles!));
+    }
+  }
+
+  async function run(recs: Rec[]): Promise<Rec[]> {
+    const chunks = pool ? Math.max(1, Math.min(pool.size, Math.floor(recs.length / MIN_CHUNK))) : 1;
+    const per = Math.ceil(recs.length / chunks);
+    const parts: Promise<void>[] = [];
+    for (let start = 0; start < recs.length; start += per) {
+      const slice = recs.slice(start, start + per);
+      const { task, transfer } = buildTask(slice);
+      parts.push(pool ? pool.run(task, transfer).then((res) => apply(slice, res)) : Promise.resolve(apply(slice, computeSignatures(task))));
+    }
+    await Promise.all(parts);
+    return recs;
+  }
+
+  return {
+    process(batch) {
+      const recs: Rec[] = [];
+      for (const rec of batch) {
+        if (typeof rec.text !== 'string') ctx.error(rec, 'no_text', `record ${rec.id}: "text" is ${rec.text === undefined ? 'missing' : rec.text === null ? 'null' : typeof rec.text}, not a string`);
+        else recs.push(rec);
+      }
+      const done = run(recs);
+      done.catch(() => {});
+      return window.push(done);
+    },
+    flush() {
+      return window.drain();
+    },
+    async close() {
+      ctx.signal.removeEventListener('abort', onAbort);
+      await pool?.destroy();
+    },
+  };
+}

@@ -4,10 +4,14 @@ import decode from './decode.ts';
 import normalize from './normalize.ts';
 import tokens from './tokens.ts';
 import reservoirWeightedSample from './reservoir-weighted-sample.ts';
+import shingle from './shingle.ts';
+import minhash from './minhash.ts';
 
 export const builtins: OperatorDescriptor[] = [
   decode,
   normalize,
   tokens,
   reservoirWeightedSample,
+  shingle,
+  minhash,
 ];

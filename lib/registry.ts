@@ -40,7 +40,9 @@ export function isPathReference(op: string): boolean {
 /** Loads a custom operator file: its default export (or `operator` export) is a descriptor. */
 export async function loadOperatorFile(file: string): Promise<OperatorDescriptor> {
   const mod = await import(pathToFileURL(file).href);
-  const d = mod.default ?? mod.operator;
+  // A .ts file outside an ESM package is loaded as CommonJS: its default export arrives one level down.
+  const candidates = [mod.default, mod.operator, mod.default?.default, mod.default?.operator];
+  const d = candidates.find((c) => c && typeof c === 'object' && typeof c.create === 'function') ?? mod.default;
   if (!d || typeof d !== 'object' || typeof d.create !== 'function' || typeof d.name !== 'string') {
     throw new Error(`${file} does not export an operator descriptor (default export with name, summary, options, create)`);
   }

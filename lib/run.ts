@@ -84,15 +84,13 @@ function tokenSum(batch: Rec[]): number {
 
 /** Starts a run; `done` resolves with the report (it never rejects for bad data, only for bugs). */
 export function startRun(opts: RunOptions): RunHandle {
-  let stopReason: RunReport['status'] | undefined;
+  const control = new StopControl();
   const handle: RunHandle = {
-    stop: (reason = 'interrupted') => {
-      stopReason ??= reason;
-    },
+    stop: (reason = 'interrupted') => control.stop(reason),
     done: undefined as unknown as Promise<RunReport>,
   };
   opts.signal?.addEventListener('abort', () => handle.stop('interrupted'), { once: true });
-  handle.done = execute(opts, () => stopReason, (r) => (stopReason ??= r));
+  handle.done = execute(opts, control);
   return handle;
 }
 
@@ -100,7 +98,26 @@ export async function runPipeline(opts: RunOptions): Promise<RunReport> {
   return startRun(opts).done;
 }
 
-async function execute(opts: RunOptions, stopped: () => RunReport['status'] | undefined, stop: (r: RunReport['status']) => void): Promise<RunReport> {
+/** Why and whether a run was asked to stop; stopping also ends the input being read (it may be blocked on stdin). */
+class StopControl {
+  reason: RunReport['status'] | undefined;
+  private current?: { destroy(): void };
+
+  stop(reason: RunReport['status']): void {
+    if (this.reason) return;
+    this.reason = reason;
+    this.current?.destroy();
+  }
+
+  reading(stream: { destroy(): void } | undefined): void {
+    this.current = stream;
+    if (stream && this.reason) stream.destroy();
+  }
+}
+
+async function execute(opts: RunOptions, control: StopControl): Promise<RunReport> {
+  const stopped = () => control.reason;
+  const stop = (r: RunReport['status']) => control.stop(r);
   const p = opts.pipeline;
   const log = opts.log ?? ((m: string) => process.stderr.write(m + '\n'));
   const startedAt = new Date();
@@ -126,6 +143,7 @@ async function execute(opts: RunOptions, stopped: () => RunReport['status'] | un
       onError({ step: p.decode.index >= 0 ? 0 : undefined, op: 'decode', ...e });
     },
     shouldStop: () => stopped() !== undefined,
+    onOpen: (stream: { destroy(): void }) => control.reading(stream),
   };
 
   const counters = p.steps.map(() => new StepCounters());
@@ -159,11 +177,21 @@ async function execute(opts: RunOptions, stopped: () => RunReport['status'] | un
     const firstGenerates = typeof steps[0]?.generate === 'function';
     const inputs = (opts.inputs ?? (p.inputs.length ? p.inputs : firstGenerates ? [] : ['-'])).map(toInput);
 
+    // When every stage is synchronous (in-memory source and sink), a run could become one long
+    // chain of microtasks; yielding to the event loop now and then keeps signals and timers alive.
+    let lastTurn = performance.now();
+    const turn = async () => {
+      if (performance.now() - lastTurn < 50) return;
+      await new Promise((r) => setImmediate(r));
+      lastTurn = performance.now();
+    };
+
     async function* source(): AsyncGenerator<Rec[]> {
       if (firstGenerates) {
         for await (const batch of steps[0].generate!()) {
           decodeCounters.recordsOut += batch.length;
           yield batch;
+          await turn();
           if (stopped()) return;
         }
         return;
@@ -181,6 +209,7 @@ async function execute(opts: RunOptions, stopped: () => RunReport['status'] | un
           decodeCounters.recordsIn += batch.length;
           decodeCounters.tokensOut += tokenSum(batch);
           yield batch;
+          await turn();
           tIn = performance.now();
           if (stopped()) break;
         }

@@ -59,6 +59,8 @@ export interface DecodeSink {
   error(entry: ErrorEntry): void;
   /** Set by the caller to stop reading early (signal, max errors); checked between batches. */
   shouldStop?(): boolean;
+  /** Told of each opened input stream, so a stop can end a read that is waiting for data. */
+  onOpen?(stream: Readable): void;
 }
 
 export function fileInput(file: string): InputSource {
@@ -159,6 +161,7 @@ export async function* decodeNdjson(
   let skipping: { line: number; offset: number; bytes: number; head: Buffer } | undefined;
   let batch: Rec[] = [];
   let first = true;
+  const stopRequested = () => sink.shouldStop?.() === true;
 
   const parseLine = (str: string, line: number, rawBuf: () => Buffer | string) => {
     if (first) {
@@ -198,6 +201,7 @@ export async function* decodeNdjson(
           parseLine(str, line, () => str);
         }
         pos = nl + 1;
+        if (stopRequested()) return;
       }
       return;
     }
@@ -207,18 +211,21 @@ export async function* decodeNdjson(
       if (nl < 0) break;
       lineNo++;
       const lineBuf = buf.subarray(pos, nl);
-      if (isUtf8(lineBuf)) parseLine(lineBuf.toString('utf8'), lineNo, () => lineBuf);
+      if (lineBuf.length > opts.maxRecordBytes) {
+        checker.fail(input, lineNo, 'record_too_large', `line of ${lineBuf.length} bytes exceeds maxRecordBytes ${opts.maxRecordBytes}`, lineBuf.subarray(0, RAW_LIMIT), { rawTruncated: true, bytes: lineBuf.length });
+      } else if (isUtf8(lineBuf)) parseLine(lineBuf.toString('utf8'), lineNo, () => lineBuf);
       else checker.fail(input, lineNo, 'invalid_utf8', 'line is not valid UTF-8 (raw bytes in base64)', lineBuf);
       pos = nl + 1;
+      if (stopRequested()) return;
     }
   };
 
   const flushBatch = function* () {
-    if (batch.length) {
-      const b = batch;
-      batch = [];
-      yield b;
-    }
+    if (!batch.length) return;
+    const b = batch;
+    batch = [];
+    if (b.length <= opts.batchRecords) yield b;
+    else for (let i = 0; i < b.length; i += opts.batchRecords) yield b.slice(i, i + opts.batchRecords);
   };
 
   try {
@@ -265,16 +272,19 @@ export async function* decodeNdjson(
       } else if (buf.length) {
         carry = Buffer.from(buf); // copy: the chunk it points into can be reused
       }
-      if (batch.length >= opts.batchRecords) yield* flushBatch();
+      // Hand on what each chunk completed: a trickling source (a slow pipe) is not held back waiting for a full batch.
+      yield* flushBatch();
       if (sink.shouldStop?.()) {
         yield* flushBatch();
         return;
       }
     }
   } catch (e) {
+    yield* flushBatch();
+    // Stopped on purpose (signal, max errors): the input is left incomplete, which is not a data error.
+    if (sink.shouldStop?.()) return;
     // A stream error (truncated gzip/zstd, read failure): keep what was read, report the rest.
     progress.error = (e as Error).message;
-    yield* flushBatch();
     const partial = carry && carry.length ? carry : undefined;
     checker.fail(input, partial ? lineNo + 1 : undefined, 'truncated_input', `input ended early: ${(e as Error).message}${partial ? '; the last, incomplete line is attached' : ''}`, partial, { offset });
     return;
@@ -439,6 +449,7 @@ export async function* decodeInput(source: InputSource, opts: DecodeOptions, sin
     checker.fail(source.name, undefined, 'unreadable_input', `cannot open input: ${(e as Error).message}`, undefined);
     return;
   }
+  sink.onOpen?.(raw);
   let wire: AsyncIterable<Buffer> = counting(raw, progress);
   let head: Buffer;
   try {

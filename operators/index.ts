@@ -6,6 +6,7 @@ import tokens from './tokens.ts';
 import reservoirWeightedSample from './reservoir-weighted-sample.ts';
 import shingle from './shingle.ts';
 import minhash from './minhash.ts';
+import lshBandJoin from './lsh-band-join.ts';
 
 export const builtins: OperatorDescriptor[] = [
   decode,
@@ -14,4 +15,5 @@ export const builtins: OperatorDescriptor[] = [
   reservoirWeightedSample,
   shingle,
   minhash,
+  lshBandJoin,
 ];

@@ -266,7 +266,7 @@ class Store {
     if (os.endianness() !== 'LE') throw new Error('LSH index files are little-endian; this machine is big-endian');
     if (!readOnly) mkdirSync(dir, { recursive: true });
     else if (!existsSync(dir)) throw new Error(`LSH index ${dir} does not exist`);
-    this.env = open({ path: dir, readOnly, noSync: !durable, maxDbs: 8, noReadAhead: true, remapChunks: true } as any);
+    this.env = open({ path: dir, readOnly, noSync: !durable, maxDbs: 8, noReadAhead: true, remapChunks: true, noSubdir: false } as any);
     const opt = { keyEncoding: 'uint32', encoding: 'binary' } as const;
     this.blocks = this.env.openDB({ name: 'band-blocks', ...opt } as any) as any;
     this.docs = this.env.openDB({ name: 'doc-blocks', ...opt } as any) as any;

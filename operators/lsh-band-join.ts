@@ -1,0 +1,421 @@
+// lsh-band-join: near-duplicate removal with MinHash LSH (Zyda-2 cross-dedup, Ziya2 content dedup).
+// Joins each document against the kept documents seen before it (and against persisted indexes
+// of other datasets), verifies candidates, and keeps one document per cluster.
+import { existsSync, readdirSync } from 'node:fs';
+import path from 'node:path';
+import { open, type Database, type RootDatabase } from 'lmdb';
+import { defineOperator, internals, peekInternals, type Rec, type StepContext } from '../lib/operator.ts';
+import { LshIndex, LshIndexReader, bandKeys, candidateProbability, chooseBands, type IndexedDoc } from '../lib/sketch/lsh.ts';
+import { estimateJaccard } from '../lib/sketch/minhash.ts';
+import { exactJaccard } from '../lib/text/shingle.ts';
+
+export interface LshBandJoinOptions {
+  threshold: number;
+  bands?: number;
+  rows?: number;
+  verify: 'signature' | 'exact' | 'none';
+  keep: 'first' | 'priority';
+  priorityField: string;
+  priority?: string[];
+  against: string[];
+  writeIndex?: string;
+  emit: 'kept' | 'removed' | 'all';
+  memoryMB: number;
+}
+
+/** Perms assumed by `explain` (the signature length is only known from the data): Zyda-2's 128. */
+const EXPLAIN_PERMS = 128;
+
+export function resolveBands(o: Pick<LshBandJoinOptions, 'threshold' | 'bands' | 'rows'>, perms: number): { bands: number; rows: number } {
+  if (o.bands !== undefined && o.rows !== undefined) return { bands: o.bands, rows: o.rows };
+  if (o.rows !== undefined) return { bands: Math.floor(perms / o.rows), rows: o.rows };
+  if (o.bands !== undefined) return { bands: o.bands, rows: Math.floor(perms / o.bands) };
+  const c = chooseBands(o.threshold, perms);
+  return { bands: c.bands, rows: c.rows };
+}
+
+interface Match {
+  id: string;
+  similarity: number;
+  /** Cluster key: `<source>:<slot>` (source -1 = this run's index, i >= 0 = against[i]). */
+  key: string;
+}
+
+interface Decision {
+  dupOf: string;
+  similarity: number;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Record spool for keep: "priority": records wait until the end of input, in RAM up to a budget,
+// then in LMDB. Internals that are strings or Uint32Arrays (hashText, shingles, signature) survive.
+
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+
+function packRecord(rec: Rec): Buffer {
+  const ints = peekInternals(rec) ?? {};
+  const strings: Record<string, string> = {};
+  const arrays: [string, number][] = [];
+  const data: Uint32Array[] = [];
+  for (const [k, v] of Object.entries(ints)) {
+    if (typeof v === 'string') strings[k] = v;
+    else if (v instanceof Uint32Array) {
+      arrays.push([k, v.length]);
+      data.push(v);
+    }
+  }
+  const head = enc.encode(JSON.stringify([rec, strings, arrays]));
+  const words = data.reduce((n, a) => n + a.length, 0);
+  const pad = (4 - ((4 + head.length) % 4)) % 4;
+  const buf = Buffer.alloc(4 + head.length + pad + words * 4);
+  buf.writeUInt32LE(head.length, 0);
+  buf.set(head, 4);
+  let at = 4 + head.length + pad;
+  for (const a of data) {
+    buf.set(new Uint8Array(a.buffer, a.byteOffset, a.byteLength), at);
+    at += a.byteLength;
+  }
+  return buf;
+}
+
+function unpackRecord(buf: Uint8Array): Rec {
+  const len = buf[0] | (buf[1] << 8) | (buf[2] << 16) | (buf[3] << 24);
+  const [rec, strings, arrays] = JSON.parse(dec.decode(buf.subarray(4, 4 + len))) as [Rec, Record<string, string>, [string, number][]];
+  const ints = internals(rec);
+  Object.assign(ints, strings);
+  let at = 4 + len + ((4 - ((4 + len) % 4)) % 4);
+  for (const [k, n] of arrays) {
+    const a = new Uint32Array(n);
+    new Uint8Array(a.buffer).set(buf.subarray(at, at + n * 4));
+    ints[k] = a;
+    at += n * 4;
+  }
+  return rec;
+}
+
+class RecordSpool {
+  private ram: Buffer[] = [];
+  private ramBytes = 0;
+  private spilled = 0;
+  private env: RootDatabase | undefined;
+  private db: Database<Buffer, number> | undefined;
+  count = 0;
+
+  constructor(private readonly budget: number, private readonly dir: () => string) {}
+
+  push(rec: Rec): number {
+    const b = packRecord(rec);
+    this.ram.push(b);
+    this.ramBytes += b.length + 96;
+    if (this.ramBytes > this.budget) this.spill();
+    return this.count++;
+  }
+
+  private spill(): void {
+    if (!this.env) {
+      this.env = open({ path: this.dir(), noSync: true, maxDbs: 2, remapChunks: true, noSubdir: false } as any);
+      this.db = this.env.openDB({ name: 'records', keyEncoding: 'uint32', encoding: 'binary' } as any) as any;
+    }
+    this.env.transactionSync(() => {
+      for (const b of this.ram) this.db!.putSync(this.spilled++, b);
+    });
+    this.ram = [];
+    this.ramBytes = 0;
+  }
+
+  get(seq: number): Rec {
+    if (seq >= this.spilled) return unpackRecord(this.ram[seq - this.spilled]);
+    const b = this.db!.getBinaryFast(seq);
+    if (!b) throw new Error(`record spool entry ${seq} is missing`);
+    return unpackRecord(b);
+  }
+
+  close(): void {
+    this.env?.close();
+    this.env = undefined;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+const VERIFY_DOC =
+  '"exact": exact Jaccard of the shingle sets (kept in the index, spilled with it) >= threshold; ' +
+  '"signature": agreement of the MinHash signatures >= threshold; "none": every LSH candidate is a duplicate';
+
+export default defineOperator<LshBandJoinOptions>({
+  name: 'lsh-band-join',
+  summary: 'near-duplicate removal with MinHash LSH: bands x rows from a threshold, verified candidates, keep-first or source priority, persisted indexes for cross-dataset dedup',
+  description:
+    'Needs `minhash` before it (and `shingle`, for verify "exact"). Each document is joined against the kept documents before it ' +
+    '(and the indexes named in `against`): a candidate shares at least one band of its signature; a candidate whose verified ' +
+    'similarity is >= threshold makes the document a near-duplicate of it (the most similar one, ties to the earliest). ' +
+    'Only kept documents enter the index, so every removed document duplicates a document that is kept. ' +
+    'keep "priority" holds every record until the end of input (spooled to disk beyond half of memoryMB) and decides in order of ' +
+    'priority, then arrival; output then starts at the end of input. The index lives in RAM up to memoryMB and spills to LMDB beyond it ' +
+    '(same results). Deterministic: the same input in the same order gives the same output.',
+  options: {
+    threshold: { type: 'number', default: 0.85, min: 0, exclusiveMin: true, max: 1, description: 'Jaccard similarity at or above which two documents are near-duplicates (Zyda-2: 0.85)' },
+    bands: { type: 'integer', min: 1, description: 'LSH bands (default: chosen from threshold and the signature length; see explain)' },
+    rows: { type: 'integer', min: 1, description: 'rows per band (default: chosen with bands; bands x rows must be <= perms)' },
+    verify: { type: 'string', enum: ['exact', 'signature', 'none'], default: 'exact', description: VERIFY_DOC },
+    keep: { type: 'string', enum: ['first', 'priority'], default: 'first', description: 'which copy of a cluster survives: the first seen, or the one whose priorityField value comes first in `priority`' },
+    priorityField: { type: 'string', default: 'source', description: 'record field compared against `priority` (keep "priority")' },
+    priority: { type: 'array', items: { type: 'string', description: 'a value of priorityField' }, minItems: 1, description: 'preferred values of priorityField, best first; other values rank after all of them' },
+    against: { type: 'array', items: { type: 'string', description: 'index directory' }, default: [], description: 'indexes written by earlier runs (writeIndex): documents duplicating them are removed; their documents always win' },
+    writeIndex: { type: 'string', description: 'directory to persist the index of the kept documents into (LMDB), for later runs\' `against`' },
+    emit: { type: 'string', enum: ['kept', 'removed', 'all'], default: 'kept', description: '"kept": removed documents are dropped (reason near_duplicate); "removed": only removed documents, annotated; "all": every document, annotated' },
+    memoryMB: { type: 'number', default: 1024, min: 0, exclusiveMin: true, description: 'RAM budget of the index (and, with keep "priority", of the record spool: half each); beyond it, LMDB on disk' },
+  },
+  outputs: {
+    dup_of: 'emit removed/all: id of the kept document this one duplicates (null on kept documents)',
+    dup_similarity: 'emit removed/all: verified similarity to dup_of (exact or estimated Jaccard; null on kept documents)',
+    cluster_id: 'emit removed/all: id of the kept document of the cluster (a kept document: its own id)',
+  },
+  check(o) {
+    const errors: { path: string; message: string }[] = [];
+    if (o.keep === 'priority' && !o.priority?.length) errors.push({ path: 'priority', message: 'keep "priority" needs the ordered list of preferred values, e.g. ["dataset-a", "dataset-b"]' });
+    if (o.keep !== 'priority' && o.priority) errors.push({ path: 'priority', message: 'priority is only used with keep: "priority"' });
+    if (o.bands !== undefined && o.rows !== undefined && o.bands * o.rows > 4096) errors.push({ path: 'bands', message: `bands x rows = ${o.bands * o.rows} is larger than any signature` });
+    return errors;
+  },
+  explain(o) {
+    const { bands, rows } = resolveBands(o, EXPLAIN_PERMS);
+    const sims = [0.5, 0.6, 0.7, 0.75, 0.8, o.threshold, 0.9, 0.95].filter((v, i, a) => a.indexOf(v) === i).sort((a, b) => a - b);
+    const curve = sims.map((s) => `    s = ${s.toFixed(2)}: P(candidate) = ${candidateProbability(s, bands, rows).toFixed(4)}`).join('\n');
+    const balanced = rows > 1 ? ` (the "balanced" 8 x 16 would catch ${(candidateProbability(o.threshold, Math.floor(EXPLAIN_PERMS / 16), 16) * 100).toFixed(0)}% at the threshold)` : '';
+    return [
+      `near-duplicates at Jaccard >= ${o.threshold}: ${bands} bands x ${rows} rows${o.bands === undefined && o.rows === undefined ? ` (chosen for ${EXPLAIN_PERMS} perms; the signature length of the data decides at run time)` : ''}${balanced}`,
+      `  candidate probability 1 - (1 - s^${rows})^${bands}:`,
+      curve,
+      `  verify: ${o.verify}; keep: ${o.keep === 'priority' ? `priority by ${o.priorityField}: ${(o.priority ?? []).join(' > ')} > others (records held until end of input)` : 'first seen'}; emit: ${o.emit}`,
+      o.against.length ? `  against: ${o.against.join(', ')}` : '',
+      o.writeIndex ? `  writes the index of kept documents to ${o.writeIndex}` : '',
+      `  index memory: ${o.memoryMB} MB, then LMDB`,
+    ]
+      .filter(Boolean)
+      .join('\n');
+  },
+  create(o, ctx) {
+    return createJoin(o, ctx);
+  },
+});
+
+function createJoin(o: LshBandJoinOptions, ctx: StepContext) {
+  const resolve = (p: string) => path.resolve(ctx.baseDir, p);
+  const memory = o.memoryMB * 1024 * 1024;
+  const indexBudget = o.keep === 'priority' ? memory / 2 : memory;
+  const writePath = o.writeIndex ? resolve(o.writeIndex) : undefined;
+  if (writePath && existsSync(writePath) && readdirSync(writePath).length > 0) {
+    throw new Error(`writeIndex: ${writePath} already exists and is not empty; remove it or choose another path`);
+  }
+  const readers = o.against.map((p) => {
+    const r = new LshIndexReader(resolve(p));
+    if (o.verify === 'exact' && !r.params.shingles) {
+      r.close();
+      throw new Error(`against: ${p} was written without shingle sets (verify "${'signature'}"); use verify "signature" or rebuild it with verify "exact"`);
+    }
+    return r;
+  });
+
+  let perms = 0;
+  let bands = 0;
+  let rows = 0;
+  let index: LshIndex | undefined;
+  let keys = new Uint32Array(0);
+  const clusterSizes = new Map<string, number>();
+  let candidatesSeen = 0;
+  let rejected = 0;
+
+  function setup(len: number): void {
+    perms = len;
+    ({ bands, rows } = resolveBands(o, perms));
+    if (bands < 1 || rows < 1 || bands * rows > perms) {
+      throw new Error(`bands x rows (${bands} x ${rows}) must be >= 1 and <= the signature length ${perms}`);
+    }
+    readers.forEach((r, i) => {
+      const p = r.params;
+      if (p.perms !== perms || p.bands !== bands || p.rows !== rows) {
+        throw new Error(`against[${i}]: ${o.against[i]} has ${p.bands} x ${p.rows} bands over ${p.perms} perms, this step ${bands} x ${rows} over ${perms}: use the same minhash perms and bands`);
+      }
+    });
+    ctx.log(`${bands} bands x ${rows} rows over ${perms} perms; P(candidate) at ${o.threshold} = ${candidateProbability(o.threshold, bands, rows).toFixed(4)}`);
+    keys = new Uint32Array(2 * bands);
+    index = new LshIndex({
+      bands,
+      rows,
+      perms,
+      threshold: o.threshold,
+      shingles: o.verify === 'exact',
+      memoryBytes: Math.max(64 * 1024, indexBudget - readers.reduce((n, r) => n + r.ramBytes(), 0)),
+      dir: () => writePath ?? path.join(ctx.tmpDir, 'lsh-index'),
+      persist: !!writePath,
+      warn: (m) => ctx.log(`warning: ${m}`),
+    });
+  }
+
+  /** Validates a record's sketch data; returns false (after reporting) when it cannot be joined. */
+  function usable(rec: Rec): boolean {
+    const ints = peekInternals(rec);
+    const sig = ints?.signature;
+    if (!(sig instanceof Uint32Array)) {
+      ctx.error(rec, 'missing_signature', `record ${rec.id} has no MinHash signature: put a minhash step before lsh-band-join`);
+      return false;
+    }
+    if (o.verify === 'exact' && !(ints!.shingles instanceof Uint32Array)) {
+      ctx.error(rec, 'missing_shingles', `record ${rec.id} has no shingle set, which verify "exact" needs: put a shingle step before minhash (or use verify "signature")`);
+      return false;
+    }
+    if (!index) setup(sig.length);
+    if (sig.length !== perms) {
+      ctx.error(rec, 'signature_length', `record ${rec.id} has a signature of ${sig.length} values, earlier records ${perms}`);
+      return false;
+    }
+    return true;
+  }
+
+  function similarity(sig: Uint32Array, shingles: Uint32Array | undefined, doc: IndexedDoc): number {
+    if (o.verify === 'exact') return exactJaccard(shingles!, doc.shingles!);
+    return estimateJaccard(sig, doc.signature);
+  }
+
+  /** The best verified match of a document among the indexes, or undefined. */
+  function join(sig: Uint32Array, shingles: Uint32Array | undefined): Match | undefined {
+    bandKeys(sig, bands, rows, keys);
+    let best: Match | undefined;
+    const consider = (source: number, slots: number[], get: (s: number) => IndexedDoc) => {
+      for (const slot of slots) {
+        candidatesSeen++;
+        const doc = get(slot);
+        const sim = similarity(sig, shingles, doc);
+        if (o.verify !== 'none' && sim < o.threshold) {
+          rejected++;
+          continue;
+        }
+        if (!best || sim > best.similarity) best = { id: doc.id, similarity: sim, key: `${source}:${slot}` };
+      }
+    };
+    readers.forEach((r, i) => consider(i, r.candidates(keys), (s) => r.getDoc(s)));
+    consider(-1, index!.candidates(keys), (s) => index!.getDoc(s));
+    return best;
+  }
+
+  function keepDoc(rec: Rec, sig: Uint32Array, shingles: Uint32Array | undefined): void {
+    index!.add({ id: rec.id, signature: sig, shingles: o.verify === 'exact' ? shingles : undefined }, keys);
+    ctx.stats.count('kept');
+  }
+
+  function markDuplicate(m: Match): void {
+    clusterSizes.set(m.key, (clusterSizes.get(m.key) ?? 1) + 1);
+    ctx.stats.count('near_duplicates');
+  }
+
+  /** Applies a decision to a record: undefined = kept. Returns the record to emit, if any. */
+  function emit(rec: Rec, d: Decision | undefined): Rec | undefined {
+    if (!d) {
+      if (o.emit === 'removed') return undefined;
+      if (o.emit === 'all') annotate(rec, null, null, rec.id);
+      return rec;
+    }
+    if (o.emit === 'kept') {
+      ctx.drop(rec, 'near_duplicate');
+      return undefined;
+    }
+    annotate(rec, d.dupOf, Math.round(d.similarity * 1e4) / 1e4, d.dupOf);
+    return rec;
+  }
+
+  function annotate(rec: Rec, dupOf: string | null, sim: number | null, cluster: string): void {
+    ctx.annotate(rec, 'dup_of', dupOf);
+    ctx.annotate(rec, 'dup_similarity', sim);
+    ctx.annotate(rec, 'cluster_id', cluster);
+  }
+
+  /** Decides one document against everything kept so far. */
+  function decide(rec: Rec): Decision | undefined {
+    const ints = internals(rec);
+    const sig = ints.signature!;
+    const shingles = ints.shingles;
+    const m = join(sig, shingles);
+    if (m) {
+      markDuplicate(m);
+      return { dupOf: m.id, similarity: m.similarity };
+    }
+    keepDoc(rec, sig, shingles);
+    return undefined;
+  }
+
+  function finishStats(): void {
+    let clusters = 0;
+    for (const size of clusterSizes.values()) {
+      clusters++;
+      ctx.stats.observe('cluster_size', size);
+    }
+    ctx.stats.count('clusters', clusters);
+    ctx.stats.count('candidates', candidatesSeen);
+    ctx.stats.count('rejected_candidates', rejected);
+    if (index?.spills) ctx.stats.count('index_spills', index.spills);
+    index?.finish();
+  }
+
+  const close = () => {
+    index?.close();
+    for (const r of readers) r.close();
+  };
+
+  if (o.keep === 'first') {
+    return {
+      process(batch: Rec[]): Rec[] {
+        const out: Rec[] = [];
+        for (const rec of batch) {
+          if (!usable(rec)) continue;
+          const r = emit(rec, decide(rec));
+          if (r) out.push(r);
+        }
+        return out;
+      },
+      flush(): Rec[] {
+        finishStats();
+        return [];
+      },
+      close,
+    };
+  }
+
+  // keep: "priority": spool every record; at the end decide in (priority rank, arrival) order,
+  // then emit in arrival order.
+  const ranks = new Map((o.priority ?? []).map((v, i) => [v, i]));
+  const spool = new RecordSpool(memory / 2, () => path.join(ctx.tmpDir, 'lsh-spool'));
+  const byRank: number[][] = Array.from({ length: ranks.size + 1 }, () => []);
+  return {
+    process(batch: Rec[]): Rec[] {
+      for (const rec of batch) {
+        if (!usable(rec)) continue;
+        const v = rec[o.priorityField];
+        const rank = typeof v === 'string' && ranks.has(v) ? ranks.get(v)! : ranks.size;
+        byRank[rank].push(spool.push(rec));
+      }
+      return [];
+    },
+    flush(): Rec[] {
+      const decisions = new Map<number, Decision>();
+      for (const seqs of byRank) {
+        for (const seq of seqs) {
+          const d = decide(spool.get(seq));
+          if (d) decisions.set(seq, d);
+        }
+      }
+      finishStats();
+      const out: Rec[] = [];
+      for (let seq = 0; seq < spool.count; seq++) {
+        const r = emit(spool.get(seq), decisions.get(seq));
+        if (r) out.push(r);
+      }
+      return out;
+    },
+    close() {
+      spool.close();
+      close();
+    },
+  };
+}

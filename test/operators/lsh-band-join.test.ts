@@ -1,0 +1,186 @@
+import t from 'tap';
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { internals, type Rec } from '../../lib/operator.ts';
+import { createMinHasher } from '../../lib/sketch/minhash.ts';
+import { exactJaccard, shingleText } from '../../lib/text/shingle.ts';
+import { readJsonl, runOperator } from '../../lib/testing.ts';
+import lsh from '../../operators/lsh-band-join.ts';
+
+const samples = new URL('../../samples/', import.meta.url);
+const kjv = readJsonl(new URL('kjv.jsonl', samples));
+const fortunes = readJsonl(new URL('fortunes.jsonl', samples));
+const hasher = createMinHasher({ perms: 128, seed: 1, scheme: 'oph' });
+
+/** What normalize -> shingle -> minhash leave on a record (computed with the kernels). */
+function sketch(recs: Rec[]): Rec[] {
+  for (const r of recs) {
+    const shingles = shingleText(r.text, { unit: 'word', n: 5 });
+    internals(r).shingles = shingles;
+    internals(r).signature = hasher.signature(shingles);
+  }
+  return recs;
+}
+
+function copy(r: Rec, id: string, extra: Record<string, unknown> = {}): Rec {
+  return { ...r, id, ...extra };
+}
+
+/** Replaces every `every`-th word with a marker: a graded real-text edit. */
+function edit(r: Rec, id: string, every: number): Rec {
+  const words = r.text.split(' ');
+  for (let i = every - 1; i < words.length; i += every) words[i] = `zq${i}x`;
+  return { ...r, id, text: words.join(' ') };
+}
+
+function tmp(): string {
+  return mkdtempSync(path.join(os.tmpdir(), 'lsh-op-test-'));
+}
+
+const ids = (recs: Rec[]) => recs.map((r) => r.id);
+const json = (recs: Rec[]) => recs.map((r) => JSON.stringify(r)).join('\n');
+
+t.test('identical documents are always joined, the first copy kept', async (t) => {
+  const base = kjv.slice(0, 60);
+  const recs = sketch([...base.map((r) => copy(r, r.id)), ...base.map((r) => copy(r, `${r.id}#copy`))]);
+  const run = await runOperator(lsh, {}, recs);
+  t.same(ids(run.output), ids(base));
+  t.equal(run.dropped.length, 60);
+  t.ok(run.dropped.every((d) => d.reason === 'near_duplicate' && d.rec.id.endsWith('#copy')));
+  t.equal(run.counters.counters.near_duplicates, 60);
+  t.equal(run.counters.counters.clusters, 60);
+  t.equal(run.counters.histograms.cluster_size.max, 2);
+});
+
+t.test('documents sharing no shingle are never joined', async (t) => {
+  const recs = sketch([...kjv.slice(0, 150), ...fortunes.slice(0, 400)].map((r) => copy(r, r.id)));
+  const run = await runOperator(lsh, { emit: 'removed', verify: 'none' }, recs);
+  const byId = new Map(recs.map((r) => [r.id, r]));
+  for (const r of run.output) {
+    const j = exactJaccard(internals(r).shingles!, internals(byId.get(r.dup_of as string)!).shingles!);
+    t.ok(j > 0, `${r.id} joined to ${r.dup_of} shares shingles (J = ${j.toFixed(3)})`);
+  }
+  // Every pair of distinct KJV chapters is far below the threshold: none is removed even unverified... unless LSH collides.
+  t.ok(run.output.filter((r) => r.id.startsWith('kjv/')).length === 0, 'no KJV chapter is a candidate of another');
+});
+
+t.test('graded edits: exact verification removes exactly the pairs at or above the threshold', async (t) => {
+  const base = kjv.slice(0, 80);
+  const variants = base.flatMap((r, i) => [edit(r, `${r.id}~e`, [400, 150, 60, 20][i % 4])]);
+  const recs = sketch([...base.map((r) => copy(r, r.id)), ...variants]);
+  const run = await runOperator(lsh, { emit: 'all' }, recs);
+  t.equal(run.output.length, recs.length);
+  let tp = 0;
+  for (const r of run.output.slice(80)) {
+    const orig = recs.find((x) => x.id === r.id.replace('~e', ''))!;
+    const j = exactJaccard(internals(r).shingles!, internals(orig).shingles!);
+    if (j >= 0.85) {
+      t.equal(r.dup_of, orig.id, `${r.id} (J = ${j.toFixed(3)}) is removed as a duplicate of ${orig.id}`);
+      t.equal(r.cluster_id, orig.id);
+      t.equal(r.dup_similarity, Math.round(j * 1e4) / 1e4);
+      tp++;
+    } else t.equal(r.dup_of, null, `${r.id} (J = ${j.toFixed(3)}) is kept`);
+  }
+  t.ok(tp >= 20 && tp < 80, `both sides of the threshold are exercised (${tp} above)`);
+  for (const r of run.output.slice(0, 80)) {
+    t.equal(r.dup_of, null);
+    t.equal(r.dup_similarity, null);
+    t.equal(r.cluster_id, r.id);
+  }
+});
+
+t.test('emit modes and annotations', async (t) => {
+  const base = fortunes.slice(0, 30).filter((r) => r.text.split(' ').length > 12);
+  const mk = () => sketch([...base.map((r) => copy(r, r.id)), ...base.slice(0, 5).map((r) => copy(r, `${r.id}#2`))]);
+  const removed = await runOperator(lsh, { emit: 'removed' }, mk());
+  t.same(ids(removed.output), base.slice(0, 5).map((r) => `${r.id}#2`));
+  t.same(removed.output.map((r) => [r.dup_of, r.dup_similarity, r.cluster_id]), base.slice(0, 5).map((r) => [r.id, 1, r.id]));
+  t.equal(removed.dropped.length, 0, 'emit removed does not drop kept documents as rejects');
+  const kept = await runOperator(lsh, { emit: 'kept' }, mk());
+  t.same(ids(kept.output), ids(base));
+  t.notOk('dup_of' in kept.output[0], 'emit kept adds no fields');
+  t.ok(JSON.stringify(kept.output[0]).indexOf('signature') < 0, 'internals stay off the output');
+  const all = await runOperator(lsh, { emit: 'all' }, mk());
+  t.equal(all.output.length, base.length + 5);
+});
+
+t.test('keep priority: a later copy from the preferred source replaces an earlier one', async (t) => {
+  const base = kjv.slice(0, 20);
+  const recs = sketch([
+    ...base.map((r) => copy(r, `web/${r.id}`, { source: 'web' })),
+    ...base.slice(0, 10).map((r) => copy(r, `books/${r.id}`, { source: 'books' })),
+    copy(fortunes[0], 'other/1', { source: 'misc' }),
+  ]);
+  const run = await runOperator(lsh, { keep: 'priority', priority: ['books', 'web'], emit: 'all', memoryMB: 0.001 }, recs);
+  t.same(ids(run.output), ids(recs), 'output in arrival order');
+  for (const r of run.output) {
+    const n = Number(/_(\d+)$/.exec(r.id)?.[1] ?? 0);
+    if (r.id.startsWith('web/') && base.slice(0, 10).some((b) => `web/${b.id}` === r.id)) {
+      t.equal(r.dup_of, r.id.replace('web/', 'books/'), `${r.id} loses to the books copy`);
+    } else t.equal(r.dup_of, null, `${r.id} kept (${n})`);
+  }
+  t.equal(typeof internals(run.output[0]).signature, 'object', 'internals survive the spool');
+  t.throws(() => lsh.check!({ ...defaults(), keep: 'priority' } as any).forEach((e) => { throw new Error(e.path); }), /priority/);
+});
+
+function defaults(): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(lsh.options).map(([k, s]) => [k, s.default]));
+}
+
+t.test('writeIndex and against: a second run joins against the first run\'s kept documents', async (t) => {
+  const dir = tmp();
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const first = kjv.slice(0, 40);
+  const run1 = await runOperator(lsh, { writeIndex: 'a.idx' }, sketch([...first.map((r) => copy(r, `a/${r.id}`)), copy(first[0], 'a/again')]), { baseDir: dir });
+  t.equal(run1.output.length, 40);
+  const second = sketch([...kjv.slice(30, 60).map((r) => copy(r, `b/${r.id}`)), ...kjv.slice(30, 35).map((r) => copy(r, `b2/${r.id}`))]);
+  const run2 = await runOperator(lsh, { against: ['a.idx'], emit: 'all', writeIndex: 'b.idx' }, second, { baseDir: dir });
+  for (const r of run2.output) {
+    const n = Number(r.id.split('_').pop());
+    const chapterIndex = kjv.findIndex((k) => r.id.endsWith(k.id));
+    if (chapterIndex < 40) t.equal(r.dup_of, `a/${kjv[chapterIndex].id}`, `${r.id} duplicates run 1`);
+    else if (r.id.startsWith('b2/')) t.fail(`${r.id} ${n}`);
+    else t.equal(r.dup_of, null, `${r.id} is new`);
+  }
+  // Chained: a third run against both indexes.
+  const run3 = await runOperator(lsh, { against: ['a.idx', 'b.idx'], emit: 'removed' }, sketch(kjv.slice(35, 50).map((r) => copy(r, `c/${r.id}`))), { baseDir: dir });
+  t.same(run3.output.map((r) => r.dup_of), kjv.slice(35, 50).map((r, i) => (i < 5 ? `a/${r.id}` : `b/${r.id}`)));
+  await t.rejects(runOperator(lsh, { writeIndex: 'a.idx' }, sketch([copy(kjv[0], 'x')]), { baseDir: dir }), /already exists/);
+  await t.rejects(runOperator(lsh, { against: ['missing.idx'] }, sketch([copy(kjv[0], 'x')]), { baseDir: dir }), /does not exist/);
+  await t.rejects(runOperator(lsh, { writeIndex: 'sig.idx', verify: 'signature' }, sketch([copy(kjv[0], 'x')]), { baseDir: dir }).then(() =>
+    runOperator(lsh, { against: ['sig.idx'] }, sketch([copy(kjv[0], 'y')]), { baseDir: dir })), /without shingle sets/);
+});
+
+t.test('a spilled run gives the same output as an all-in-RAM run', async (t) => {
+  const base = [...kjv, ...fortunes.slice(0, 600)];
+  const mk = () => sketch([...base.map((r) => copy(r, r.id)), ...base.filter((_, i) => i % 3 === 0).map((r, i) => edit(r, `${r.id}~`, [40, 20, 10][i % 3]))]);
+  const ram = await runOperator(lsh, { emit: 'all' }, mk());
+  const spill = await runOperator(lsh, { emit: 'all', memoryMB: 0.05 }, mk());
+  t.notOk(ram.counters.counters.index_spills, 'all-in-RAM run did not spill');
+  t.ok(spill.counters.counters.index_spills > 5, `tiny budget spilled ${spill.counters.counters.index_spills} times`);
+  t.ok(ram.counters.counters.near_duplicates > 50);
+  t.equal(json(spill.output), json(ram.output));
+  t.same(spill.counters.counters.near_duplicates, ram.counters.counters.near_duplicates);
+});
+
+t.test('bad records and options are reported clearly', async (t) => {
+  const run = await runOperator(lsh, {}, [{ id: 'nosig', text: 'hello' }]);
+  t.equal(run.errors[0].reason, 'missing_signature');
+  t.match(run.errors[0].message, /nosig.*minhash/);
+  const sig = sketch([copy(kjv[0], 'a')]);
+  delete internals(sig[0]).shingles;
+  const run2 = await runOperator(lsh, {}, sig);
+  t.equal(run2.errors[0].reason, 'missing_shingles');
+  await t.rejects(runOperator(lsh, { bands: 20, rows: 8 }, sketch([copy(kjv[0], 'a')])), /bands x rows \(20 x 8\)/);
+  await t.rejects(runOperator(lsh, { verify: 'maybe' }, []), /verify/);
+});
+
+t.test('explain shows the band choice and the candidate curve', async (t) => {
+  const text = lsh.explain!({ ...defaults() } as any);
+  t.match(text, /16 bands x 8 rows/);
+  t.match(text, /s = 0\.85: P\(candidate\) = 0\.99/);
+  t.match(text, /s = 0\.50: P\(candidate\) = 0\.0/);
+  t.match(text, /8 x 16 would catch 4\d%/);
+  t.match(lsh.explain!({ ...defaults(), bands: 32, rows: 4 } as any), /32 bands x 4 rows/);
+});

@@ -7,6 +7,8 @@ import reservoirWeightedSample from './reservoir-weighted-sample.ts';
 import shingle from './shingle.ts';
 import minhash from './minhash.ts';
 import lshBandJoin from './lsh-band-join.ts';
+import filter from './filter.ts';
+import keepTop from './keep-top.ts';
 
 export const builtins: OperatorDescriptor[] = [
   decode,
@@ -16,4 +18,6 @@ export const builtins: OperatorDescriptor[] = [
   shingle,
   minhash,
   lshBandJoin,
+  filter,
+  keepTop,
 ];

@@ -27,7 +27,7 @@ export function isRuleSetName(name: string): name is RuleSetName {
  * Threshold overrides -> the full options of a rule set (published defaults filled in).
  * Throws one error listing every bad override, prefixed by `path`.
  */
-export function resolveRuleOptions(name: RuleSetName, overrides: Record<string, unknown> = {}, path = name): Record<string, unknown> {
+export function resolveRuleOptions(name: RuleSetName, overrides: Record<string, unknown> = {}, path: string = name): Record<string, unknown> {
   const errors: OptionError[] = [];
   const opts = validateOptions(overrides, RULE_SETS[name].options, errors, path);
   if (errors.length) throw new Error(errors.map((e) => `${e.path}: ${e.message}`).join('\n'));

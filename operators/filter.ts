@@ -1,0 +1,162 @@
+// `filter`: drops (or annotates) records by heuristic rule sets (Gopher quality, Gopher
+// repetition, C4, FineWeb) and/or by a numeric field's range, with a named reason per drop.
+import { defineOperator, type Rec } from '../lib/operator.ts';
+import type { OptionError } from '../lib/options.ts';
+import { C4_LINE_DROPS } from '../lib/quality/c4.ts';
+import { checkRuleOptions, isRuleSetName, resolveRuleOptions, RULE_SET_NAMES, RULE_SETS, type RuleResult, type RuleSetName } from '../lib/quality/rules.ts';
+
+type RuleRef = RuleSetName | ({ set: RuleSetName } & Record<string, unknown>);
+
+export interface FilterOptions {
+  rules: RuleRef[];
+  mode: 'drop' | 'annotate';
+  annotate: boolean;
+  annotateField: string;
+  metrics: boolean;
+  applyEdits: boolean;
+  field?: string;
+  min?: number;
+  max?: number;
+  missing: 'error' | 'drop' | 'keep';
+}
+
+/** The annotation written for each rule set under `annotateField`. */
+export interface RuleAnnotation {
+  pass: boolean;
+  reasons: string[];
+  metrics?: Record<string, number>;
+}
+
+function splitRef(ref: RuleRef): { name: RuleSetName; overrides: Record<string, unknown> } {
+  if (typeof ref === 'string') return { name: ref, overrides: {} };
+  const { set, ...overrides } = ref;
+  return { name: set, overrides };
+}
+
+const round = (x: number) => (Number.isFinite(x) ? Math.round(x * 1e4) / 1e4 : x);
+
+export default defineOperator<FilterOptions>({
+  name: 'filter',
+  summary: 'Drops or annotates records by heuristic rule sets (gopher-quality, gopher-repetition, c4, fineweb) or a numeric field range',
+  description:
+    'Each rule set applies its published thresholds (every one an override) and names the rule a document fails ' +
+    '(e.g. gopher_short_doc, dup_line_frac, too_few_sentences, line_punct_ratio). Rule sets run in the order given; ' +
+    'in drop mode the first failing rule is the drop reason (counted per reason, routed to the rejects output) and ' +
+    'later rule sets see the text as C4 rewrote it. `field` with `min`/`max` drops by a numeric field such as a ' +
+    'quality score. See docs/quality-rules.md.',
+  options: {
+    rules: {
+      type: 'array',
+      description: `rule sets to apply, in order: a name (${RULE_SET_NAMES.join(', ')}) or {"set": name, ...threshold overrides}`,
+      items: {
+        type: 'oneOf',
+        description: 'rule set',
+        variants: [
+          { type: 'string', description: 'rule set name', enum: RULE_SET_NAMES },
+          { type: 'object', description: 'rule set with overrides', properties: { set: { type: 'string', description: 'rule set name', enum: RULE_SET_NAMES, required: true } }, additional: { type: 'any', description: 'threshold override' } },
+        ],
+      },
+      default: [],
+    },
+    mode: { type: 'string', enum: ['drop', 'annotate'], default: 'drop', description: '"drop" removes failing records; "annotate" keeps every record and writes the results' },
+    annotate: { type: 'boolean', default: false, description: 'write rule results to `annotateField` (always on in annotate mode)' },
+    annotateField: { type: 'string', default: 'quality_rules', description: 'output field for rule results: {<rule set>: {pass, reasons, metrics}}' },
+    metrics: { type: 'boolean', default: true, description: 'include the measured metrics in the annotation' },
+    applyEdits: { type: 'boolean', default: true, description: 'in drop mode, replace text with the lines C4 keeps (as C4 and datatrove do)' },
+    field: { type: 'string', description: 'numeric field to filter on (e.g. quality_score)' },
+    min: { type: 'number', description: 'drop records whose `field` is below this' },
+    max: { type: 'number', description: 'drop records whose `field` is above this' },
+    missing: { type: 'string', enum: ['error', 'drop', 'keep'], default: 'error', description: 'what to do when `field` is missing or not a number' },
+  },
+  outputs: {
+    quality_rules: 'per rule set {pass, reasons, metrics} when annotating (renamed by `annotateField`)',
+  },
+  check(o) {
+    const errors: OptionError[] = [];
+    o.rules.forEach((ref, i) => {
+      if (typeof ref === 'string' || !isRuleSetName(ref.set)) return;
+      const { name, overrides } = splitRef(ref);
+      errors.push(...checkRuleOptions(name, overrides, `rules[${i}]`));
+    });
+    if (o.rules.length === 0 && o.field === undefined) errors.push({ path: 'rules', message: 'nothing to filter on: give rule sets in `rules`, or `field` with `min`/`max`' });
+    if (o.field !== undefined && o.min === undefined && o.max === undefined) errors.push({ path: 'field', message: '`field` needs `min` and/or `max`' });
+    if (o.field === undefined && (o.min !== undefined || o.max !== undefined)) errors.push({ path: o.min !== undefined ? 'min' : 'max', message: '`min`/`max` need `field`' });
+    if (o.min !== undefined && o.max !== undefined && o.min > o.max) errors.push({ path: 'min', message: `min (${o.min}) is above max (${o.max})` });
+    return errors;
+  },
+  explain(o) {
+    const parts: string[] = [];
+    if (o.rules.length) parts.push(`${o.mode === 'drop' ? 'drops records failing' : 'annotates records with'} ${o.rules.map((r) => splitRef(r).name).join(', ')}`);
+    if (o.field) parts.push(`drops records with ${[o.min !== undefined ? `${o.field} < ${o.min}` : '', o.max !== undefined ? `${o.field} > ${o.max}` : ''].filter(Boolean).join(' or ')}`);
+    return parts.join('; ');
+  },
+  create(o, ctx) {
+    const sets = o.rules.map((ref, i) => {
+      const { name, overrides } = splitRef(ref);
+      return { name, set: RULE_SETS[name], opts: resolveRuleOptions(name, overrides, `rules[${i}]`) };
+    });
+    const drop = o.mode === 'drop';
+    const annotate = o.annotate || !drop;
+    const firstFailure = drop && !annotate;
+
+    function byField(rec: Rec): string | undefined | null {
+      const v = rec[o.field!];
+      if (typeof v !== 'number' || Number.isNaN(v)) {
+        if (o.missing === 'keep') return undefined;
+        if (o.missing === 'drop') return `missing_${o.field}`;
+        ctx.error(rec, 'missing_field', `record ${rec.id}: field "${o.field}" is ${v === undefined ? 'missing' : JSON.stringify(v)}, not a number`);
+        return null;
+      }
+      if (o.min !== undefined && v < o.min) return `${o.field}_below_min`;
+      if (o.max !== undefined && v > o.max) return `${o.field}_above_max`;
+      return undefined;
+    }
+
+    return {
+      process(batch) {
+        const out: Rec[] = [];
+        for (const rec of batch) {
+          if (typeof rec.text !== 'string') {
+            ctx.error(rec, 'no_text', `record ${rec.id}: "text" is ${rec.text === undefined ? 'missing' : typeof rec.text}, not a string`);
+            continue;
+          }
+          let reason: string | undefined;
+          if (o.field !== undefined) {
+            const r = byField(rec);
+            if (r === null) continue;
+            reason = r;
+          }
+          let text = rec.text;
+          const notes: Record<string, RuleAnnotation> = {};
+          if (!(drop && reason)) {
+            for (const { name, set, opts } of sets) {
+              const res: RuleResult = set.evaluate(text, opts, { firstFailure });
+              if (name === 'c4') for (const k of C4_LINE_DROPS) if (res.metrics[`lines_${k}`]) ctx.stats.count(`c4_lines_dropped_${k}`, res.metrics[`lines_${k}`]);
+              if (annotate) {
+                const note: RuleAnnotation = { pass: res.pass, reasons: res.reasons };
+                if (o.metrics) note.metrics = Object.fromEntries(Object.entries(res.metrics).map(([k, v]) => [k, round(v)]));
+                notes[name] = note;
+              }
+              if (!res.pass) {
+                reason ??= res.reasons[0];
+                if (!drop) for (const r of res.reasons) ctx.stats.count(`failed_${r}`);
+                if (drop) break;
+              } else if (drop && res.text !== undefined) text = res.text;
+            }
+          }
+          if (annotate && sets.length) ctx.annotate(rec, o.annotateField, notes);
+          if (drop && reason) {
+            ctx.drop(rec, reason);
+            continue;
+          }
+          if (drop && o.applyEdits && text !== rec.text) {
+            ctx.stats.count('texts_edited');
+            rec.text = text;
+          }
+          out.push(rec);
+        }
+        return out;
+      },
+    };
+  },
+});

@@ -6,6 +6,7 @@ import tokens from './tokens.ts';
 import reservoirWeightedSample from './reservoir-weighted-sample.ts';
 import shingle from './shingle.ts';
 import minhash from './minhash.ts';
+import decontaminate from './decontaminate.ts';
 import lshBandJoin from './lsh-band-join.ts';
 import filter from './filter.ts';
 import keepTop from './keep-top.ts';
@@ -17,6 +18,7 @@ export const builtins: OperatorDescriptor[] = [
   reservoirWeightedSample,
   shingle,
   minhash,
+  decontaminate,
   lshBandJoin,
   filter,
   keepTop,

@@ -1,0 +1,34 @@
+// Facts about the machine a benchmark ran on, and small shared helpers for benchmark scripts.
+import { execSync, spawnSync } from 'node:child_process';
+import os from 'node:os';
+
+export function machine(): string {
+  const cpu = os.cpus()[0]?.model ?? 'unknown CPU';
+  return `nproc ${os.availableParallelism()}, ${cpu}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB RAM, Node ${process.version}, ${os.platform()} ${os.release()}`;
+}
+
+export interface Timed {
+  seconds: number;
+  peakRssMB: number;
+  stderr: string;
+  status: number | null;
+}
+
+/**
+ * Runs a shell pipeline; `measured` is the command whose peak RSS is recorded (wrapped in
+ * /usr/bin/time), `before` and `after` are the rest of the pipe.
+ */
+export function timePipeline(before: string, measured: string, after: string): Timed {
+  const timeFile = `/tmp/mixstream-bench-time-${process.pid}`;
+  const cmd = `set -o pipefail; ${before ? before + ' | ' : ''}/usr/bin/time -f '%M' -o ${timeFile} ${measured}${after ? ' | ' + after : ''}`;
+  const t0 = performance.now();
+  const r = spawnSync('bash', ['-c', cmd], { encoding: 'utf8', maxBuffer: 1 << 28 });
+  const seconds = (performance.now() - t0) / 1000;
+  const rss = Number(execSync(`cat ${timeFile}`, { encoding: 'utf8' }).trim().split('\n').pop());
+  return { seconds, peakRssMB: rss / 1024, stderr: r.stderr, status: r.status };
+}
+
+export function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)];
+}

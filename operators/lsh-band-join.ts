@@ -164,7 +164,7 @@ export default defineOperator<LshBandJoinOptions>({
     priority: { type: 'array', items: { type: 'string', description: 'a value of priorityField' }, minItems: 1, description: 'preferred values of priorityField, best first; other values rank after all of them' },
     against: { type: 'array', items: { type: 'string', description: 'index directory' }, default: [], description: 'indexes written by earlier runs (writeIndex): documents duplicating them are removed; their documents always win' },
     writeIndex: { type: 'string', description: 'directory to persist the index of the kept documents into (LMDB), for later runs\' `against`' },
-    emit: { type: 'string', enum: ['kept', 'removed', 'all'], default: 'kept', description: '"kept": removed documents are dropped (reason near_duplicate); "removed": only removed documents, annotated; "all": every document, annotated' },
+    emit: { type: 'string', enum: ['kept', 'removed', 'all'], default: 'kept', description: '"kept": removed documents are dropped (reason near_duplicate; annotated, so a rejects output shows what they duplicate); "removed": only removed documents, annotated; "all": every document, annotated' },
     memoryMB: { type: 'number', default: 1024, min: 0, exclusiveMin: true, description: 'RAM budget of the index (and, with keep "priority", of the record spool: half each); beyond it, LMDB on disk' },
   },
   outputs: {
@@ -317,11 +317,12 @@ function createJoin(o: LshBandJoinOptions, ctx: StepContext) {
       if (o.emit === 'all') annotate(rec, null, null, rec.id);
       return rec;
     }
+    // Annotated also when dropped: the rejects output then says what each removed record duplicates.
+    annotate(rec, d.dupOf, Math.round(d.similarity * 1e4) / 1e4, d.dupOf);
     if (o.emit === 'kept') {
       ctx.drop(rec, 'near_duplicate');
       return undefined;
     }
-    annotate(rec, d.dupOf, Math.round(d.similarity * 1e4) / 1e4, d.dupOf);
     return rec;
   }
 

@@ -99,7 +99,8 @@ t.test('emit modes and annotations', async (t) => {
   t.equal(removed.dropped.length, 0, 'emit removed does not drop kept documents as rejects');
   const kept = await runOperator(lsh, { emit: 'kept' }, mk());
   t.same(ids(kept.output), ids(base));
-  t.notOk('dup_of' in kept.output[0], 'emit kept adds no fields');
+  t.notOk('dup_of' in kept.output[0], 'emit kept adds no fields to kept documents');
+  t.same(kept.dropped.map((d) => [d.reason, d.rec.dup_of]), base.slice(0, 5).map((r) => ['near_duplicate', r.id]), 'dropped copies say what they duplicate');
   t.ok(JSON.stringify(kept.output[0]).indexOf('signature') < 0, 'internals stay off the output');
   const all = await runOperator(lsh, { emit: 'all' }, mk());
   t.equal(all.output.length, base.length + 5);

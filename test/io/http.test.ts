@@ -5,9 +5,13 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import zlib from 'node:zlib';
+import { compress as zstdCompress } from 'zstd-napi';
 import type { Readable } from 'node:stream';
-import { backoffDelay, HttpInputError, openHttpInput, parseContentRange, parseRetryAfter, redactUrl, type RetryInfo } from '../../lib/io/http.ts';
+import { backoffDelay, httpInput, HttpInputError, openHttpInput, parseContentRange, parseRetryAfter, redactUrl, type RetryInfo } from '../../lib/io/http.ts';
 import { detectCompression } from '../../lib/io/compression.ts';
+import { decodeInput, DEFAULT_DECODE, fileInput, type InputProgress } from '../../lib/io/decode.ts';
+import type { ErrorEntry } from '../../lib/context.ts';
+import type { Rec } from '../../lib/operator.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 // Real text, gzip-compressed: binary bytes whose every offset matters.
@@ -335,6 +339,66 @@ t.test('backpressure: a paused consumer stops the download at the stream buffer'
   await new Promise((r) => st.once('end', r));
   t.ok(Buffer.concat(parts).equals(big), 'every byte after resuming, across a drop');
   t.equal(s.seen.length, 2);
+});
+
+t.test('startAt + expect: resuming from a checkpoint offset', async (t) => {
+  const s = await serve(t, (req, res) => send(req, res, KJV, { etag: '"k1"' }));
+  const meta: unknown[] = [];
+  const st = openHttpInput(s.url, fast);
+  st.on('meta', (m) => meta.push(m));
+  await collect(st);
+  t.same(meta, [{ etag: '"k1"', lastModified: undefined, total: KJV.length }], 'meta: what a checkpoint records');
+
+  const got = await collect(openHttpInput(s.url, { ...fast, startAt: 60_000, expect: { etag: '"k1"', total: KJV.length } }));
+  t.ok(got.equals(KJV.subarray(60_000)));
+  t.equal(s.seen[1].range, 'bytes=60000-');
+  t.equal(s.seen[1].ifRange, '"k1"');
+
+  const before = s.seen.length;
+  t.equal((await collect(openHttpInput(s.url, { ...fast, startAt: KJV.length, expect: { total: KJV.length } }))).length, 0);
+  t.equal(s.seen.length, before, 'already complete: no request');
+
+  const err = await collect(openHttpInput(s.url, { ...fast, startAt: 1000, expect: { etag: '"k0"' } })).catch((e) => e);
+  t.equal(err.code, 'HTTP_CHANGED', 'the file changed since the checkpoint');
+  t.throws(() => openHttpInput(s.url, { startAt: -1 }), /startAt: expected a byte offset/);
+});
+
+async function decodeAll(source: Parameters<typeof decodeInput>[0]): Promise<{ recs: Rec[]; errors: ErrorEntry[]; progress: InputProgress }> {
+  const errors: ErrorEntry[] = [];
+  const progress: InputProgress = { bytes: 0, records: 0, complete: false };
+  const recs: Rec[] = [];
+  for await (const batch of decodeInput(source, { ...DEFAULT_DECODE, tmpDir: undefined }, { error: (e) => errors.push(e) }, progress)) recs.push(...batch);
+  return { recs, errors, progress };
+}
+
+t.test('decode over HTTP: gzip and zstd detected by magic bytes, records equal the local file through drops and 503s', async (t) => {
+  const file = path.join(here, '../../samples/handbook.jsonl');
+  const local = await decodeAll(fileInput(file));
+  t.ok(local.recs.length > 100);
+  for (const [kind, data] of [['gzip', HANDBOOK], ['zstd', Buffer.from(zstdCompress(readFileSync(file)))]] as const) {
+    const s = await serve(t, (req, res, n) => {
+      if (n === 1) return (res.writeHead(503, { 'retry-after': '0' }), res.end());
+      send(req, res, data, { etag: `"${kind}"`, dropAfter: n === 0 ? Math.floor(data.length / 3) : n === 2 ? 7777 : undefined });
+    });
+    const remote = await decodeAll(httpInput(`${s.url}?sig=secret`, fast));
+    t.equal(remote.errors.length, 0, `${kind}: no errors`);
+    t.ok(remote.progress.complete, `${kind}: complete`);
+    t.equal(remote.progress.bytes, data.length, `${kind}: wire bytes counted once`);
+    t.same(remote.recs, local.recs, `${kind}: same records as the local file`);
+    t.equal(s.seen.length, 4);
+  }
+});
+
+t.test('decode over HTTP: a body that stays short is a counted input error, not a crash', async (t) => {
+  const s = await serve(t, (req, res) => {
+    const start = Number(/bytes=(\d+)-/.exec(req.headers.range ?? '')?.[1] ?? 0);
+    send(req, res, HANDBOOK, { etag: '"h"', dropAfter: Math.max(0, 50_000 - start) });
+  });
+  const r = await decodeAll(httpInput(s.url, { retries: 2, minBackoffMs: 5, maxBackoffMs: 10 }));
+  t.notOk(r.progress.complete);
+  t.match(r.progress.error ?? '', /body ended early: 50000 of \d+ bytes/);
+  t.ok(r.recs.length > 0, `the ${r.recs.length} records before the cut are kept`);
+  t.ok(r.errors.length >= 1);
 });
 
 t.test('helpers', async (t) => {

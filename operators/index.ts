@@ -4,6 +4,7 @@ import decode from './decode.ts';
 import normalize from './normalize.ts';
 import tokens from './tokens.ts';
 import reservoirWeightedSample from './reservoir-weighted-sample.ts';
+import samplemix from './samplemix.ts';
 import shingle from './shingle.ts';
 import minhash from './minhash.ts';
 import decontaminate from './decontaminate.ts';
@@ -16,6 +17,7 @@ export const builtins: OperatorDescriptor[] = [
   normalize,
   tokens,
   reservoirWeightedSample,
+  samplemix,
   shingle,
   minhash,
   decontaminate,

@@ -12,18 +12,9 @@
 // file; keys stay in memory (a few dozen bytes per sampled item).
 import { closeSync, openSync, readSync, rmSync, writeSync } from 'node:fs';
 import path from 'node:path';
+import { fmix32 } from '../text/shingle.ts';
 
 let spillFiles = 0;
-
-/** 32-bit finalizer (murmur3 fmix32). */
-function fmix32(h: number): number {
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
-}
 
 function hashString(s: string, seed: number): number {
   let h = seed >>> 0;

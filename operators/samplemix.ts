@@ -1,0 +1,172 @@
+// `samplemix`: SampleMix sample-wise mixing. Weighs every record by quality and diversity and
+// turns a token budget into a sampling count per record (0, 1, 2, ...).
+import { defineOperator, type Rec } from '../lib/operator.ts';
+import { KMeans, mulberry32, wordFeatures, type SparseFeatures } from '../lib/sketch/kmeans.ts';
+import { clusterDiversity, newClusterAggregates, QualityAggregates, roundCount, samplingScale } from '../lib/sketch/samplemix.ts';
+import { SpillLog } from '../lib/sketch/spill-log.ts';
+import { uniformFor } from '../lib/sketch/weighted-reservoir.ts';
+import { checkWeight, recordTokens, weightExpression } from './reservoir-weighted-sample.ts';
+
+export interface SampleMixOptions {
+  alpha: number;
+  quality: string;
+  budgetTokens?: number;
+  budgetRatio?: number;
+  clusters: number;
+  features: number;
+  fitDocs: number;
+  iterations: number;
+  seed: number;
+  memoryMB: number;
+  tokensField: string;
+}
+
+/** What the operator keeps per record until the end of input. */
+interface Held {
+  rec: Rec;
+  quality: number;
+  tokens: number;
+}
+
+export default defineOperator<SampleMixOptions>({
+  name: 'samplemix',
+  summary: 'SampleMix: weight = α·diversity + (1-α)·quality, a token budget turns weights into sampling counts 0, 1, 2, ...',
+  description:
+    'Quality is any numeric field or expression (min-max normalized over the input). Diversity comes from ' +
+    'spherical k-means over hashed word features, fitted on a uniform sample of the input: a record in a tight, crowded cluster close to ' +
+    'other clusters scores low, one in a loose, small, distinct cluster scores high (min-max normalized). ' +
+    'Each record is drawn s·p(x) times in expectation (randomized rounding), s chosen so the expected output ' +
+    'is the token budget. Records are held until the end of input (spilled to disk beyond memoryMB), then ' +
+    'emitted in input order, each one `sampling_count` times in a row; records drawn 0 times are dropped as `not_sampled`.',
+  options: {
+    alpha: { type: 'number', min: 0, max: 1, default: 0.8, description: 'weight of diversity against quality (the paper\'s best setting is 0.8)' },
+    quality: { type: 'string', default: 'quality_score', description: 'quality: a numeric field or an expression of fields (see reservoir-weighted-sample `weight`)' },
+    budgetTokens: { type: 'number', min: 0, exclusiveMin: true, description: 'target tokens T_tgt of the output (or budgetRatio)' },
+    budgetRatio: { type: 'number', min: 0, exclusiveMin: true, description: 'target tokens as a multiple of the input tokens T_src (1 = same size, 0.25 = a quarter)' },
+    clusters: { type: 'integer', min: 1, default: 64, description: 'k of the k-means clustering used for diversity' },
+    features: { type: 'integer', min: 16, default: 4096, description: 'hashed feature dimension of the clustering' },
+    fitDocs: { type: 'integer', min: 1, default: 4000, description: 'size of the uniform sample of the input the clustering (IDF, k-means++ seeds, Lloyd iterations) is fitted on' },
+    iterations: { type: 'integer', min: 0, default: 5, description: 'Lloyd iterations on the fitting sample' },
+    seed: { type: 'integer', default: 0, description: 'seed of the clustering and of the randomized rounding' },
+    memoryMB: { type: 'number', min: 0, default: 256, description: 'memory for held records; the rest is spilled to disk until the end of input' },
+    tokensField: { type: 'string', default: 'token_count', description: 'token count field (from `tokens`); records without it use the estimate' },
+  },
+  outputs: {
+    sampling_count: 'times the record is emitted (its copies all carry the same count)',
+    samplemix_weight: 'p(x) = α·diversity + (1-α)·normalized quality, in [0, 1]',
+    diversity: 'diversity of the record\'s cluster, in [0, 1]',
+    samplemix_cluster: 'cluster id of the record',
+  },
+  check(o) {
+    const errs = checkWeight(o.quality, 'quality');
+    if ((o.budgetTokens === undefined) === (o.budgetRatio === undefined)) errs.push({ path: 'budgetTokens', message: 'give exactly one of budgetTokens and budgetRatio' });
+    return errs;
+  },
+  explain(o) {
+    const budget = o.budgetTokens !== undefined ? `${o.budgetTokens} tokens` : `${o.budgetRatio} x the input tokens`;
+    return `weights records by ${o.alpha}·diversity (k-means, k=${o.clusters}) + ${1 - o.alpha}·quality (${o.quality}), samples ${budget} with repeats, emitted at the end of input`;
+  },
+  create(o, ctx) {
+    const qualityOf = weightExpression(o.quality, 'quality');
+    const km = new KMeans({ k: o.clusters, dim: o.features, iterations: o.iterations, seed: o.seed });
+    const quality = new QualityAggregates();
+    const log = new SpillLog<Held>({
+      memoryBytes: o.memoryMB * 1024 * 1024,
+      dir: () => ctx.tmpDir,
+      serialize: (h) => JSON.stringify([h.quality, h.tokens, h.rec]),
+      deserialize: (s) => {
+        const [q, tokens, rec] = JSON.parse(s) as [number, number, Rec];
+        return { rec, quality: q, tokens };
+      },
+      sizeOf: (h) => 320 + (typeof h.rec.text === 'string' ? h.rec.text.length * 2 : 0),
+    });
+    // A uniform sample of the stream (Algorithm R) to fit the clustering on.
+    const fitSample: SparseFeatures[] = [];
+    const rand = mulberry32(o.seed ^ 0x6b43a9b5);
+    let seen = 0;
+    const features = (rec: Rec) => wordFeatures(typeof rec.text === 'string' ? rec.text : '', o.features);
+
+    return {
+      process(batch) {
+        for (const rec of batch) {
+          const q = qualityOf(rec);
+          if (typeof q === 'string' || !Number.isFinite(q)) {
+            ctx.error(rec, 'bad_quality', `record ${rec.id}: quality ${JSON.stringify(o.quality)}: ${typeof q === 'string' ? q : `is ${q}`}`);
+            continue;
+          }
+          const t = recordTokens(rec, o.tokensField, ctx);
+          quality.add(q, t);
+          log.append({ rec, quality: q, tokens: t });
+          seen++;
+          if (fitSample.length < o.fitDocs) fitSample.push(features(rec));
+          else {
+            const j = Math.floor(rand() * seen);
+            if (j < o.fitDocs) fitSample[j] = features(rec);
+          }
+        }
+        return [];
+      },
+      flush() {
+        km.fit(fitSample);
+        fitSample.length = 0;
+        // Second pass over the held records: cluster sizes, spreads and tokens.
+        const clusters = newClusterAggregates(o.clusters);
+        for (const batch of log.read(1024, false)) {
+          for (const h of batch) {
+            const a = km.assign(features(h.rec));
+            clusters.size[a.cluster]++;
+            clusters.distance[a.cluster] += a.distance;
+            clusters.tokens[a.cluster] += h.tokens;
+          }
+        }
+        const { diversity } = clusterDiversity(km, clusters, 2);
+        const target = o.budgetTokens ?? o.budgetRatio! * quality.tokens;
+        const s = samplingScale(o.alpha, diversity, clusters, quality, target);
+        ctx.stats.count('source_tokens', quality.tokens);
+        ctx.stats.count('target_tokens', Math.round(target));
+        ctx.stats.count('clusters', clusters.size.filter((n) => n > 0).length);
+        if (log.spilledItems) ctx.stats.count('spilled_records', log.spilledItems);
+        // Third pass: the same (frozen) assignment, weights, counts, emission.
+        const out: Rec[] = [];
+        let outTokens = 0;
+        let variance = 0;
+        for (const batch of log.read()) {
+          for (const h of batch) {
+            const c = km.assign(features(h.rec)).cluster;
+            const d = diversity[c];
+            const p = o.alpha * d + (1 - o.alpha) * quality.normalize(h.quality);
+            const expected = s * p;
+            const n = roundCount(expected, uniformFor(o.seed ^ 0x53a3f1, String(h.rec.id)));
+            const frac = expected - Math.floor(expected);
+            variance += frac * (1 - frac) * h.tokens * h.tokens;
+            ctx.stats.observe('sampling_count', n);
+            ctx.stats.observe('samplemix_weight', p);
+            ctx.stats.count(`sampling_count_${n > 5 ? '6+' : n}`);
+            ctx.annotate(h.rec, 'sampling_count', n);
+            ctx.annotate(h.rec, 'samplemix_weight', round6(p));
+            ctx.annotate(h.rec, 'diversity', round6(d));
+            ctx.annotate(h.rec, 'samplemix_cluster', c);
+            if (n === 0) {
+              ctx.drop(h.rec, 'not_sampled');
+              continue;
+            }
+            outTokens += n * h.tokens;
+            out.push(h.rec);
+            for (let r = 1; r < n; r++) out.push({ ...h.rec });
+          }
+        }
+        ctx.stats.count('output_tokens', outTokens);
+        // Randomized rounding makes the output total a random variable around the target; its SD:
+        ctx.stats.count('output_tokens_sd', Math.round(Math.sqrt(variance)));
+        return out;
+      },
+      close() {
+        log.close();
+      },
+    };
+  },
+});
+
+function round6(x: number): number {
+  return Math.round(x * 1e6) / 1e6;
+}

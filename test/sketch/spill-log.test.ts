@@ -1,0 +1,35 @@
+import t from 'tap';
+import { mkdtempSync, readdirSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { SpillLog } from '../../lib/sketch/spill-log.ts';
+import { readJsonl } from '../../lib/testing.ts';
+
+const recs = [...readJsonl(new URL('../../samples/fortunes.jsonl', import.meta.url)), ...readJsonl(new URL('../../samples/handbook.jsonl', import.meta.url))];
+const make = (memoryBytes: number, dir: string) =>
+  new SpillLog<(typeof recs)[number]>({ memoryBytes, dir: () => dir, serialize: (r) => JSON.stringify(r), deserialize: (s) => JSON.parse(s), sizeOf: (r) => r.text.length * 2 });
+
+t.test('memory then file, read back in order, twice, then removed', async (t) => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'spill-'));
+  const log = make(50_000, dir);
+  for (const r of recs) log.append(r);
+  // Multi-byte text (ru, ja) crosses the 1 MiB read chunks; a 3 MB line crosses several.
+  const big = { id: 'big', text: 'ж'.repeat(1_500_000) } as (typeof recs)[number];
+  log.append(big);
+  t.ok(log.spilledItems > recs.length / 2, `${log.spilledItems} spilled`);
+  t.equal(readdirSync(dir).length, 1);
+  const first = [...log.read(100, false)].flat();
+  t.same(first, [...recs, big]);
+  const second = [...log.read(77)].flat();
+  t.same(second, [...recs, big]);
+  t.equal(readdirSync(dir).length, 0, 'file removed after the last read');
+});
+
+t.test('everything in memory when it fits', async (t) => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'spill-'));
+  const log = make(1 << 30, dir);
+  for (const r of recs) log.append(r);
+  t.equal(log.spilledItems, 0);
+  t.equal(readdirSync(dir).length, 0);
+  t.same([...log.read()].flat(), recs);
+});

@@ -11,6 +11,7 @@ import decontaminate from './decontaminate.ts';
 import lshBandJoin from './lsh-band-join.ts';
 import filter from './filter.ts';
 import keepTop from './keep-top.ts';
+import score from './score.ts';
 
 export const builtins: OperatorDescriptor[] = [
   decode,
@@ -24,4 +25,5 @@ export const builtins: OperatorDescriptor[] = [
   lshBandJoin,
   filter,
   keepTop,
+  score,
 ];

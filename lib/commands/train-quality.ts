@@ -7,7 +7,7 @@ import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import { configPathFor, MODEL_FORMAT, type ModelConfig } from '../quality/model-config.ts';
-import { BINARY_OUTPUT, LINEAR_INPUT, writeLinearModel } from '../quality/onnx-model.ts';
+import { BINARY_OUTPUT, LINEAR_INPUT, SPARSE_INDICES, writeLinearModel } from '../quality/onnx-model.ts';
 import { binaryMetrics, mulberry32, predict, shuffleInPlace, trainLogistic, type BinaryMetrics, type Example } from '../quality/train.ts';
 import { DEFAULT_VECTORIZER, HashedNgramVectorizer, vectorizerConfig, type VectorizerConfig } from '../quality/vectorizer.ts';
 
@@ -27,6 +27,8 @@ export interface TrainQualityOptions {
   holdout?: number;
   seed?: number;
   weighting?: VectorizerConfig['weighting'];
+  /** ONNX input layout: `dense` float [batch, dim] (default), or `sparse` indices + values [batch, k] (faster to run). */
+  layout?: 'dense' | 'sparse';
   /** Progress lines (per epoch); silent when omitted. */
   log?(message: string): void;
 }
@@ -76,6 +78,7 @@ export async function trainQuality(o: TrainQualityOptions): Promise<TrainQuality
   if (!(Number.isInteger(epochs) && epochs >= 1)) throw new Error(`epochs: expected an integer >= 1, got ${epochs}`);
   if (!(lr > 0)) throw new Error(`lr: expected a number > 0, got ${lr}`);
   if (!(l2 >= 0)) throw new Error(`l2: expected a number >= 0, got ${l2}`);
+  if (o.layout !== undefined && o.layout !== 'dense' && o.layout !== 'sparse') throw new Error(`layout: expected "dense" or "sparse", got ${JSON.stringify(o.layout)}`);
   const vconf = vectorizerConfig({
     ...DEFAULT_VECTORIZER,
     ...(o.dim !== undefined && { dim: o.dim }),
@@ -136,6 +139,7 @@ export async function trainQuality(o: TrainQualityOptions): Promise<TrainQuality
     weights: w.weights,
     bias: Float32Array.of(w.bias),
     classes: 1,
+    layout: o.layout ?? 'dense',
     metadata: { task: 'quality', vectorizer: JSON.stringify(vconf) },
   });
   const round = (m: BinaryMetrics | undefined) =>
@@ -145,7 +149,8 @@ export async function trainQuality(o: TrainQualityOptions): Promise<TrainQuality
     version: 1,
     model: path.basename(modelFile),
     vectorizer: vconf,
-    input: LINEAR_INPUT,
+    input: o.layout === 'sparse' ? SPARSE_INDICES : LINEAR_INPUT,
+    layout: o.layout ?? 'dense',
     output: BINARY_OUTPUT,
     outputKind: 'probability',
     classes: ['lq', 'hq'],

@@ -71,17 +71,27 @@ export interface LinearModelSpec {
   bias: Float32Array;
   /** 1 = binary logistic regression (output `score` = sigmoid), >= 2 = softmax (output `probabilities`). */
   classes: number;
+  /**
+   * `dense`: one input `input` float [batch, dim] (what any feature-vector model takes).
+   * `sparse`: inputs `indices` int64 and `values` float, both [batch, k] (each row's non-zero
+   * features, padded with index 0 / value 0): the same model, with cost proportional to the
+   * number of features instead of `dim`.
+   */
+  layout?: 'dense' | 'sparse';
   metadata?: Record<string, string>;
 }
 
 /** Names used by the graphs this module writes. */
 export const LINEAR_INPUT = 'input';
+export const SPARSE_INDICES = 'indices';
+export const SPARSE_VALUES = 'values';
 export const BINARY_OUTPUT = 'score';
 export const MULTICLASS_OUTPUT = 'probabilities';
 
 /**
- * A logistic-regression graph: `input` float [batch, dim] -> Gemm(W, B) -> `logits`, then
- * Sigmoid -> `score` [batch, 1] (binary) or Softmax(axis 1) -> `probabilities` [batch, C].
+ * A logistic-regression graph: features x [batch, dim] -> x·W + B = `logits`, then Sigmoid ->
+ * `score` [batch, 1] (binary) or Softmax(axis 1) -> `probabilities` [batch, C]. Dense layout:
+ * Gemm over `input`; sparse layout: Gather(W, indices) · values, summed over the row.
  */
 export function linearModelBytes(spec: LinearModelSpec): Uint8Array {
   const { dim, weights, bias, classes } = spec;
@@ -89,16 +99,31 @@ export function linearModelBytes(spec: LinearModelSpec): Uint8Array {
   if (bias.length !== classes) throw new Error(`bias: expected ${classes} values, got ${bias.length}`);
   const out = classes === 1 ? BINARY_OUTPUT : MULTICLASS_OUTPUT;
   const F = onnx.TensorProto.DataType.FLOAT;
+  const I64 = onnx.TensorProto.DataType.INT64;
+  const sparse = spec.layout === 'sparse';
+  const head = classes === 1 ? node('Sigmoid', ['logits'], [out]) : node('Softmax', ['logits'], [out], { axis: 1 });
   return encodeModel({
-    name: 'hashed_ngram_logistic_regression',
-    nodes: [
-      node('Gemm', [LINEAR_INPUT, 'W', 'B'], ['logits']),
-      classes === 1 ? node('Sigmoid', ['logits'], [out]) : node('Softmax', ['logits'], [out], { axis: 1 }),
+    name: sparse ? 'hashed_ngram_logistic_regression_sparse' : 'hashed_ngram_logistic_regression',
+    nodes: sparse
+      ? [
+          node('Gather', ['W', SPARSE_INDICES], ['wrows'], { axis: 0 }),
+          node('Unsqueeze', [SPARSE_VALUES, 'axis_last'], ['values3']),
+          node('Mul', ['wrows', 'values3'], ['terms']),
+          node('ReduceSum', ['terms', 'axis_feat'], ['dot'], { keepdims: 0 }),
+          node('Add', ['dot', 'B'], ['logits']),
+          head,
+        ]
+      : [node('Gemm', [LINEAR_INPUT, 'W', 'B'], ['logits']), head],
+    initializers: [
+      tensorProto('W', [dim, classes], weights),
+      tensorProto('B', [classes], bias),
+      ...(sparse ? [tensorProto('axis_last', [1], BigInt64Array.of(-1n)), tensorProto('axis_feat', [1], BigInt64Array.of(1n))] : []),
     ],
-    initializers: [tensorProto('W', [dim, classes], weights), tensorProto('B', [classes], bias)],
-    inputs: [valueInfo(LINEAR_INPUT, F, ['batch', dim])],
+    inputs: sparse
+      ? [valueInfo(SPARSE_INDICES, I64, ['batch', 'features']), valueInfo(SPARSE_VALUES, F, ['batch', 'features'])]
+      : [valueInfo(LINEAR_INPUT, F, ['batch', dim])],
     outputs: [valueInfo(out, F, ['batch', classes])],
-    metadata: spec.metadata,
+    metadata: { ...spec.metadata, layout: sparse ? 'sparse' : 'dense', dim: String(dim) },
   });
 }
 

@@ -10,12 +10,11 @@
 // No shingle strings are built: one pass over the char codes produces the token keys and each
 // shingle combines n of them.
 //
-// Tokens follow the hashing form of lib/text/normalize.ts `hashForm`: on ASCII the scanner itself
-// applies hashForm's folding (lowercase, punctuation and control characters as separators, digits
-// to 0), so the shingles of an ASCII text equal the shingles of its hashing form. Non-ASCII text
-// needs `hashForm` first (NFKC, Unicode case and punctuation folding): `shingleText` does that.
+// Tokens follow the hashing form of lib/text/normalize.ts `hashForm`: the scanner applies its
+// folding (lowercase, punctuation/symbols/whitespace as word boundaries, invisible controls
+// removed, digits to 0) from a per-code-unit class table, so `shingleText(raw)` equals
+// `shingleHashes(hashForm(raw))` without building the hashing form string.
 import { internals, type Rec } from '../operator.ts';
-import { hashForm } from './normalize.ts';
 
 export type ShingleUnit = 'word' | 'char';
 
@@ -57,22 +56,71 @@ function growKeys(min: number): void {
   keys = next;
 }
 
-// ASCII separators of the hashing form: controls, space, DEL and ASCII punctuation/symbols.
-const SEPARATOR = new Uint8Array(128);
+// Character classes of the hashing form, per UTF-16 code unit.
+const WORD = 0;
+const SEPARATOR = 1; // whitespace, punctuation, symbols: a word boundary
+const REMOVED = 2; // invisible controls and format marks: dropped, words join across them
+const DIGIT = 3; // folded to "0"
+const UPPER = 4; // ASCII A-Z: folded to lowercase
+const SURROGATE = 5; // high surrogate: the code point decides
+
+// ASCII text and text already in the hashing form (hashForm's ASCII path): every ASCII control
+// character separates words; other code units are word characters.
+const ASCII_CLASS = new Uint8Array(65536);
 for (let c = 0; c < 128; c++) {
-  SEPARATOR[c] = c <= 32 || c === 127 || (c >= 33 && c <= 47) || (c >= 58 && c <= 64) || (c >= 91 && c <= 96) || (c >= 123 && c <= 126) ? 1 : 0;
+  const alnum = (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122);
+  ASCII_CLASS[c] = c >= 49 && c <= 57 ? DIGIT : c >= 65 && c <= 90 ? UPPER : alnum ? WORD : SEPARATOR;
+}
+// Astral code points are single characters (for char shingles) classified like the general path.
+ASCII_CLASS.fill(SURROGATE, 0xd800, 0xdc00);
+
+// Other text (hashForm's general path, applied after NFKC and toLowerCase): punctuation and
+// symbols (\p{P}, \p{S}) and whitespace separate, the CONTROL set of normalize.ts is removed,
+// decimal digits (\p{Nd}) fold to 0. Built on first use from the same Unicode properties.
+const CONTROL_CHAR = /^[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u00ad\u200b-\u200d\u2060\ufeff]$/;
+const SEPARATOR_CHAR = /^[\s\p{P}\p{S}]$/u;
+const DIGIT_CHAR = /^\p{Nd}$/u;
+let unicodeClass: Uint8Array | undefined;
+
+function classify(ch: string): number {
+  if (CONTROL_CHAR.test(ch)) return REMOVED;
+  if (SEPARATOR_CHAR.test(ch)) return SEPARATOR;
+  if (DIGIT_CHAR.test(ch)) return ch === '0' ? WORD : DIGIT;
+  return WORD;
+}
+
+function unicodeTable(): Uint8Array {
+  if (unicodeClass) return unicodeClass;
+  const t = new Uint8Array(65536);
+  for (let c = 0; c < 65536; c++) t[c] = c >= 0xd800 && c <= 0xdbff ? SURROGATE : c >= 0xdc00 && c <= 0xdfff ? WORD : classify(String.fromCharCode(c));
+  return (unicodeClass = t);
+}
+
+const astralClasses = new Map<number, number>();
+function classOfCodePoint(cp: number): number {
+  let k = astralClasses.get(cp);
+  if (k === undefined) {
+    k = classify(String.fromCodePoint(cp));
+    astralClasses.set(cp, k);
+  }
+  return k;
 }
 
 /** Fills `keys` with the pre-mixed FNV-1a hash of each word; returns the word count. */
-function wordKeys(text: string): number {
+function wordKeys(text: string, table: Uint8Array): number {
   let count = 0;
   let h = 0x811c9dc5;
   let inWord = false;
   const len = text.length;
   for (let i = 0; i < len; i++) {
     let c = text.charCodeAt(i);
-    if (c < 128) {
-      if (SEPARATOR[c] === 1) {
+    let k = table[c];
+    if (k === SURROGATE) {
+      k = astralClass(text, i);
+      if (k !== WORD) i++; // the class covers both code units
+    }
+    if (k !== WORD) {
+      if (k === SEPARATOR) {
         if (inWord) {
           if (count === keys.length) growKeys(count + 1);
           keys[count++] = premix(h);
@@ -81,8 +129,9 @@ function wordKeys(text: string): number {
         }
         continue;
       }
-      if (c >= 65 && c <= 90) c += 32;
-      else if (c >= 49 && c <= 57) c = 48;
+      if (k === REMOVED) continue;
+      if (k === DIGIT) c = 48;
+      else if (k === UPPER) c += 32;
     }
     h = Math.imul(h ^ c, 0x01000193);
     inWord = true;
@@ -94,8 +143,15 @@ function wordKeys(text: string): number {
   return count;
 }
 
+/** Class of the code point starting with the high surrogate at `i` (WORD for a lone surrogate). */
+function astralClass(text: string, i: number): number {
+  const d = text.charCodeAt(i + 1);
+  if (!(d >= 0xdc00 && d <= 0xdfff)) return WORD;
+  return classOfCodePoint(0x10000 + ((text.charCodeAt(i) - 0xd800) << 10) + (d - 0xdc00));
+}
+
 /** Fills `keys` with the pre-mixed code points of the hashing form (separator runs become one space, trimmed). */
-function charKeys(text: string): number {
+function charKeys(text: string, table: Uint8Array): number {
   let count = 0;
   let pendingSpace = false;
   const len = text.length;
@@ -103,19 +159,23 @@ function charKeys(text: string): number {
   const space = premix(32);
   for (let i = 0; i < len; i++) {
     let c = text.charCodeAt(i);
-    if (c < 128) {
-      if (SEPARATOR[c] === 1) {
-        pendingSpace = count > 0;
-        continue;
-      }
-      if (c >= 65 && c <= 90) c += 32;
-      else if (c >= 49 && c <= 57) c = 48;
-    } else if (c >= 0xd800 && c <= 0xdbff && i + 1 < len) {
+    let k = table[c];
+    if (k === SURROGATE) {
       const d = text.charCodeAt(i + 1);
       if (d >= 0xdc00 && d <= 0xdfff) {
         c = 0x10000 + ((c - 0xd800) << 10) + (d - 0xdc00);
         i++;
+        k = classOfCodePoint(c);
+      } else k = WORD;
+    }
+    if (k !== WORD) {
+      if (k === SEPARATOR) {
+        pendingSpace = count > 0;
+        continue;
       }
+      if (k === REMOVED) continue;
+      if (k === DIGIT) c = 48;
+      else if (k === UPPER) c += 32;
     }
     if (pendingSpace) {
       keys[count++] = space;
@@ -151,9 +211,13 @@ function checkOptions(opts: ShingleOptions): number {
  * shingle and texts that are equal in hashing form always share their shingle set.
  */
 export function shingleHashes(hashText: string, opts: ShingleOptions): Uint32Array {
+  return shingleWith(hashText, opts, ASCII_CLASS);
+}
+
+function shingleWith(text: string, opts: ShingleOptions, table: Uint8Array): Uint32Array {
   const seed = checkOptions(opts);
   const n = opts.n;
-  const count = opts.unit === 'word' ? wordKeys(hashText) : charKeys(hashText);
+  const count = opts.unit === 'word' ? wordKeys(text, table) : charKeys(text, table);
   if (count < n) return Uint32Array.of(combine(seed, 0, count));
   const total = count - n + 1;
   if (hashes.length < total) hashes = new Uint32Array(Math.max(total, hashes.length * 2));
@@ -171,12 +235,14 @@ export function shingleHashes(hashText: string, opts: ShingleOptions): Uint32Arr
 const ASCII_ONLY = /^[\x00-\x7f]*$/;
 
 /**
- * Shingles of raw text: ASCII text is shingled directly (the scanner applies the hashing form's
- * folding, with the same result as `shingleHashes(hashForm(text))`); other text goes through
- * `hashForm` first.
+ * Shingles of raw text, equal to `shingleHashes(hashForm(text), opts)` without building the
+ * hashing form: ASCII text is folded by the scanner itself; other text gets NFKC and
+ * toLowerCase (native, whole string) and then the scanner folds punctuation, symbols, digits
+ * and controls by a table of the same Unicode properties `hashForm` uses.
  */
 export function shingleText(text: string, opts: ShingleOptions): Uint32Array {
-  return shingleHashes(ASCII_ONLY.test(text) ? text : hashForm(text), opts);
+  if (ASCII_ONLY.test(text)) return shingleWith(text, opts, ASCII_CLASS);
+  return shingleWith(text.normalize('NFKC').toLowerCase(), opts, unicodeTable());
 }
 
 /** Shingles of a record: over `internals(rec).hashText` when `normalize` wrote it, else over `rec.text`. */

@@ -35,9 +35,11 @@ t.test('documents shorter than n get exactly one shingle of the whole text', asy
 t.test('char shingles run over code points of the hashing form, spaces included', async (t) => {
   t.same(shingleHashes('ab  cd', { unit: 'char', n: 3 }), shingleHashes('ab cd', { unit: 'char', n: 3 }));
   t.equal(shingleHashes('ab cd', { unit: 'char', n: 3 }).length, 3);
-  // An astral code point is one token, not two surrogate halves.
-  t.equal(shingleHashes('a😀b', { unit: 'char', n: 3 }).length, 1);
-  t.equal(shingleHashes('a😀bc', { unit: 'char', n: 3 }).length, 2);
+  // An astral code point is one token, not two surrogate halves; an astral symbol separates words.
+  t.equal(shingleHashes('a\u{20000}b', { unit: 'char', n: 3 }).length, 1);
+  t.equal(shingleHashes('a\u{20000}bc', { unit: 'char', n: 3 }).length, 2);
+  t.same(shingleText('one😀two three', { unit: 'word', n: 1 }), shingleText('one two three', { unit: 'word', n: 1 }));
+  t.same(shingleText('x\u{20000}y z', { unit: 'word', n: 1 }), shingleHashes(hashForm('x\u{20000}y z'), { unit: 'word', n: 1 }));
 });
 
 t.test('raw ASCII text shingles exactly like its hashing form, for every sample record', async (t) => {
@@ -57,6 +59,10 @@ t.test('raw ASCII text shingles exactly like its hashing form, for every sample 
 });
 
 t.test('non-ASCII text: NFKC, case and punctuation folding apply before shingling', async (t) => {
+  // Controls and invisible marks join words in the general path; emoji and symbols separate.
+  for (const text of ['Zero\u200bwidth joins, soft\u00adhyphen too: é', 'tab\tand\x01control ü', 'Ⅻ ½ ﬁne ①②', 'مرحبا، بالعالم ١٢٣', '日本語のテキスト。句読点、あり']) {
+    for (const unit of ['word', 'char'] as const) t.same(shingleText(text, { unit, n: 2 }), shingleHashes(hashForm(text), { unit, n: 2 }), `${unit}: ${text}`);
+  }
   const a = shingleText('Ｈｅｌｌｏ Wörld — «Straße» 42 times, again', { unit: 'word', n: 2 });
   const b = shingleText('hello wörld straße 00 times again', { unit: 'word', n: 2 });
   t.same(a, b);

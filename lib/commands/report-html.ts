@@ -80,10 +80,19 @@ function stepLabel(s: StepReport): string {
   return s.index < 0 ? '—' : String(s.index + 1);
 }
 
+/** Position of the first step whose output carries token counts, or -1. */
+function firstTokenStep(r: RunReport): number {
+  return r.steps.findIndex((s) => s.tokensOut > 0);
+}
+
 function stepsTable(r: RunReport): string {
   const decoded = r.totals.recordsIn;
-  const firstTokens = r.steps.find((s) => s.tokensOut > 0)?.tokensOut ?? 0;
+  const firstAt = firstTokenStep(r);
+  const firstTokens = firstAt >= 0 ? r.steps[firstAt].tokensOut : 0;
   const rows = r.steps.map((s, i) => {
+    // Before the first step that reports tokens, records carry no token_count: zeros mean "not counted".
+    const counted = firstAt >= 0 && i >= firstAt;
+    const notCounted = (field: string, v: number) => `<td class="num na" data-field="${field}" data-value="${v}" title="records carry no token_count yet">—</td>`;
     const cells = [
       `<td class="idx" title="position in the pipeline file (the implicit decode has none)">${stepLabel(s)}</td>`,
       `<td class="op"><code>${esc(s.op)}</code></td>`,
@@ -91,10 +100,10 @@ function stepsTable(r: RunReport): string {
       numCell('recordsOut', s.recordsOut),
       pctCell('recordsKeptPct', ratio(s.recordsOut, s.recordsIn)),
       pctCell('recordsOfDecodedPct', ratio(s.recordsOut, decoded)),
-      numCell('tokensIn', s.tokensIn),
-      numCell('tokensOut', s.tokensOut),
+      counted || s.tokensIn ? numCell('tokensIn', s.tokensIn) : notCounted('tokensIn', s.tokensIn),
+      counted ? numCell('tokensOut', s.tokensOut) : notCounted('tokensOut', s.tokensOut),
       pctCell('tokensKeptPct', ratio(s.tokensOut, s.tokensIn)),
-      pctCell('tokensOfFirstPct', firstTokens ? ratio(s.tokensOut, firstTokens) : undefined),
+      pctCell('tokensOfFirstPct', counted && firstTokens ? ratio(s.tokensOut, firstTokens) : undefined),
       reasonsCell('dropped', s.dropped, 'dropped'),
       reasonsCell('errors', s.errors, 'errors'),
       numCell('timeMs', s.timeMs, formatDuration(s.timeMs), `${s.timeMs} ms`),
@@ -178,9 +187,9 @@ function niceStep(range: number, target: number): number {
 }
 
 /** 0, step, 2·step, ... with step 1/2/5·10^k, covering [0, max]. */
-function niceTicks(max: number, target = 5): number[] {
+function niceTicks(max: number, target = 5, integer = false): number[] {
   if (max <= 0) return [0];
-  const step = niceStep(max, target);
+  const step = integer ? Math.max(1, niceStep(max, target)) : niceStep(max, target);
   const out: number[] = [];
   for (let k = 0; k * step <= max * 1.0001; k++) out.push(+(k * step).toPrecision(12));
   if (out[out.length - 1] < max) out.push(+(out.length * step).toPrecision(12));
@@ -216,7 +225,7 @@ export function histogramSvg(name: string, h: HistogramReport, id: string): stri
     scale = (c) => (Math.log10(c + 1) / top10) * ph;
     ticks = Array.from({ length: top10 + 1 }, (_, k) => 10 ** k);
   } else {
-    ticks = niceTicks(maxCount);
+    ticks = niceTicks(maxCount, 5, true);
     const tmax = ticks[ticks.length - 1] || 1;
     scale = (c) => (c / tmax) * ph;
   }
@@ -303,7 +312,7 @@ function funnelSvg(r: RunReport): string {
     const rw = (s.recordsOut / maxR) * pw;
     parts.push(`<rect class="docs" x="${left}" y="${y}" width="${rw.toFixed(1)}" height="14" data-step="${i}" data-records-out="${s.recordsOut}"/>`);
     parts.push(`<text class="tick" x="${(left + rw + 6).toFixed(1)}" y="${y + 11}">${formatNumber(s.recordsOut)} docs</text>`);
-    if (hasTokens) {
+    if (hasTokens && i >= firstTokenStep(r)) {
       const tw = (s.tokensOut / maxT) * pw;
       parts.push(`<rect class="toks" x="${left}" y="${y + 15}" width="${tw.toFixed(1)}" height="10" data-step="${i}" data-tokens-out="${s.tokensOut}"/>`);
       parts.push(`<text class="tick small" x="${(left + tw + 6).toFixed(1)}" y="${y + 24}">${tickLabel(s.tokensOut)} tokens</text>`);

@@ -1,0 +1,326 @@
+// `mix`: a source step that interleaves several sources (files or globs each) to target token
+// shares or weights, repeating sources that are too small.
+import type { ErrorEntry } from '../lib/context.ts';
+import { decodeInput, DEFAULT_DECODE, fileInput, type InputProgress } from '../lib/io/decode.ts';
+import { expandGlob } from '../lib/io/glob.ts';
+import { nextSource, passOffset, planTargets, selected, type SourcePlan } from '../lib/mix/plan.ts';
+import { defineOperator, type Rec } from '../lib/operator.ts';
+import { estimateTokens } from '../lib/text/tokenizer.ts';
+
+export interface MixSource {
+  name: string;
+  paths: string[];
+  share?: number;
+  weight?: number;
+  tokens?: number;
+}
+
+export interface MixOptions {
+  sources: MixSource[];
+  totalTokens?: number;
+  seed: number;
+  upsample: boolean;
+  tokenField: string;
+  field: string;
+  batchSize: number;
+}
+
+/** Tokens of a record: its `tokenField` when it is a number, else the calibrated estimate of lib/text/tokenizer.ts. */
+export function recordTokens(rec: Rec, tokenField: string): number {
+  const v = rec[tokenField];
+  return typeof v === 'number' && Number.isFinite(v) && v >= 0 ? v : estimateTokens(rec.text);
+}
+
+/** Bad lines of every file are reported once, on its first complete read (later passes skip them). */
+interface FileErrors {
+  read: Set<string>;
+  report(file: string, e: ErrorEntry): void;
+}
+
+/** Reads the records of a list of files in order, one at a time (bounded: one decoded batch in memory). */
+class FileRecords {
+  private batches: AsyncGenerator<Rec[]>;
+  private batch: Rec[] = [];
+  private pos = 0;
+
+  constructor(files: string[], errors: FileErrors) {
+    this.batches = (async function* () {
+      for (const file of files) {
+        const progress: InputProgress = { bytes: 0, records: 0, complete: false };
+        yield* decodeInput(fileInput(file), DEFAULT_DECODE, { error: (e) => errors.report(file, e) }, progress);
+        errors.read.add(file);
+      }
+    })();
+  }
+
+  async next(): Promise<Rec | undefined> {
+    while (this.pos >= this.batch.length) {
+      const r = await this.batches.next();
+      if (r.done) return undefined;
+      this.batch = r.value;
+      this.pos = 0;
+    }
+    return this.batch[this.pos++];
+  }
+
+  async close(): Promise<void> {
+    await this.batches.return(undefined);
+  }
+}
+
+/**
+ * The documents one source contributes, in order: `floor(factor)` full passes over its files,
+ * then a stratified sample (see `selected`) of one more pass, then (only if the mix still needs
+ * tokens from it because the selected documents were shorter than average) the documents that
+ * pass skipped. Every pass re-reads the files; nothing is held in memory.
+ */
+class SourceStream {
+  pass = 0;
+  private phase: 'full' | 'partial' | 'fill' | 'done' = 'full';
+  private reader: FileRecords | undefined;
+  private j = 0;
+  private u = 0;
+  readonly passesStarted: number[] = [];
+
+  constructor(
+    private readonly index: number,
+    private readonly files: string[],
+    private readonly factor: number,
+    private readonly seed: number,
+    private readonly errors: FileErrors,
+  ) {
+    this.startPass(0);
+  }
+
+  private startPass(pass: number): void {
+    this.pass = pass;
+    const rest = this.factor - pass;
+    this.phase = rest >= 1 - 1e-12 ? 'full' : rest > 1e-12 ? 'partial' : 'done';
+    if (this.phase === 'done') return;
+    this.u = passOffset(this.seed, this.index, pass);
+    this.open();
+  }
+
+  private open(): void {
+    this.reader = new FileRecords(this.files, this.errors);
+    this.j = 0;
+    this.passesStarted.push(this.pass);
+  }
+
+  async next(): Promise<{ rec: Rec; pass: number } | undefined> {
+    for (;;) {
+      if (this.phase === 'done' || !this.reader) return undefined;
+      const rec = await this.reader.next();
+      if (rec === undefined) {
+        await this.reader.close();
+        this.reader = undefined;
+        if (this.phase === 'partial') {
+          this.phase = 'fill';
+          this.open();
+        } else if (this.phase === 'fill') {
+          this.phase = 'done';
+        } else {
+          this.startPass(this.pass + 1);
+        }
+        continue;
+      }
+      const j = this.j++;
+      if (this.phase === 'full') return { rec, pass: this.pass };
+      const rate = this.factor - this.pass;
+      const pick = selected(j, rate, this.u, (this.seed ^ Math.imul(this.index + 1, 0x27d4eb2d) ^ Math.imul(this.pass + 1, 0x165667b1)) >>> 0);
+      if ((this.phase === 'partial') === pick) return { rec, pass: this.pass };
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.reader?.close();
+    this.reader = undefined;
+    this.phase = 'done';
+  }
+}
+
+function sourceFiles(src: MixSource, baseDir: string, i: number): string[] {
+  const files = [...new Set(src.paths.flatMap((p) => expandGlob(p, baseDir)))];
+  if (files.length === 0) throw new Error(`option sources[${i}].paths: no file matches ${src.paths.map((p) => JSON.stringify(p)).join(', ')} (relative to ${baseDir})`);
+  return files;
+}
+
+const fmtTokens = (n: number) => Math.round(n).toLocaleString('en-US');
+
+export default defineOperator<MixOptions>({
+  name: 'mix',
+  summary: 'Source step: interleaves several sources (files or globs) to target token shares or weights, repeating small sources',
+  source: true,
+  description:
+    'Reads each source\'s NDJSON files (plain, gzip or zstd; Parquet and Arrow too) itself and interleaves the documents so ' +
+    'that the output has the target token share of every source at every prefix, not just at the end: the next document ' +
+    'always comes from the source furthest behind its target (smallest emitted/target), so each share is within one ' +
+    'document of its target. A first pass counts every source\'s tokens (skipped for sources that give `tokens`). A source ' +
+    'whose target exceeds its size is repeated (whole passes, then a systematic sample of one more pass); a larger one is ' +
+    'cut to a systematic sample spread evenly over it. Tokens come from `token_count` when records carry it, else from ' +
+    'the calibrated estimate of the `tokens` operator. Must be the first step: the pipeline reads no other input.',
+  options: {
+    sources: {
+      type: 'array',
+      minItems: 1,
+      description: 'the sources to mix',
+      items: {
+        type: 'object',
+        description: 'one source',
+        properties: {
+          name: { type: 'string', required: true, description: 'source name, written into `mix_source`' },
+          paths: { type: 'array', minItems: 1, items: { type: 'string', description: 'file or glob (* ? [..] **), relative to the pipeline file' }, required: true, description: 'files or globs of this source' },
+          share: { type: 'number', min: 0, exclusiveMin: true, max: 1, description: 'target fraction of the output tokens (shares of all sources sum to 1)' },
+          weight: { type: 'number', min: 0, exclusiveMin: true, description: 'multiplier on the source size (2: use every document twice; 0.5: half of them)' },
+          tokens: { type: 'number', min: 0, exclusiveMin: true, description: 'known token count of the source (skips its counting pass)' },
+        },
+      },
+    },
+    totalTokens: { type: 'number', min: 0, exclusiveMin: true, description: 'output size in tokens (default: with shares, the largest source used once at its share, or with upsample: false, the most no source repeats for; with weights, the weighted sizes)' },
+    seed: { type: 'integer', min: 0, max: 0xffffffff, default: 0, description: 'seed of the samples (which documents a partial pass takes)' },
+    upsample: { type: 'boolean', default: true, description: 'repeat a source that is too small for its target; false makes that an error' },
+    tokenField: { type: 'string', default: 'token_count', description: 'field with a record\'s token count (when absent, tokens are estimated)' },
+    field: { type: 'string', default: 'mix_source', description: 'output field with the source name' },
+    batchSize: { type: 'integer', min: 1, default: 1024, description: 'records per batch handed to the next step' },
+  },
+  outputs: {
+    mix_source: 'name of the source the record came from (renamed by `field`)',
+    mix_repeat: 'on repeated copies only: 1 for the second use of a document, 2 for the third, ...',
+  },
+  check(o) {
+    const errors: { path: string; message: string }[] = [];
+    const srcs = o.sources ?? [];
+    const withShare = srcs.filter((s) => s.share !== undefined).length;
+    const withWeight = srcs.filter((s) => s.weight !== undefined).length;
+    srcs.forEach((s, i) => {
+      if (s.share !== undefined && s.weight !== undefined) errors.push({ path: `sources[${i}]`, message: 'give either share or weight, not both' });
+    });
+    if (withShare && withShare !== srcs.length) errors.push({ path: 'sources', message: `every source needs a share when one has one (${withShare} of ${srcs.length} do)` });
+    if (withShare && withWeight) errors.push({ path: 'sources', message: 'mix shares and weights in one step is ambiguous: use shares for all sources, or weights' });
+    if (withShare === srcs.length && srcs.length) {
+      const sum = srcs.reduce((a, s) => a + (s.share ?? 0), 0);
+      if (Math.abs(sum - 1) > 1e-6) errors.push({ path: 'sources', message: `shares must sum to 1, they sum to ${sum}` });
+    }
+    const names = new Set<string>();
+    srcs.forEach((s, i) => {
+      if (names.has(s.name)) errors.push({ path: `sources[${i}].name`, message: `duplicate source name "${s.name}"` });
+      names.add(s.name);
+    });
+    return errors;
+  },
+  explain(o) {
+    const parts = o.sources.map((s) => `${s.name} (${s.share !== undefined ? `share ${s.share}` : `weight ${s.weight ?? 1}`}: ${s.paths.join(', ')})`);
+    return `reads and interleaves ${parts.join('; ')}${o.totalTokens ? ` up to ${o.totalTokens} tokens` : ''}${o.upsample ? ', repeating small sources' : ''}`;
+  },
+  create(o, ctx) {
+    const files = o.sources.map((s, i) => sourceFiles(s, ctx.baseDir, i));
+    let readers: SourceStream[] = [];
+    const errors: FileErrors = {
+      read: new Set(),
+      report(file, e) {
+        if (!this.read.has(file)) ctx.error(undefined, e.reason, `${e.input}${e.line !== undefined ? `:${e.line}` : ''}: ${e.message}`);
+      },
+    };
+
+    async function countSource(i: number): Promise<number> {
+      let tokens = 0;
+      let docs = 0;
+      const r = new FileRecords(files[i], errors);
+      try {
+        for (let rec = await r.next(); rec !== undefined; rec = await r.next()) {
+          tokens += recordTokens(rec, o.tokenField);
+          docs++;
+          if (ctx.signal.aborted) break;
+        }
+      } finally {
+        await r.close();
+      }
+      ctx.log(`source ${o.sources[i].name}: ${files[i].length} file(s), ${docs.toLocaleString('en-US')} documents, ${fmtTokens(tokens)} tokens`);
+      return tokens;
+    }
+
+    return {
+      process(batch) {
+        return batch;
+      },
+      async *generate() {
+        const sizes: number[] = [];
+        for (let i = 0; i < o.sources.length; i++) sizes.push(o.sources[i].tokens ?? (await countSource(i)));
+        let plan: SourcePlan[];
+        try {
+          plan = planTargets(o.sources, sizes, { totalTokens: o.totalTokens, upsample: o.upsample });
+        } catch (e) {
+          throw new Error(`option ${(e as Error).message}`);
+        }
+        for (const p of plan) {
+          ctx.log(`source ${p.name}: target ${fmtTokens(p.target)} tokens (share ${(p.share * 100).toFixed(2)}%), ${p.factor.toFixed(3)} x its ${fmtTokens(p.size)} tokens`);
+        }
+        readers = plan.map((p, i) => new SourceStream(i, files[i], p.factor, o.seed, errors));
+        const k = plan.length;
+        const emitted = new Float64Array(k);
+        const docs = new Float64Array(k);
+        const repeated = new Float64Array(k);
+        const targets = Float64Array.from(plan, (p) => p.target);
+        const finished = new Uint8Array(k);
+        let out: Rec[] = [];
+        try {
+          for (;;) {
+            if (ctx.signal.aborted) return;
+            const i = nextSource(emitted, targets, finished);
+            if (i < 0) break;
+            const next = await readers[i].next();
+            if (next === undefined) {
+              finished[i] = 1;
+              if (emitted[i] < targets[i] * 0.999) {
+                ctx.log(`warning: source ${plan[i].name} ran out at ${fmtTokens(emitted[i])} of ${fmtTokens(targets[i])} target tokens (its files changed since they were counted?)`);
+              }
+              continue;
+            }
+            const { rec, pass } = next;
+            const t = recordTokens(rec, o.tokenField);
+            if (emitted[i] + t - targets[i] > targets[i] - emitted[i]) {
+              // Taking this document would overshoot the target by more than leaving it out falls short.
+              finished[i] = 1;
+              await readers[i].close();
+              continue;
+            }
+            emitted[i] += t;
+            docs[i]++;
+            ctx.annotate(rec, o.field, plan[i].name);
+            if (pass > 0) {
+              ctx.annotate(rec, 'mix_repeat', pass);
+              repeated[i]++;
+            }
+            if (emitted[i] >= targets[i]) {
+              finished[i] = 1;
+              await readers[i].close();
+            }
+            out.push(rec);
+            if (out.length >= o.batchSize) {
+              yield out;
+              out = [];
+            }
+          }
+          if (out.length) yield out;
+        } finally {
+          await Promise.all(readers.map((r) => r.close()));
+        }
+        const total = emitted.reduce((a, b) => a + b, 0);
+        for (let i = 0; i < k; i++) {
+          const name = plan[i].name;
+          ctx.stats.count(`docs_${name}`, docs[i]);
+          ctx.stats.count(`tokens_${name}`, Math.round(emitted[i]));
+          ctx.stats.count(`repeated_docs_${name}`, repeated[i]);
+          ctx.stats.count(`passes_${name}`, readers[i].passesStarted.length ? Math.max(...readers[i].passesStarted) + 1 : 0);
+          ctx.log(
+            `source ${name}: ${docs[i].toLocaleString('en-US')} documents, ${fmtTokens(emitted[i])} tokens = ${((emitted[i] / total) * 100).toFixed(2)}% ` +
+              `(target ${(plan[i].share * 100).toFixed(2)}%), ${repeated[i].toLocaleString('en-US')} repeated copies over ${Math.ceil(plan[i].factor - 1e-12)} pass(es)`,
+          );
+        }
+      },
+      async close() {
+        await Promise.all(readers.map((r) => r.close()));
+      },
+    };
+  },
+});

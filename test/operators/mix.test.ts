@@ -1,0 +1,173 @@
+import t from 'tap';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { gzipSync } from 'node:zlib';
+import mix, { recordTokens } from '../../operators/mix.ts';
+import { createStepContext, type ErrorEntry } from '../../lib/context.ts';
+import { validateOptions, type OptionError } from '../../lib/options.ts';
+import { readJsonl } from '../../lib/testing.ts';
+import type { Rec } from '../../lib/operator.ts';
+import { SAMPLES, tmpdir } from '../helpers.ts';
+
+/** Drives a source step: validates options, pulls every batch from generate(). */
+async function runMix(options: Record<string, unknown>, baseDir = SAMPLES) {
+  const errs: OptionError[] = [];
+  const opts = validateOptions(options, mix.options, errs);
+  errs.push(...(mix.check?.(opts as never) ?? []));
+  if (errs.length) throw new Error(errs.map((e) => `${e.path}: ${e.message}`).join('\n'));
+  const logs: string[] = [];
+  const errors: ErrorEntry[] = [];
+  const ctx = createStepContext({ op: 'mix', baseDir, log: (m) => logs.push(m), onError: (e) => errors.push(e) });
+  const step = await mix.create(opts as never, ctx);
+  const output: Rec[] = [];
+  try {
+    for await (const b of step.generate!()) output.push(...b);
+  } finally {
+    await step.close?.();
+  }
+  return { output, logs, errors, counters: ctx.counters };
+}
+
+const sizeOf = (file: string) => readJsonl(path.join(SAMPLES, file)).reduce((a, r) => a + recordTokens(r, 'token_count'), 0);
+const SIZES = { kjv: sizeOf('kjv.jsonl'), gcide: sizeOf('gcide.jsonl'), fortunes: sizeOf('fortunes.jsonl') };
+
+/** Largest deviation of any source's token share from its target over every prefix past `burnIn` tokens. */
+function prefixError(output: Rec[], targets: Record<string, number>, burnIn: number) {
+  const emitted: Record<string, number> = {};
+  let total = 0;
+  let worst = 0;
+  for (const r of output) {
+    const t = recordTokens(r, 'token_count');
+    emitted[r.mix_source as string] = (emitted[r.mix_source as string] ?? 0) + t;
+    total += t;
+    if (total < burnIn) continue;
+    for (const [name, share] of Object.entries(targets)) worst = Math.max(worst, Math.abs((emitted[name] ?? 0) / total - share));
+  }
+  return { worst, total, emitted };
+}
+
+t.test('shares within 1% of the target at every prefix, on sources of different sizes', async (t) => {
+  const targets = { kjv: 0.4, gcide: 0.2, fortunes: 0.4 };
+  const r = await runMix({
+    sources: [
+      { name: 'kjv', paths: ['kjv.jsonl'], share: 0.4 },
+      { name: 'gcide', paths: ['gcide.jsonl'], share: 0.2 },
+      { name: 'fortunes', paths: ['fortunes.jsonl'], share: 0.4 },
+    ],
+  });
+  // Sized from the largest source (KJV) at its share: KJV is used exactly once.
+  const kjvDocs = r.output.filter((x) => x.mix_source === 'kjv');
+  t.equal(kjvDocs.length, 150);
+  t.equal(new Set(kjvDocs.map((x) => x.id)).size, 150);
+  t.notOk(kjvDocs.some((x) => 'mix_repeat' in x));
+  const maxDoc = Math.max(...r.output.map((x) => recordTokens(x, 'token_count')));
+  const { worst, total, emitted } = prefixError(r.output, targets, 100 * maxDoc);
+  t.ok(Math.abs(total - SIZES.kjv / 0.4) < maxDoc * 3, `total ${total} vs ${SIZES.kjv / 0.4}`);
+  t.ok(worst < 0.01, `worst prefix share error ${worst} after ${100 * maxDoc} tokens`);
+  for (const [name, share] of Object.entries(targets)) t.ok(Math.abs(emitted[name] / total - share) < 0.002, `${name} final share ${emitted[name] / total}`);
+  // Fortunes (88k tokens for a 158k target) is repeated, gcide (111k for 79k) is cut.
+  t.ok(r.counters.counters.repeated_docs_fortunes > 0);
+  t.equal(r.counters.counters.repeated_docs_gcide, 0);
+  t.equal(r.counters.counters.passes_kjv, 1);
+  t.ok(r.logs.some((l) => /source fortunes: .* repeated copies over 2 pass\(es\)/.test(l)), r.logs.join('\n'));
+});
+
+t.test('upsampling: every document is used floor(f) or ceil(f) times, copies labelled', async (t) => {
+  const totalTokens = 3 * (SIZES.gcide + SIZES.fortunes);
+  const r = await runMix({
+    sources: [
+      { name: 'gcide', paths: ['gcide.jsonl'], share: 0.7 },
+      { name: 'fortunes', paths: ['fortunes.jsonl'], share: 0.3 },
+    ],
+    totalTokens,
+    seed: 5,
+  });
+  const f = { gcide: (0.7 * totalTokens) / SIZES.gcide, fortunes: (0.3 * totalTokens) / SIZES.fortunes };
+  for (const [name, factor] of Object.entries(f)) {
+    const uses = new Map<string, number>();
+    for (const x of r.output) if (x.mix_source === name) uses.set(x.id, (uses.get(x.id) ?? 0) + 1);
+    const counts = [...uses.values()];
+    t.ok(counts.every((c) => c === Math.floor(factor) || c === Math.ceil(factor)), `${name}: uses ${[...new Set(counts)]} for factor ${factor}`);
+    const repeats = r.output.filter((x) => x.mix_source === name && x.mix_repeat !== undefined).length;
+    t.equal(repeats, counts.reduce((a, c) => a + c - 1, 0), `${name}: mix_repeat on every copy but the first`);
+    t.equal(r.counters.counters[`repeated_docs_${name}`], repeats);
+    t.equal(r.counters.counters[`passes_${name}`], Math.ceil(factor));
+  }
+  const { worst, total } = prefixError(r.output, { gcide: 0.7, fortunes: 0.3 }, 20_000);
+  const maxDoc = Math.max(...r.output.map((x) => recordTokens(x, 'token_count')));
+  t.ok(Math.abs(total - totalTokens) <= maxDoc, `total ${total} vs ${totalTokens}: off by less than one document`);
+  t.ok(worst < 0.01, `worst prefix error ${worst}`);
+  // Repeats are whole passes: the second copy of a document comes after every first copy of its source.
+  const firstPassEnd = r.output.findLastIndex((x) => x.mix_source === 'gcide' && x.mix_repeat === undefined);
+  const firstRepeat = r.output.findIndex((x) => x.mix_source === 'gcide' && x.mix_repeat === 1);
+  t.ok(firstRepeat > firstPassEnd);
+});
+
+t.test('weights multiply source sizes; downsampling takes an even sample; seeds are reproducible', async (t) => {
+  const r = await runMix({
+    sources: [
+      { name: 'kjv', paths: ['kjv.jsonl'], weight: 0.5 },
+      { name: 'gcide', paths: ['gcide.jsonl'], weight: 2 },
+    ],
+  });
+  const gc = r.output.filter((x) => x.mix_source === 'gcide');
+  t.equal(gc.length, 2 * 1242, 'weight 2: every entry twice');
+  const kj = r.output.filter((x) => x.mix_source === 'kjv');
+  t.equal(new Set(kj.map((x) => x.id)).size, kj.length, 'weight 0.5: no repeats');
+  const kjTokens = kj.reduce((a, x) => a + recordTokens(x, 'token_count'), 0);
+  t.ok(Math.abs(kjTokens - SIZES.kjv / 2) / (SIZES.kjv / 2) < 0.02, `kjv tokens ${kjTokens} vs ${SIZES.kjv / 2}`);
+  // The selected chapters are spread over the whole book, not a prefix.
+  const idx = kj.map((x) => readJsonl(path.join(SAMPLES, 'kjv.jsonl')).findIndex((y) => y.id === x.id));
+  t.ok(Math.max(...idx) > 140 && Math.min(...idx) < 5, 'sample spans the source');
+
+  const again = await runMix({ sources: [{ name: 'kjv', paths: ['kjv.jsonl'], weight: 0.5 }, { name: 'gcide', paths: ['gcide.jsonl'], weight: 2 }] });
+  t.same(again.output.map((x) => x.id), r.output.map((x) => x.id), 'same seed, same output');
+  const other = await runMix({ sources: [{ name: 'kjv', paths: ['kjv.jsonl'], weight: 0.5 }, { name: 'gcide', paths: ['gcide.jsonl'], weight: 2 }], seed: 99 });
+  t.not(other.output.filter((x) => x.mix_source === 'kjv').map((x) => x.id).join(), kj.map((x) => x.id).join(), 'another seed, another sample');
+
+  const capped = await runMix({ sources: [{ name: 'kjv', paths: ['kjv.jsonl'], share: 0.5 }, { name: 'gcide', paths: ['gcide.jsonl'], share: 0.5 }], upsample: false });
+  const ids = capped.output.map((x) => `${x.mix_source}/${x.id}`);
+  t.equal(new Set(ids).size, ids.length, 'upsample false: nothing repeats');
+  const maxDoc = Math.max(...capped.output.map((x) => recordTokens(x, 'token_count')));
+  const { worst } = prefixError(capped.output, { kjv: 0.5, gcide: 0.5 }, 100 * maxDoc);
+  t.ok(worst < 0.01, `worst ${worst}`);
+});
+
+t.test('globs, compressed files and bad lines', async (t) => {
+  const dir = tmpdir();
+  const fortunes = readJsonl(path.join(SAMPLES, 'fortunes.jsonl'));
+  mkdirSync(path.join(dir, 'f', 'sub'), { recursive: true });
+  const nd = (rs: Rec[]) => rs.map((x) => JSON.stringify(x)).join('\n') + '\n';
+  writeFileSync(path.join(dir, 'f', 'part-0.jsonl'), nd(fortunes.slice(0, 700)) + '{broken\n');
+  writeFileSync(path.join(dir, 'f', 'part-1.jsonl.gz'), gzipSync(nd(fortunes.slice(700, 1400))));
+  writeFileSync(path.join(dir, 'f', 'sub', 'part-2.jsonl'), nd(fortunes.slice(1400)));
+  writeFileSync(path.join(dir, 'k.jsonl'), nd(readJsonl(path.join(SAMPLES, 'kjv.jsonl'))));
+  const r = await runMix(
+    {
+      sources: [
+        { name: 'fortunes', paths: ['f/**/part-*.jsonl*'], weight: 1 },
+        { name: 'kjv', paths: ['k.jsonl'], weight: 2 },
+      ],
+      field: 'origin',
+    },
+    dir,
+  );
+  t.equal(r.output.filter((x) => x.origin === 'fortunes').length, fortunes.length, 'all three files of the glob');
+  t.equal(r.output.filter((x) => x.origin === 'kjv').length, 300);
+  t.equal(r.errors.length, 1, 'the bad line is reported once');
+  t.match(r.errors[0].message, /part-0\.jsonl:701/);
+  // Record fields are carried through; `source` stays the record's own.
+  t.ok(r.output.every((x) => x.source === 'fortunes' || x.source === 'kjv'));
+});
+
+t.test('option errors', async (t) => {
+  await t.rejects(runMix({ sources: [{ name: 'a', paths: ['kjv.jsonl'], share: 0.5 }, { name: 'b', paths: ['gcide.jsonl'], share: 0.4 }] }), /shares must sum to 1, they sum to 0.9/);
+  const err = await runMix({ sources: [{ name: 'a', paths: ['kjv.jsonl'], share: 1 }, { name: 'a', paths: ['gcide.jsonl'], weight: 1 }] }).catch((e: Error) => e.message);
+  t.match(err, /sources\[1\]\.name: duplicate source name "a"/);
+  t.match(err, /every source needs a share when one has one/);
+  await t.rejects(runMix({ sources: [{ name: 'a', paths: ['nothing-*.jsonl'], weight: 1 }] }), /sources\[0\]\.paths: no file matches "nothing-\*\.jsonl"/);
+  await t.rejects(
+    runMix({ sources: [{ name: 'a', paths: ['kjv.jsonl'], share: 0.5 }, { name: 'b', paths: ['gcide.jsonl'], share: 0.5 }], totalTokens: 10_000_000, upsample: false }),
+    /sources\[0\] \(a\) has \d+ tokens but its target is 5000000: set upsample: true/,
+  );
+});

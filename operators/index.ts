@@ -8,6 +8,7 @@ import samplemix from './samplemix.ts';
 import shingle from './shingle.ts';
 import minhash from './minhash.ts';
 import decontaminate from './decontaminate.ts';
+import mix from './mix.ts';
 import lshBandJoin from './lsh-band-join.ts';
 import filter from './filter.ts';
 import keepTop from './keep-top.ts';
@@ -22,6 +23,7 @@ export const builtins: OperatorDescriptor[] = [
   shingle,
   minhash,
   decontaminate,
+  mix,
   lshBandJoin,
   filter,
   keepTop,

@@ -98,7 +98,10 @@ t.test('upsampling: every document is used floor(f) or ceil(f) times, copies lab
   t.ok(Math.abs(total - totalTokens) <= maxDoc, `total ${total} vs ${totalTokens}: off by less than one document`);
   t.ok(worst < 0.01, `worst prefix error ${worst}`);
   // Repeats are whole passes: the second copy of a document comes after every first copy of its source.
-  const firstPassEnd = r.output.findLastIndex((x) => x.mix_source === 'gcide' && x.mix_repeat === undefined);
+  let firstPassEnd = -1;
+  r.output.forEach((x, i) => {
+    if (x.mix_source === 'gcide' && x.mix_repeat === undefined) firstPassEnd = i;
+  });
   const firstRepeat = r.output.findIndex((x) => x.mix_source === 'gcide' && x.mix_repeat === 1);
   t.ok(firstRepeat > firstPassEnd);
 });

@@ -1,6 +1,6 @@
 // `reservoir-weighted-sample`: one pass, weighted sampling without replacement under a token
 // budget or a count (Efraimidis-Spirakis keys), in bounded memory.
-import { defineOperator, type Rec, type StepContext } from '../lib/operator.ts';
+import { defineOperator, type Rec, type Step, type StepContext } from '../lib/operator.ts';
 import { compileExpression, ExpressionError, type Evaluator } from '../lib/sketch/expression.ts';
 import { esKey, uniformFor, WeightedReservoir } from '../lib/sketch/weighted-reservoir.ts';
 import { estimateTokens } from '../lib/text/tokenizer.ts';
@@ -87,7 +87,7 @@ export default defineOperator<ReservoirOptions>({
       ...recordCodec,
       onEvict: (rec) => ctx.drop(rec, 'not_sampled'),
     });
-    return {
+    const step: Step & { flushBatches(): Generator<Rec[]> } = {
       process(batch) {
         for (const rec of batch) {
           const w = weightOf(rec);
@@ -100,26 +100,32 @@ export default defineOperator<ReservoirOptions>({
         }
         return [];
       },
-      flush() {
-        const out: Rec[] = [];
+      /**
+       * The sample in batches, read back from the spill file as it goes (`flush` collects it;
+       * a runner that iterates this keeps memory bounded at the end of input too).
+       */
+      *flushBatches(): Generator<Rec[]> {
+        let n = 0;
         let tokens = 0;
         for (const batch of reservoir.drain()) {
-          for (const e of batch) {
-            out.push(e.item);
-            tokens += e.tokens;
-          }
+          n += batch.length;
+          for (const e of batch) tokens += e.tokens;
+          yield batch.map((e) => e.item);
         }
         const s = reservoir.stats;
-        ctx.stats.count('sampled', out.length);
+        ctx.stats.count('sampled', n);
         ctx.stats.count('sample_tokens', tokens);
         if (s.spilledItems) ctx.stats.count('spilled_records', s.spilledItems);
         if (s.tooLarge) ctx.stats.count('larger_than_budget', s.tooLarge);
-        return out;
+      },
+      flush() {
+        return [...this.flushBatches()].flat();
       },
       close() {
         reservoir.close();
       },
     };
+    return step;
   },
 });
 

@@ -1,6 +1,6 @@
 // `samplemix`: SampleMix sample-wise mixing. Weighs every record by quality and diversity and
 // turns a token budget into a sampling count per record (0, 1, 2, ...).
-import { defineOperator, type Rec } from '../lib/operator.ts';
+import { defineOperator, type Rec, type Step } from '../lib/operator.ts';
 import { KMeans, mulberry32, wordFeatures, type SparseFeatures } from '../lib/sketch/kmeans.ts';
 import { clusterDiversity, newClusterAggregates, QualityAggregates, roundCount, samplingScale } from '../lib/sketch/samplemix.ts';
 import { SpillLog } from '../lib/sketch/spill-log.ts';
@@ -86,7 +86,7 @@ export default defineOperator<SampleMixOptions>({
     let seen = 0;
     const features = (rec: Rec) => wordFeatures(typeof rec.text === 'string' ? rec.text : '', o.features);
 
-    return {
+    const step: Step & { flushBatches(): Generator<Rec[]> } = {
       process(batch) {
         for (const rec of batch) {
           const q = qualityOf(rec);
@@ -106,7 +106,11 @@ export default defineOperator<SampleMixOptions>({
         }
         return [];
       },
-      flush() {
+      /**
+       * The output in batches, read back from the spill file as it goes (`flush` collects it;
+       * a runner that iterates this keeps memory bounded at the end of input too).
+       */
+      *flushBatches(): Generator<Rec[]> {
         km.fit(fitSample);
         fitSample.length = 0;
         // Second pass over the held records: cluster sizes, spreads and tokens.
@@ -127,10 +131,10 @@ export default defineOperator<SampleMixOptions>({
         ctx.stats.count('clusters', clusters.size.filter((n) => n > 0).length);
         if (log.spilledItems) ctx.stats.count('spilled_records', log.spilledItems);
         // Third pass: the same (frozen) assignment, weights, counts, emission.
-        const out: Rec[] = [];
         let outTokens = 0;
         let variance = 0;
         for (const batch of log.read()) {
+          const out: Rec[] = [];
           for (const h of batch) {
             const c = km.assign(features(h.rec)).cluster;
             const d = diversity[c];
@@ -154,16 +158,20 @@ export default defineOperator<SampleMixOptions>({
             out.push(h.rec);
             for (let r = 1; r < n; r++) out.push({ ...h.rec });
           }
+          if (out.length) yield out;
         }
         ctx.stats.count('output_tokens', outTokens);
         // Randomized rounding makes the output total a random variable around the target; its SD:
         ctx.stats.count('output_tokens_sd', Math.round(Math.sqrt(variance)));
-        return out;
+      },
+      flush() {
+        return [...this.flushBatches()].flat();
       },
       close() {
         log.close();
       },
     };
+    return step;
   },
 });
 

@@ -396,7 +396,7 @@ function statusText(s: number): string {
  * bytes it skips; verifies the total length; fails with an `HttpInputError` (see its `code`).
  */
 export function openHttpInput(url: string, opts: HttpInputOptions = {}): Readable {
-  if (!isHttpUrl(url)) throw new HttpInputError('HTTP_URL', `${redactUrl(url)}: not an http(s) URL`, { url: redactUrl(url), received: 0, attempts: 0 });
+  if (!isHttpUrl(url) || !URL.canParse(url)) throw new HttpInputError('HTTP_URL', `${redactUrl(url)}: not an http(s) URL`, { url: redactUrl(url), received: 0, attempts: 0 });
   return new HttpInput(url, opts);
 }
 

@@ -415,4 +415,5 @@ t.test('helpers', async (t) => {
   }
   t.equal(redactUrl('https://user:pw@hub.example/a/b.parquet?X-Amz-Signature=zz'), 'https://hub.example/a/b.parquet?…');
   t.throws(() => openHttpInput('ftp://x/y'), { code: 'HTTP_URL' });
+  t.throws(() => openHttpInput('http://[bad'), { code: 'HTTP_URL' });
 });

@@ -29,7 +29,7 @@ export default defineOperator<ShingleOperatorOptions>({
   },
   outputs: { '<emitField>': 'the sorted shingle hashes, only when emitField is set' },
   explain(o) {
-    return `hashes word-or-character ${o.n}-grams: ${o.unit} ${o.n}-grams of the hashing form (seed ${o.seed}); documents shorter than ${o.n} ${o.unit}s get one shingle`;
+    return `hashes the ${o.unit} ${o.n}-grams of the hashing form into a set (seed ${o.seed}); documents shorter than ${o.n} ${o.unit}s get one shingle`;
   },
   create(o, ctx) {
     return createSignatureStage(

@@ -43,7 +43,7 @@ export default defineOperator<SampleMixOptions>({
     quality: { type: 'string', default: 'quality_score', description: 'quality: a numeric field or an expression of fields (see reservoir-weighted-sample `weight`)' },
     budgetTokens: { type: 'number', min: 0, exclusiveMin: true, description: 'target tokens T_tgt of the output (or budgetRatio)' },
     budgetRatio: { type: 'number', min: 0, exclusiveMin: true, description: 'target tokens as a multiple of the input tokens T_src (1 = same size, 0.25 = a quarter)' },
-    clusters: { type: 'integer', min: 1, default: 64, description: 'k of the k-means clustering used for diversity' },
+    clusters: { type: 'integer', min: 1, max: 65535, default: 64, description: 'k of the k-means clustering used for diversity' },
     features: { type: 'integer', min: 16, default: 4096, description: 'hashed feature dimension of the clustering' },
     fitDocs: { type: 'integer', min: 1, default: 4000, description: 'size of the uniform sample of the input the clustering (IDF, k-means++ seeds, Lloyd iterations) is fitted on' },
     iterations: { type: 'integer', min: 0, default: 5, description: 'Lloyd iterations on the fitting sample' },
@@ -113,11 +113,15 @@ export default defineOperator<SampleMixOptions>({
       *flushBatches(): Generator<Rec[]> {
         km.fit(fitSample);
         fitSample.length = 0;
-        // Second pass over the held records: cluster sizes, spreads and tokens.
+        // Second pass over the held records: cluster sizes, spreads and tokens. The cluster of
+        // each record is kept (2 bytes per record) for the third pass.
         const clusters = newClusterAggregates(o.clusters);
+        const clusterOf = new Uint16Array(log.length);
+        let i = 0;
         for (const batch of log.read(1024, false)) {
           for (const h of batch) {
             const a = km.assign(features(h.rec));
+            clusterOf[i++] = a.cluster;
             clusters.size[a.cluster]++;
             clusters.distance[a.cluster] += a.distance;
             clusters.tokens[a.cluster] += h.tokens;
@@ -130,13 +134,14 @@ export default defineOperator<SampleMixOptions>({
         ctx.stats.count('target_tokens', Math.round(target));
         ctx.stats.count('clusters', clusters.size.filter((n) => n > 0).length);
         if (log.spilledItems) ctx.stats.count('spilled_records', log.spilledItems);
-        // Third pass: the same (frozen) assignment, weights, counts, emission.
+        // Third pass: weights, counts, emission.
+        i = 0;
         let outTokens = 0;
         let variance = 0;
         for (const batch of log.read()) {
           const out: Rec[] = [];
           for (const h of batch) {
-            const c = km.assign(features(h.rec)).cluster;
+            const c = clusterOf[i++];
             const d = diversity[c];
             const p = o.alpha * d + (1 - o.alpha) * quality.normalize(h.quality);
             const expected = s * p;

@@ -17,6 +17,10 @@ export interface SparseFeatures {
   values: Float64Array;
 }
 
+let stamps = new Uint32Array(0);
+let scratch = new Uint32Array(1024);
+let generation = 0;
+
 /**
  * Distinct bucket indices of a text's words (and char bigrams when it has few spaces), value 1
  * each. Only the first `maxChars` characters are read: a topic shows in its first pages.
@@ -28,10 +32,24 @@ export function wordFeatures(text: string, dim: number, maxChars = 8000): Sparse
   for (let i = 0; i < text.length && i < 4096; i++) if (text.charCodeAt(i) === 32) spaces++;
   const noSpaces = spaces * 20 < Math.min(text.length, 4096);
   const bigrams = noSpaces ? shingleText(text, { unit: 'char', n: 2, seed: 0x5bd1e995 }) : new Uint32Array(0);
-  const seen = new Set<number>();
-  for (const h of words) seen.add(h % dim);
-  for (const h of bigrams) seen.add(h % dim);
-  const indices = Uint32Array.from(seen);
+  // Distinct buckets via generation stamps (no Set): one pass, no allocation but the result.
+  if (stamps.length < dim) stamps = new Uint32Array(dim);
+  if (++generation === 0xffffffff) {
+    stamps.fill(0);
+    generation = 1;
+  }
+  if (scratch.length < words.length + bigrams.length) scratch = new Uint32Array(words.length + bigrams.length);
+  let n = 0;
+  for (const list of [words, bigrams]) {
+    for (let i = 0; i < list.length; i++) {
+      const b = list[i] % dim;
+      if (stamps[b] !== generation) {
+        stamps[b] = generation;
+        scratch[n++] = b;
+      }
+    }
+  }
+  const indices = scratch.slice(0, n);
   return { indices, values: new Float64Array(indices.length).fill(1) };
 }
 

@@ -9,6 +9,7 @@ import shingle from './shingle.ts';
 import minhash from './minhash.ts';
 import decontaminate from './decontaminate.ts';
 import mix from './mix.ts';
+import partition from './partition.ts';
 import lshBandJoin from './lsh-band-join.ts';
 import filter from './filter.ts';
 import keepTop from './keep-top.ts';
@@ -24,6 +25,7 @@ export const builtins: OperatorDescriptor[] = [
   minhash,
   decontaminate,
   mix,
+  partition,
   lshBandJoin,
   filter,
   keepTop,

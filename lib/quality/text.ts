@@ -84,8 +84,10 @@ export function pySplit(s: string): string[] {
 
 // Characters that are always tokens of their own (Treebank/spaCy split them wherever they are).
 const ALWAYS_SPLIT = new Set('()[]{}<>?!;@#$%&"“”„«»‘’¿¡…'.split(''));
-// Characters peeled off the start or the end of a word (but kept inside it: 1,000 / 10:30 / e.g).
+// Characters peeled off the end of a word (but kept inside it: 1,000 / 10:30 / e.g), and off its
+// start (an apostrophe stays at the start: 'tis, 'quoted).
 const EDGE_SPLIT = new Set(".,:'`*".split(''));
+const LEAD_SPLIT = new Set('.,:`*'.split(''));
 const CONTRACTIONS = ["n't", "'s", "'re", "'ve", "'ll", "'d", "'m", "N'T", "'S", "'RE", "'VE", "'LL", "'D", "'M"];
 
 function isSpace(c: number): boolean {
@@ -94,11 +96,11 @@ function isSpace(c: number): boolean {
     c === 0x205f || c === 0x3000;
 }
 
-function pushWord(out: string[], w: string): void {
+function pushWord(out: string[], w: string, keepPeriod = false): void {
   // Leading edge punctuation, each its own token ('quoted -> ' quoted).
   let s = 0;
   let e = w.length;
-  while (s < e && EDGE_SPLIT.has(w[s])) {
+  while (s < e && LEAD_SPLIT.has(w[s])) {
     // A leading ellipsis ("...and") stays one token.
     if (w.startsWith('...', s)) {
       out.push('...');
@@ -112,8 +114,8 @@ function pushWord(out: string[], w: string): void {
       e -= 3;
       continue;
     }
-    // A final period stays on an abbreviation with inner periods (U.S., e.g.).
-    if (w[e - 1] === '.' && w.lastIndexOf('.', e - 2) > s) break;
+    // Only a word-final period can end a sentence, and not every one does (finalPeriodStays).
+    if (w[e - 1] === '.' && (keepPeriod || e !== w.length)) break;
     // Contractions keep their apostrophe: "dogs'" -> dogs ', "'s" handled below.
     tail.push(w[--e]);
   }
@@ -136,12 +138,12 @@ function pushWord(out: string[], w: string): void {
 }
 
 /**
- * Splits text into words and punctuation tokens the way an English Treebank-style tokenizer does
- * (NLTK's `word_tokenize`, spaCy's English tokenizer, which datatrove uses): whitespace
- * separates tokens; brackets, quotes, `? ! ; @ # $ % &` and ellipses are tokens of their own;
- * `. , : ' * \`` are split off the ends of a word but kept inside it (`3.14`, `1,000`, `e.g`);
- * a final period stays on abbreviations with inner periods (`U.S.`); clitics are split
- * (`don't` -> `do`, `n't`). Hyphenated words stay whole (as NLTK does).
+ * Splits text into words and punctuation tokens the way NLTK's `word_tokenize` (Treebank words
+ * over Punkt sentences) does, which datatrove's English rules count: whitespace separates
+ * tokens; brackets, double quotes, `? ! ; @ # $ % &`, `--` and ellipses are tokens of their
+ * own; `. , : ' * \`` are split off the end of a word but kept inside it (`3.14`, `1,000`,
+ * `U.S.` -> `U.S` `.`), except the period of a single-letter initial (`J.`); clitics are split
+ * (`don't` -> `do` `n't`). Hyphenated words stay whole.
  */
 export function splitWords(text: string): string[] {
   const out: string[] = [];
@@ -153,7 +155,7 @@ export function splitWords(text: string): string[] {
     if (isSpace(c)) {
       if (start >= 0) {
         if (simple) out.push(text.slice(start, i));
-        else splitChunk(out, text, start, i);
+        else splitChunk(out, text, start, i, nextWordStart(text, i));
         start = -1;
       }
       continue;
@@ -162,30 +164,73 @@ export function splitWords(text: string): string[] {
       start = i;
       simple = true;
     }
-    if (simple && !((c >= 48 && c <= 57) || ((c | 32) >= 97 && (c | 32) <= 122) || c === 45)) simple = false;
+    // Letters, digits and single inner hyphens need no splitting; "--" and a leading "-" do.
+    if (simple && !((c >= 48 && c <= 57) || ((c | 32) >= 97 && (c | 32) <= 122) || (c === 45 && i > start && text.charCodeAt(i - 1) !== 45))) simple = false;
   }
   return out;
 }
 
-function splitChunk(out: string[], text: string, s: number, e: number): void {
+const NUMBER_TOKEN = /^-?[.,]?\d[\d,.-]*\.?$/;
+const INITIAL_TOKEN = /^\p{L}\.$/u;
+const LOWER = /\p{Ll}/u;
+const UPPER = /\p{Lu}/u;
+
+/**
+ * Whether a chunk's final period stays on it (no sentence break), following Punkt without
+ * trained abbreviations: a number ("1.") or an initial ("J.") keeps its period when the next
+ * word starts lowercase; an initial also when it starts uppercase. Any other final period ends
+ * a sentence and is split off by the Treebank rules.
+ */
+function finalPeriodStays(chunk: string, next: string | undefined): boolean {
+  if (next === undefined) return false;
+  const initial = INITIAL_TOKEN.test(chunk);
+  if (!initial && !NUMBER_TOKEN.test(chunk)) return false;
+  if (LOWER.test(next)) return true;
+  return initial && UPPER.test(next);
+}
+
+/** The first character of the next whitespace-separated word after position i, if any. */
+function nextWordStart(text: string, i: number): string | undefined {
+  for (let j = i; j < text.length; j++) if (!isSpace(text.charCodeAt(j))) return text[j];
+  return undefined;
+}
+
+function splitChunk(out: string[], text: string, s: number, e: number, next: string | undefined): void {
   let w = s;
   for (let i = s; i < e; i++) {
     const ch = text[i];
-    if (ALWAYS_SPLIT.has(ch)) {
+    if (ALWAYS_SPLIT.has(ch) || ((ch === ',' || ch === ':') && i + 1 < e && !isDigit(text.charCodeAt(i + 1)))) {
       if (i > w) pushWord(out, text.slice(w, i));
       out.push(ch);
       w = i + 1;
-    } else if ((ch === '.' && text.startsWith('...', i) && (i > w || i + 3 < e)) || (ch === '-' && text[i + 1] === '-')) {
-      // An ellipsis inside a chunk ("wait...what") and a dash ("--") are tokens that separate words.
+    } else if (ch === '.' && text.startsWith('...', i) && (i > w || i + 3 < e)) {
+      // An ellipsis inside a chunk ("wait...what") is a token that separates words.
       if (i > w) pushWord(out, text.slice(w, i));
       let j = i;
       while (j < e && text[j] === ch) j++;
       out.push(text.slice(i, j));
       w = j;
       i = j - 1;
+    } else if (ch === '-' && text[i + 1] === '-') {
+      // Dashes: "--" tokens, an odd one left over ("---" -> "--" "-").
+      if (i > w) pushWord(out, text.slice(w, i));
+      let j = i;
+      while (j + 1 < e && text[j] === '-' && text[j + 1] === '-') {
+        out.push('--');
+        j += 2;
+      }
+      w = j;
+      i = j - 1;
     }
   }
-  if (e > w) pushWord(out, text.slice(w, e));
+  if (e > w) {
+    const last = text.slice(w, e);
+    pushWord(out, last, last.endsWith('.') && finalPeriodStays(last, next));
+  }
+}
+
+function isDigit(c: number): boolean {
+  return c >= 48 && c <= 57;
 }
 
 // ---------------------------------------------------------------------------------------------

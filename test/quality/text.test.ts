@@ -3,11 +3,14 @@ import { countSentences, cpLength, endsWithTerminal, hasAlpha, isSymbolWord, pyS
 
 t.test('splitWords splits punctuation like a Treebank tokenizer', async (t) => {
   t.same(splitWords('Hello, world. "Don\'t" go (there) -- it\'s 3.14 and 1,000 U.S. e.g., #tag wait...what? The end.'), [
-    'Hello', ',', 'world', '.', '"', 'Do', "n't", '"', 'go', '(', 'there', ')', '--', 'it', "'s", '3.14', 'and', '1,000', 'U.S.', 'e.g.', ',', '#', 'tag', 'wait', '...', 'what', '?', 'The', 'end', '.',
+    'Hello', ',', 'world', '.', '"', 'Do', "n't", '"', 'go', '(', 'there', ')', '--', 'it', "'s", '3.14', 'and', '1,000', 'U.S', '.', 'e.g.', ',', '#', 'tag', 'wait', '...', 'what', '?', 'The', 'end', '.',
   ]);
   t.same(splitWords('  well-known\tfoo\n\nbar  '), ['well-known', 'foo', 'bar']);
   t.same(splitWords('Größe: 10 €; «Mañana»!'), ['Größe', ':', '10', '€', ';', '«', 'Mañana', '»', '!']);
   t.same(splitWords(''), []);
+  // Punkt-style sentence ends: numbers and initials keep their period before a lowercase word.
+  t.same(splitWords('n. 1. a game. It is J. Doe. Version 12.1. Next'), ['n', '.', '1.', 'a', 'game', '.', 'It', 'is', 'J.', 'Doe', '.', 'Version', '12.1', '.', 'Next']);
+  t.same(splitWords('https://x.org/a b, regexp:/etc 10:30 --- x ----'), ['https', ':', '//x.org/a', 'b', ',', 'regexp', ':', '/etc', '10:30', '--', '-', 'x', '--', '--']);
 });
 
 t.test('character classes', async (t) => {

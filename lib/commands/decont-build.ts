@@ -7,6 +7,7 @@
 // count is of n-gram occurrences, an upper bound of the distinct n-grams, so the filter is never
 // smaller than the rate needs.
 import { statSync } from 'node:fs';
+import path from 'node:path';
 import type { ErrorEntry } from '../context.ts';
 import { decodeInput, DEFAULT_DECODE, fileInput, type InputProgress } from '../io/decode.ts';
 import { expandGlob } from '../io/glob.ts';
@@ -101,7 +102,7 @@ export async function buildDecontFilter(o: DecontBuildOptions): Promise<DecontBu
     form,
     ngramHash: NGRAM_HASH_VERSION,
     textField,
-    sources: files,
+    sources: files.map((f) => path.relative(process.cwd(), f) || f),
     created: new Date().toISOString(),
   });
   log(`${files.length} file(s), sizing for ${expected.toLocaleString('en-US')} n-grams at rate ${fpRate}: ${(filter.m / 8 / 2 ** 20).toFixed(2)} MiB, k = ${filter.k}`);

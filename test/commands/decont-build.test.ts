@@ -62,3 +62,14 @@ t.test('errors name the problem', async (t) => {
   await t.rejects(buildDecontFilter({ inputs: ['x'], out: 'y', n: 0, log: () => {} }), /--n/);
   await t.rejects(buildDecontFilter({ inputs: ['x'], out: 'y', fpRate: 2, log: () => {} }), /--fp-rate/);
 });
+
+t.test('the shipped sample filter is what a fresh build of samples/evalsets gives', async (t) => {
+  const dir = tmpdir();
+  const out = path.join(dir, 'eval.bloom');
+  await buildDecontFilter({ inputs: [path.join(SAMPLES, 'evalsets', '*.jsonl')], out, log: () => {} });
+  const fresh = BloomFilter.load(out);
+  const shipped = BloomFilter.load(path.join(SAMPLES, 'evalsets', 'eval.bloom'));
+  t.equal(shipped.m, fresh.m);
+  t.equal(shipped.k, fresh.k);
+  t.ok(Buffer.from(shipped.words.buffer).equals(Buffer.from(fresh.words.buffer)), 'same bits (rebuild samples/evalsets/eval.bloom after changing the hashing)');
+});

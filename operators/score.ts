@@ -32,6 +32,9 @@ export interface ScoreOptions {
   threads: number;
 }
 
+/** With the default `workers`, records scored in the step's thread before worker threads start. */
+const POOL_AFTER_RECORDS = 5000;
+
 const OUTPUT_KINDS = ['auto', 'probability', 'logit', 'probabilities', 'logits', 'regression'] as const;
 
 /** Rule-set scoring: the share of the selected rules a document passes. */
@@ -106,7 +109,7 @@ export default defineOperator<ScoreOptions>({
     keepTopMode: { type: 'string', enum: ['stream', 'exact'], default: 'stream', description: '"stream": one pass with a t-digest quantile after a warm-up; "exact": hold (and spill) all records, keep exactly the top fraction at the end' },
     keepTopWarmup: { type: 'integer', min: 1, default: 2000, description: 'records buffered before the first keep decision (stream mode)' },
     keepTopMemoryMB: { type: 'number', min: 1, default: 256, description: 'records held in memory before spilling to disk (exact mode)' },
-    workers: { type: 'integer', min: 0, description: 'worker threads running the model (default: the run\'s cores; 0 = in the step\'s thread)' },
+    workers: { type: 'integer', min: 0, description: 'worker threads running the model (default: the run\'s cores, started after the first 5000 records; 0 = in the step\'s thread)' },
     threads: { type: 'integer', min: 1, default: 1, description: 'onnxruntime intra-op threads per model session' },
   },
   outputs: {
@@ -217,12 +220,16 @@ export default defineOperator<ScoreOptions>({
     // Opened here even with workers: option errors (missing file, input size mismatch) surface
     // at create time, before any data is read.
     const local = await ModelScorer.open(spec);
+    // Worker threads (each loads the TypeScript modules and opens its own session: a second or
+    // more) start only once the input has proved long enough to repay them; an explicit
+    // `workers` starts them at once.
     const workers = o.workers ?? (ctx.workers > 1 ? ctx.workers : 0);
-    const pool: WorkerPool<ScoreTask, ScoreTaskResult> | undefined =
-      workers > 0 ? createWorkerPool({ module: new URL('../lib/quality/score-task.ts', import.meta.url), size: workers, name: ctx.op }) : undefined;
+    let pool: WorkerPool<ScoreTask, ScoreTaskResult> | undefined;
+    let seen = 0;
+    const startAfter = o.workers === undefined ? POOL_AFTER_RECORDS : 0;
     const onAbort = () => void pool?.destroy();
     ctx.signal.addEventListener('abort', onAbort, { once: true });
-    const window = createOrderedWindow<{ rec: Rec; score: number }>(pool ? 2 * workers : 0);
+    const window = createOrderedWindow<{ rec: Rec; score: number }>(workers > 0 ? 2 * workers : 0);
 
     const scoreChunk = async (recs: Rec[]): Promise<{ rec: Rec; score: number }[]> => {
       const texts = recs.map((r) => r.text);
@@ -251,6 +258,10 @@ export default defineOperator<ScoreOptions>({
     return {
       async process(batch) {
         const recs = valid(batch);
+        seen += recs.length;
+        if (!pool && workers > 0 && seen > startAfter) {
+          pool = createWorkerPool({ module: new URL('../lib/quality/score-task.ts', import.meta.url), size: workers, name: ctx.op });
+        }
         const out: Rec[] = [];
         for (let i = 0; i < recs.length; i += o.batchSize) {
           out.push(...release(await window.push(scoreChunk(recs.slice(i, i + o.batchSize)))));

@@ -73,7 +73,7 @@ export interface LinearModelSpec {
   classes: number;
   /**
    * `dense`: one input `input` float [batch, dim] (what any feature-vector model takes).
-   * `sparse`: inputs `indices` int64 and `values` float, both [batch, k] (each row's non-zero
+   * `sparse`: inputs `indices` int32 and `values` float, both [batch, k] (each row's non-zero
    * features, padded with index 0 / value 0): the same model, with cost proportional to the
    * number of features instead of `dim`.
    */
@@ -99,7 +99,7 @@ export function linearModelBytes(spec: LinearModelSpec): Uint8Array {
   if (bias.length !== classes) throw new Error(`bias: expected ${classes} values, got ${bias.length}`);
   const out = classes === 1 ? BINARY_OUTPUT : MULTICLASS_OUTPUT;
   const F = onnx.TensorProto.DataType.FLOAT;
-  const I64 = onnx.TensorProto.DataType.INT64;
+  const I32 = onnx.TensorProto.DataType.INT32;
   const sparse = spec.layout === 'sparse';
   const head = classes === 1 ? node('Sigmoid', ['logits'], [out]) : node('Softmax', ['logits'], [out], { axis: 1 });
   return encodeModel({
@@ -120,7 +120,7 @@ export function linearModelBytes(spec: LinearModelSpec): Uint8Array {
       ...(sparse ? [tensorProto('axis_last', [1], BigInt64Array.of(-1n)), tensorProto('axis_feat', [1], BigInt64Array.of(1n))] : []),
     ],
     inputs: sparse
-      ? [valueInfo(SPARSE_INDICES, I64, ['batch', 'features']), valueInfo(SPARSE_VALUES, F, ['batch', 'features'])]
+      ? [valueInfo(SPARSE_INDICES, I32, ['batch', 'features']), valueInfo(SPARSE_VALUES, F, ['batch', 'features'])]
       : [valueInfo(LINEAR_INPUT, F, ['batch', dim])],
     outputs: [valueInfo(out, F, ['batch', classes])],
     metadata: { ...spec.metadata, layout: sparse ? 'sparse' : 'dense', dim: String(dim) },

@@ -111,10 +111,13 @@ export class ModelScorer {
       let feed: (texts: readonly string[]) => Record<string, ort.Tensor>;
       let release: ((feeds: Record<string, ort.Tensor>) => void) | undefined;
       if (!spec.inputName && names.includes(SPARSE_INDICES) && names.includes(SPARSE_VALUES)) {
+        const int64 = inputs.find((i) => i.name === SPARSE_INDICES)?.type === 'int64';
         feed = (texts) => {
           const { indices, values, k } = padSparse(texts.map((t) => vec.transform(t)));
           return {
-            [SPARSE_INDICES]: new ort.Tensor('int64', indices, [texts.length, k]),
+            [SPARSE_INDICES]: int64
+              ? new ort.Tensor('int64', BigInt64Array.from(indices, BigInt), [texts.length, k])
+              : new ort.Tensor('int32', indices, [texts.length, k]),
             [SPARSE_VALUES]: new ort.Tensor('float32', values, [texts.length, k]),
           };
         };

@@ -213,17 +213,14 @@ export function densify(rows: readonly SparseVector[], dim: number, out: Float32
 }
 
 /** Sparse rows as two padded [rows, k] matrices (k = the longest row; padding is index 0, value 0). */
-export function padSparse(rows: readonly SparseVector[]): { indices: BigInt64Array; values: Float32Array; k: number } {
-  const k = Math.max(1, ...rows.map((r) => r.indices.length));
-  const indices = new BigInt64Array(rows.length * k);
+export function padSparse(rows: readonly SparseVector[]): { indices: Int32Array; values: Float32Array; k: number } {
+  let k = 1;
+  for (const r of rows) if (r.indices.length > k) k = r.indices.length;
+  const indices = new Int32Array(rows.length * k);
   const values = new Float32Array(rows.length * k);
   for (let r = 0; r < rows.length; r++) {
-    const row = rows[r];
-    const base = r * k;
-    for (let i = 0; i < row.indices.length; i++) {
-      indices[base + i] = BigInt(row.indices[i]);
-      values[base + i] = row.values[i];
-    }
+    indices.set(rows[r].indices, r * k);
+    values.set(rows[r].values, r * k);
   }
   return { indices, values, k };
 }

@@ -180,3 +180,12 @@ export async function trainQuality(o: TrainQualityOptions): Promise<TrainQuality
     seconds: (performance.now() - t0) / 1000,
   };
 }
+
+/** The lines `mixstream train-quality` prints when it is done. */
+export function summarizeTraining(r: TrainQualityResult): string {
+  const fmt = (m: BinaryMetrics) =>
+    `accuracy ${(m.accuracy * 100).toFixed(2)}%, AUC ${m.auc.toFixed(4)}, log loss ${m.logLoss.toFixed(4)} (${m.n} documents: ${m.positives} positive, ${m.negatives} negative)`;
+  const lines = [`wrote ${r.model} and ${r.config} from ${r.examples} labelled documents in ${r.seconds.toFixed(1)} s`, `train:    ${fmt(r.train)}`];
+  lines.push(r.holdout ? `held out: ${fmt(r.holdout)}` : 'held out: none (--holdout 0)');
+  return lines.join('\n');
+}

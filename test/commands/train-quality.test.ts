@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import t from 'tap';
-import { parseLabel, trainQuality } from '../../lib/commands/train-quality.ts';
+import { parseLabel, summarizeTraining, trainQuality } from '../../lib/commands/train-quality.ts';
 import { OnnxModel } from '../../lib/quality/onnx-model.ts';
 import { readModelConfig } from '../../lib/quality/model-config.ts';
 import { HashedNgramVectorizer } from '../../lib/quality/vectorizer.ts';
@@ -26,6 +26,7 @@ t.test('trains on the sample data to high held-out accuracy; the ONNX model give
   t.ok(res.holdout!.accuracy >= 0.93, `held-out accuracy ${res.holdout!.accuracy}`);
   t.ok(res.holdout!.auc >= 0.98, `held-out AUC ${res.holdout!.auc}`);
   t.equal(res.holdout!.n, 280);
+  t.match(summarizeTraining(res), /^wrote .*q\.onnx and .*q\.json from 1400 labelled documents.*\ntrain: +accuracy .*\nheld out: accuracy \d+\.\d\d%, AUC 0\.\d+, log loss [\d.]+ \(280 documents/);
   const config = readModelConfig(res.model)!;
   t.equal(config.vectorizer.dim, 1 << 15);
   t.equal(config.outputKind, 'probability');

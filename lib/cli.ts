@@ -71,6 +71,8 @@ export function buildCli(argv: string[], registry = defaultRegistry()): Argv {
           .option('max-errors', { type: 'number', describe: 'stop after more than N bad records (exit 4)' })
           .option('workers', { type: 'number', describe: 'worker threads for parallel steps (default: all cores)' })
           .option('progress', { type: 'boolean', describe: 'progress line on stderr (default: when stderr is a terminal)' })
+          .option('checkpoint', { type: 'string', describe: 'checkpoint directory: resume exactly after a crash or kill (needs -o DIR/)' })
+          .option('checkpoint-interval', { type: 'number', default: 30, describe: 'seconds between checkpoints' })
           .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'no summary on stderr' }),
       async (args) => {
         const pipeline = await loadOrExit(args.pipeline as string, registry);
@@ -85,6 +87,8 @@ export function buildCli(argv: string[], registry = defaultRegistry()): Argv {
           workers: args.workers,
           progress: args.progress ?? Boolean(process.stderr.isTTY),
           summary: !args.quiet,
+          checkpoint: args.checkpoint,
+          checkpointIntervalSec: args['checkpoint-interval'],
         });
         let signalCode: number | undefined;
         const onSignal = (sig: NodeJS.Signals) => {

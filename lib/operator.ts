@@ -78,6 +78,13 @@ export interface Step {
   flush?(): Rec[] | Promise<Rec[]>;
   /** Releases resources; always called once, also after errors. */
   close?(): void | Promise<void>;
+  /**
+   * Stateful steps (`--checkpoint`): write everything needed to resume into the empty
+   * directory `dir`. Called at a barrier: every record before it has been processed, none after.
+   */
+  checkpoint?(dir: string): void | Promise<void>;
+  /** Restores the state written by `checkpoint`; called once, before the first batch, on resume. */
+  restore?(dir: string): void | Promise<void>;
 }
 
 export interface OperatorDescriptor<O = any> {
@@ -88,6 +95,8 @@ export interface OperatorDescriptor<O = any> {
   /** Longer help, shown by `mixstream ops <name>`. */
   description?: string;
   options: OptionSchema;
+  /** True for operators that keep state across records (dedup index, sampler): with `--checkpoint` their steps must implement checkpoint/restore. */
+  stateful?: boolean;
   /** True for operators that generate records themselves (their step has `generate`); they must come first. */
   source?: boolean;
   /** Fields the operator adds to records, with their meaning (documentation). */

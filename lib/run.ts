@@ -1,14 +1,16 @@
 // The runner: wires source -> steps -> sink with stream.pipeline. Pull-driven: each stage asks
 // for the next batch only when it has handed on the previous one, so a slow sink slows the
 // source and memory does not grow with the input.
-import { mkdtempSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createStepContext, removeTmpDir, StepCounters, type ErrorEntry, type Histogram } from './context.ts';
-import { decodeInput, DEFAULT_DECODE, fileInput, stdinInput, type DecodeOptions, type InputProgress, type InputSource } from './io/decode.ts';
-import { encodeBatch, openOutput, SideOutput } from './io/output.ts';
+import { CheckpointStore, fingerprint, partName, trimOutputDir, trimSideOutput, type CheckpointState, type InputPosition, type SerializedCounters } from './checkpoint.ts';
+import { compressionForPath } from './io/compression.ts';
+import { decodeInput, DEFAULT_DECODE, fileInput, POSITION, stdinInput, type DecodeOptions, type InputProgress, type InputSource } from './io/decode.ts';
+import { encodeBatch, openOutput, SideOutput, write, type Output } from './io/output.ts';
 import type { Rec, Step } from './operator.ts';
 import type { ResolvedPipeline } from './pipeline.ts';
 import type { HistogramReport, RunReport, StepReport } from './report.ts';
@@ -41,6 +43,12 @@ export interface RunOptions {
   /** Print the per-step summary to stderr at the end. */
   summary?: boolean;
   log?: (message: string) => void;
+  /** Checkpoint directory: periodic exactly-once checkpoints, and resume from the one found there. Needs `output` to be a directory. */
+  checkpoint?: string;
+  /** Seconds between checkpoints (default 30). */
+  checkpointIntervalSec?: number;
+  /** File extension of output parts in checkpoint mode (default `.jsonl.zst`). */
+  partExtension?: string;
   /** Calls `stop` on the returned handle when aborted. */
   signal?: AbortSignal;
 }
@@ -115,6 +123,52 @@ class StopControl {
   }
 }
 
+/** Records a batch carries to the side outputs, in stream order: bad records and dropped ones. */
+const SIDE: unique symbol = Symbol.for('mixstream.side');
+/** A checkpoint barrier: an empty batch that carries what the checkpoint must record. */
+const BARRIER: unique symbol = Symbol.for('mixstream.barrier');
+
+interface SideRecord {
+  to: 'errors' | 'rejects';
+  value: unknown;
+}
+
+interface Barrier {
+  seq: number;
+  inputs: InputPosition[];
+  decode: SerializedCounters;
+  steps: SerializedCounters[];
+  stateDir?: string;
+  finished: boolean;
+}
+
+type Batch = Rec[] & { [SIDE]?: SideRecord[]; [BARRIER]?: Barrier; [POSITION]?: number };
+
+function serialize(c: StepCounters): SerializedCounters {
+  return structuredClone({
+    recordsIn: c.recordsIn,
+    recordsOut: c.recordsOut,
+    tokensIn: c.tokensIn,
+    tokensOut: c.tokensOut,
+    bytesIn: c.bytesIn,
+    timeMs: c.timeMs,
+    dropped: c.dropped,
+    errors: c.errors,
+    counters: c.counters,
+    histograms: c.histograms,
+  });
+}
+
+function restoreCounters(c: StepCounters, s: SerializedCounters): void {
+  Object.assign(c, { recordsIn: s.recordsIn, recordsOut: s.recordsOut, tokensIn: s.tokensIn, tokensOut: s.tokensOut, bytesIn: s.bytesIn, timeMs: s.timeMs });
+  Object.assign(c.dropped, s.dropped);
+  Object.assign(c.errors, s.errors);
+  Object.assign(c.counters, s.counters);
+  Object.assign(c.histograms, s.histograms);
+}
+
+export class RunSetupError extends Error {}
+
 async function execute(opts: RunOptions, control: StopControl): Promise<RunReport> {
   const stopped = () => control.reason;
   const stop = (r: RunReport['status']) => control.stop(r);
@@ -124,173 +178,120 @@ async function execute(opts: RunOptions, control: StopControl): Promise<RunRepor
   const t0 = performance.now();
   const tmpDir = mkdtempSync(path.join(os.tmpdir(), 'mixstream-run-'));
   const abort = new AbortController();
-  const errorsOut = opts.errors ?? p.spec.errors ? new SideOutput(opts.errors ?? path.resolve(p.baseDir, p.spec.errors!)) : undefined;
-  const rejectsOut = opts.rejects ?? p.spec.rejects ? new SideOutput(opts.rejects ?? path.resolve(p.baseDir, p.spec.rejects!)) : undefined;
+  const checkpointing = opts.checkpoint !== undefined;
+  const errorsPath = opts.errors ?? (p.spec.errors ? path.resolve(p.baseDir, p.spec.errors) : undefined);
+  const rejectsPath = opts.rejects ?? (p.spec.rejects ? path.resolve(p.baseDir, p.spec.rejects) : undefined);
+  const outputPath = opts.output ?? p.sink;
   let errorCount = 0;
 
-  const onError = (entry: ErrorEntry) => {
+  const decodeCounters = new StepCounters();
+  const counters = p.steps.map(() => new StepCounters());
+  const steps: Step[] = [];
+  const inputsReport: InputPosition[] = [];
+  let progressTimer: NodeJS.Timeout | undefined;
+  let failure: Error | undefined;
+  let outputClosed = false;
+  let alreadyFinished = false;
+
+  // Side records wait here until the batch they belong to is handed on.
+  const decodeSide: SideRecord[] = [];
+  const stepSide: SideRecord[][] = p.steps.map(() => []);
+  const countError = () => {
     errorCount++;
-    errorsOut?.push(entry);
     if (opts.maxErrors !== undefined && errorCount > opts.maxErrors) stop('max-errors');
   };
-
-  // Decode counters are the first row of the summary.
-  const decodeCounters = new StepCounters();
   const decodeOptions: DecodeOptions = { ...DEFAULT_DECODE, ...(p.decode.options as Partial<DecodeOptions>), tmpDir };
   const decodeSink = {
     error: (e: ErrorEntry) => {
       decodeCounters.errors[e.reason] = (decodeCounters.errors[e.reason] ?? 0) + 1;
-      onError({ step: p.decode.index >= 0 ? 0 : undefined, op: 'decode', ...e });
+      if (errorsPath) decodeSide.push({ to: 'errors', value: { ...(p.decode.index >= 0 ? { step: 0 } : {}), op: 'decode', ...e } });
+      countError();
     },
     shouldStop: () => stopped() !== undefined,
     onOpen: (stream: { destroy(): void }) => control.reading(stream),
   };
 
-  const counters = p.steps.map(() => new StepCounters());
-  const steps: Step[] = [];
-  const inputsReport: InputProgress[] & { name?: string }[] = [];
-  const inputNames: string[] = [];
-  let progressTimer: NodeJS.Timeout | undefined;
-  let failure: Error | undefined;
-  let outputClosed = false;
+  let errorsOut: SideOutput | undefined;
+  let rejectsOut: SideOutput | undefined;
+  let store: CheckpointStore | undefined;
+  let resumeFrom: CheckpointState | undefined;
+  let seq = 0;
+  let partsDone = 0;
+  let inputNames: string[] = [];
 
   try {
-    for (let i = 0; i < p.steps.length; i++) {
-      const s = p.steps[i];
-      const ctx = createStepContext({
-        stepIndex: s.index,
-        op: s.op,
-        baseDir: p.baseDir,
-        tmpDir: path.join(tmpDir, `step-${s.index}`),
-        workers: opts.workers,
-        signal: abort.signal,
-        counters: counters[i],
-        log,
-        onDrop: (rec, reason, step, op) => rejectsOut?.push({ ...rec, mixstream_reject: { step, op, reason } }),
-        onError,
-      });
-      const { mkdirSync } = await import('node:fs');
-      mkdirSync(path.join(tmpDir, `step-${s.index}`), { recursive: true });
-      steps.push(await s.descriptor.create(s.options, ctx));
-    }
-
-    const firstGenerates = typeof steps[0]?.generate === 'function';
+    const firstGenerates = p.steps[0]?.descriptor.source === true;
     const inputs = (opts.inputs ?? (p.inputs.length ? p.inputs : firstGenerates ? [] : ['-'])).map(toInput);
+    inputNames = inputs.map((i) => i.name);
 
-    // When every stage is synchronous (in-memory source and sink), a run could become one long
-    // chain of microtasks; yielding to the event loop now and then keeps signals and timers alive.
-    let lastTurn = performance.now();
-    const turn = async () => {
-      if (performance.now() - lastTurn < 50) return;
-      await new Promise((r) => setImmediate(r));
-      lastTurn = performance.now();
-    };
-
-    async function* source(): AsyncGenerator<Rec[]> {
-      if (firstGenerates) {
-        for await (const batch of steps[0].generate!()) {
-          decodeCounters.recordsOut += batch.length;
-          yield batch;
-          await turn();
-          if (stopped()) return;
-        }
-        return;
+    if (checkpointing) {
+      if (!outputPath || outputPath === '-') throw new RunSetupError('--checkpoint needs -o DIR/: the output is written as parts so that a resumed run continues exactly');
+      if (inputs.some((i) => i.name === '<stdin>')) throw new RunSetupError('--checkpoint needs input files (stdin cannot be read again after a crash)');
+      for (const [flag, file] of [['--errors', errorsPath], ['--rejects', rejectsPath]] as const) {
+        if (file && compressionForPath(file) !== 'none') throw new RunSetupError(`${flag} ${file}: with --checkpoint, side outputs are plain NDJSON (they are cut back to the checkpoint on resume)`);
       }
-      for (const input of inputs) {
-        if (stopped()) return;
-        const progress: InputProgress = { bytes: 0, records: 0, complete: false };
-        inputsReport.push(progress);
-        inputNames.push(input.name);
-        const tStart = performance.now();
-        let tIn = tStart;
-        for await (const batch of decodeInput(input, decodeOptions, decodeSink, progress)) {
-          decodeCounters.timeMs += performance.now() - tIn;
-          decodeCounters.recordsOut += batch.length;
-          decodeCounters.recordsIn += batch.length;
-          decodeCounters.tokensOut += tokenSum(batch);
-          yield batch;
-          await turn();
-          tIn = performance.now();
-          if (stopped()) break;
-        }
-        decodeCounters.bytesIn += progress.bytes;
+      store = new CheckpointStore(opts.checkpoint!);
+      const fp = fingerprint(p, inputNames, outputPath);
+      resumeFrom = store.load();
+      if (resumeFrom && resumeFrom.fingerprint !== fp) {
+        throw new RunSetupError(`${store.file} was written by a different pipeline, inputs or output; remove it or choose another --checkpoint directory`);
+      }
+      if (resumeFrom) {
+        seq = resumeFrom.seq;
+        partsDone = resumeFrom.parts;
+        errorCount = resumeFrom.errorCount;
+        restoreCounters(decodeCounters, resumeFrom.decode);
+        resumeFrom.steps.forEach((s, i) => counters[i] && restoreCounters(counters[i], s));
+        inputsReport.push(...resumeFrom.inputs.map((x) => ({ ...x })));
+        alreadyFinished = resumeFrom.finished;
+        trimOutputDir(outputPath, partsDone);
+        if (errorsPath) trimSideOutput(errorsPath, resumeFrom.side.errors);
+        if (rejectsPath) trimSideOutput(rejectsPath, resumeFrom.side.rejects);
+        if (!alreadyFinished) log(`mixstream: resuming from ${store.file} (checkpoint ${seq}: ${partsDone} part(s) written, ${inputsReport.filter((x) => x.complete).length} of ${inputs.length} input(s) done)`);
+      } else {
+        trimOutputDir(outputPath, 0);
+        if (errorsPath) trimSideOutput(errorsPath, 0);
+        if (rejectsPath) trimSideOutput(rejectsPath, 0);
       }
     }
+    errorsOut = errorsPath ? new SideOutput(errorsPath, checkpointing) : undefined;
+    rejectsOut = rejectsPath ? new SideOutput(rejectsPath, checkpointing) : undefined;
 
-    const stages = p.steps.map((s, i) => {
-      const step = steps[i];
-      const c = counters[i];
-      const isGenerator = i === 0 && firstGenerates;
-      return async function* (src: AsyncIterable<Rec[]>): AsyncGenerator<Rec[]> {
-        for await (const batch of src) {
-          if (isGenerator) {
-            // The generator step's own records arrive here; they are its output, not its input.
-            c.recordsOut += batch.length;
-            c.tokensOut += tokenSum(batch);
-            yield batch;
-            continue;
-          }
-          c.recordsIn += batch.length;
-          c.tokensIn += tokenSum(batch);
-          const t = performance.now();
-          const out = await step.process(batch);
-          c.timeMs += performance.now() - t;
-          c.recordsOut += out.length;
-          c.tokensOut += tokenSum(out);
-          if (out.length) yield out;
-          const wait = rejectsOut?.drained() ?? errorsOut?.drained();
-          if (wait) await wait;
+    if (alreadyFinished) {
+      log(`mixstream: ${store!.file} says this run already finished; nothing to do`);
+    } else {
+      for (let i = 0; i < p.steps.length; i++) {
+        const s = p.steps[i];
+        const stepTmp = path.join(tmpDir, `step-${s.index}`);
+        mkdirSync(stepTmp, { recursive: true });
+        const ctx = createStepContext({
+          stepIndex: s.index,
+          op: s.op,
+          baseDir: p.baseDir,
+          tmpDir: stepTmp,
+          workers: opts.workers,
+          signal: abort.signal,
+          counters: counters[i],
+          log,
+          onDrop: (rec, reason, step, op) => {
+            if (rejectsPath) stepSide[i].push({ to: 'rejects', value: { ...rec, mixstream_reject: { step, op, reason } } });
+          },
+          onError: (entry) => {
+            if (errorsPath) stepSide[i].push({ to: 'errors', value: entry });
+            countError();
+          },
+        });
+        const step = await s.descriptor.create(s.options, ctx);
+        steps.push(step);
+        if (checkpointing && s.descriptor.stateful && !step.checkpoint) {
+          throw new RunSetupError(`step ${s.index} (${s.op}) keeps state across records but cannot checkpoint it, so --checkpoint cannot resume this pipeline exactly`);
         }
-        if (step.flush) {
-          const t = performance.now();
-          const out = await step.flush();
-          c.timeMs += performance.now() - t;
-          c.recordsOut += out.length;
-          c.tokensOut += tokenSum(out);
-          // Hand large flushes on in bounded batches.
-          for (let k = 0; k < out.length; k += 1024) yield out.slice(k, k + 1024);
+        if (resumeFrom?.stateDir && step.restore) {
+          const dir = path.join(store!.dir, resumeFrom.stateDir, `step-${i}`);
+          if (existsSync(dir)) await step.restore(dir);
         }
-      };
-    });
-
-    const output = opts.outputStream ? { stream: opts.outputStream, done: Promise.resolve(), name: '<stream>' } : openOutput(opts.output ?? p.sink);
-    const toStdout = output.stream === process.stdout;
-    const onOutputError = (e: NodeJS.ErrnoException) => {
-      if (e.code === 'EPIPE' || e.code === 'ERR_STREAM_DESTROYED') {
-        outputClosed = true;
-        stop('ok');
       }
-    };
-    output.stream.on('error', onOutputError);
-
-    if (opts.progress) {
-      const started = performance.now();
-      progressTimer = setInterval(() => {
-        const bytes = inputsReport.reduce((a, x) => a + x.bytes, 0);
-        const records = decodeCounters.recordsOut;
-        const secs = (performance.now() - started) / 1000;
-        process.stderr.write(`\r\x1b[K${records.toLocaleString('en-US')} records  ${(bytes / 1e6).toFixed(1)} MB  ${(bytes / 1e6 / secs).toFixed(1)} MB/s  ${Math.round(records / secs).toLocaleString('en-US')} rec/s`);
-      }, 1000);
-      progressTimer.unref();
-    }
-
-    async function* encode(src: AsyncIterable<Rec[]>): AsyncGenerator<string> {
-      for await (const batch of src) yield encodeBatch(batch);
-    }
-
-    try {
-      await pipeline([Readable.from(source(), { objectMode: true, highWaterMark: 1 }), ...stages, encode, output.stream] as unknown as Parameters<typeof pipeline>, {
-        signal: abort.signal,
-        end: !(toStdout || opts.outputStream),
-      } as never);
-      await output.done;
-    } catch (e) {
-      const err = e as NodeJS.ErrnoException;
-      if (outputClosed || err.code === 'EPIPE') {
-        outputClosed = true;
-      } else throw e;
-    } finally {
-      output.stream.off('error', onOutputError);
+      await runStreams(inputs, firstGenerates);
     }
   } catch (e) {
     failure = e as Error;
@@ -316,8 +317,259 @@ async function execute(opts: RunOptions, control: StopControl): Promise<RunRepor
     removeTmpDir(tmpDir);
   }
 
+  async function runStreams(inputs: InputSource[], firstGenerates: boolean): Promise<void> {
+    const interval = (opts.checkpointIntervalSec ?? 30) * 1000;
+    let lastCheckpoint = performance.now();
+    const checkpointDue = () => checkpointing && performance.now() - lastCheckpoint >= interval;
+
+    // When every stage is synchronous (in-memory source and sink), a run could become one long
+    // chain of microtasks; yielding to the event loop now and then keeps signals and timers alive.
+    let lastTurn = performance.now();
+    const turn = async () => {
+      if (performance.now() - lastTurn < 50) return;
+      await new Promise((r) => setImmediate(r));
+      lastTurn = performance.now();
+    };
+
+    const takeSide = (list: SideRecord[]): SideRecord[] | undefined => (list.length ? list.splice(0) : undefined);
+    const makeBarrier = (finished: boolean): Batch => {
+      seq++;
+      lastCheckpoint = performance.now();
+      const b: Batch = [];
+      b[BARRIER] = {
+        seq,
+        inputs: inputsReport.map((x) => ({ ...x })),
+        decode: serialize(decodeCounters),
+        steps: [],
+        stateDir: steps.some((s) => s.checkpoint) ? path.basename(store!.stateDirFor(seq)) : undefined,
+        finished,
+      };
+      b[SIDE] = takeSide(decodeSide);
+      return b;
+    };
+
+    async function* source(): AsyncGenerator<Batch> {
+      if (firstGenerates) {
+        for await (const batch of steps[0].generate!()) {
+          decodeCounters.recordsOut += batch.length;
+          yield batch;
+          await turn();
+          if (stopped()) return;
+        }
+        return;
+      }
+      for (let k = 0; k < inputs.length; k++) {
+        if (stopped()) break;
+        const input = inputs[k];
+        const position: InputPosition = (inputsReport[k] ??= { name: input.name, line: 0, complete: false, bytes: 0, records: 0 });
+        if (position.complete) continue; // finished by an earlier run
+        const progress: InputProgress = { bytes: 0, records: 0, complete: false };
+        const bytesBefore = position.bytes;
+        const recordsBefore = position.records;
+        let tIn = performance.now();
+        for await (const b of decodeInput(input, { ...decodeOptions, skipLines: position.line }, decodeSink, progress)) {
+          const batch = b as Batch;
+          decodeCounters.timeMs += performance.now() - tIn;
+          decodeCounters.recordsOut += batch.length;
+          decodeCounters.recordsIn += batch.length;
+          decodeCounters.tokensOut += tokenSum(batch);
+          // A resumed input is read again from its start (lines before the position are skipped unparsed).
+          position.bytes = Math.max(bytesBefore, progress.bytes);
+          position.records = recordsBefore + progress.records;
+          const side = takeSide(decodeSide);
+          if (side) batch[SIDE] = side;
+          if (batch.length || side) yield batch;
+          if (batch[POSITION] !== undefined && batch[POSITION]! >= position.line) {
+            position.line = batch[POSITION]!;
+            if (checkpointDue()) yield makeBarrier(false);
+          }
+          await turn();
+          tIn = performance.now();
+          if (stopped()) break;
+        }
+        position.bytes = Math.max(bytesBefore, progress.bytes);
+        position.records = recordsBefore + progress.records;
+        position.complete = progress.complete;
+        if (progress.error) position.error = progress.error;
+        decodeCounters.bytesIn = inputsReport.reduce((a, x) => a + x.bytes, 0);
+        const side = takeSide(decodeSide);
+        if (side) yield Object.assign([], { [SIDE]: side }) as Batch;
+      }
+      // Interrupted with --checkpoint: record where reading stopped; steps are not flushed, the rerun continues.
+      if (checkpointing && stopped()) yield makeBarrier(false);
+    }
+
+    const stages = p.steps.map((s, i) => {
+      const step = steps[i];
+      const c = counters[i];
+      const isGenerator = i === 0 && firstGenerates;
+      const withSide = (out: Batch, carried: SideRecord[] | undefined): Batch => {
+        const own = takeSide(stepSide[i]);
+        if (carried || own) out[SIDE] = carried && own ? carried.concat(own) : (carried ?? own);
+        return out;
+      };
+      return async function* (src: AsyncIterable<Batch>): AsyncGenerator<Batch> {
+        for await (const batch of src) {
+          const barrier = batch[BARRIER];
+          if (barrier) {
+            if (step.checkpoint && barrier.stateDir) {
+              const dir = path.join(store!.dir, barrier.stateDir, `step-${i}`);
+              mkdirSync(dir, { recursive: true });
+              await step.checkpoint(dir);
+            }
+            barrier.steps[i] = serialize(c);
+            yield withSide(batch, batch[SIDE]);
+            continue;
+          }
+          if (isGenerator) {
+            // The generator step's own records arrive here; they are its output, not its input.
+            c.recordsOut += batch.length;
+            c.tokensOut += tokenSum(batch);
+            yield withSide(batch, batch[SIDE]);
+            continue;
+          }
+          const carried = batch[SIDE];
+          c.recordsIn += batch.length;
+          c.tokensIn += tokenSum(batch);
+          const t = performance.now();
+          const out = (batch.length ? await step.process(batch) : batch) as Batch;
+          c.timeMs += performance.now() - t;
+          c.recordsOut += out.length;
+          c.tokensOut += tokenSum(out);
+          const result = withSide(out, carried);
+          if (result.length || result[SIDE]) yield result;
+        }
+        // An interrupted checkpointed run keeps its state for the rerun instead of flushing it.
+        if (step.flush && !(checkpointing && stopped())) {
+          const t = performance.now();
+          const out = await step.flush();
+          c.timeMs += performance.now() - t;
+          c.recordsOut += out.length;
+          c.tokensOut += tokenSum(out);
+          // Hand large flushes on in bounded batches.
+          for (let k = 0; k < out.length; k += 1024) yield withSide(out.slice(k, k + 1024) as Batch, undefined);
+          const rest = takeSide(stepSide[i]);
+          if (rest) yield Object.assign([], { [SIDE]: rest }) as Batch;
+        }
+      };
+    });
+
+    // The final barrier follows every flush, so a finished run's checkpoint covers everything.
+    async function* finalBarrier(src: AsyncIterable<Batch>): AsyncGenerator<Batch> {
+      for await (const b of src) yield b;
+      if (checkpointing && !stopped()) {
+        const b = makeBarrier(true);
+        b[BARRIER]!.steps = counters.map(serialize);
+        b[BARRIER]!.stateDir = undefined;
+        yield b;
+      }
+    }
+
+    if (opts.progress) {
+      const started = performance.now();
+      progressTimer = setInterval(() => {
+        const bytes = inputsReport.reduce((a, x) => a + x.bytes, 0);
+        const records = decodeCounters.recordsOut;
+        const secs = (performance.now() - started) / 1000;
+        process.stderr.write(`\r\x1b[K${records.toLocaleString('en-US')} records  ${(bytes / 1e6).toFixed(1)} MB  ${(bytes / 1e6 / secs).toFixed(1)} MB/s  ${Math.round(records / secs).toLocaleString('en-US')} rec/s`);
+      }, 1000);
+      progressTimer.unref();
+    }
+
+    const writeSide = async (side: SideRecord[] | undefined) => {
+      if (!side) return;
+      for (const r of side) (r.to === 'errors' ? errorsOut : rejectsOut)?.push(r.value);
+      const wait = rejectsOut?.drained() ?? errorsOut?.drained();
+      if (wait) await wait;
+    };
+
+    const readable = Readable.from(source(), { objectMode: true, highWaterMark: 1 });
+    if (checkpointing) {
+      // Output as parts: each checkpoint closes the current part, so a resumed run continues exactly.
+      const dir = outputPath!;
+      mkdirSync(dir, { recursive: true });
+      const extension = opts.partExtension ?? '.jsonl.zst';
+      let part: Output | undefined;
+      const sink = async (src: AsyncIterable<Batch>) => {
+        for await (const batch of src) {
+          await writeSide(batch[SIDE]);
+          const barrier = batch[BARRIER];
+          if (barrier) {
+            if (part) {
+              part.stream.end();
+              await part.done;
+              part = undefined;
+              partsDone++;
+            }
+            await errorsOut?.flushed();
+            await rejectsOut?.flushed();
+            store!.commit({
+              version: 1,
+              fingerprint: fingerprint(p, inputNames, dir),
+              seq: barrier.seq,
+              inputs: barrier.inputs,
+              parts: partsDone,
+              side: { errors: errorsOut?.bytes, rejects: rejectsOut?.bytes },
+              decode: barrier.decode,
+              steps: barrier.steps,
+              errorCount,
+              stateDir: barrier.stateDir,
+              finished: barrier.finished,
+              updatedAt: new Date().toISOString(),
+            });
+            continue;
+          }
+          if (!batch.length) continue;
+          part ??= openOutput(path.join(dir, partName(partsDone, extension)));
+          const wait = write(part.stream, encodeBatch(batch));
+          if (wait) await wait;
+        }
+        if (part) {
+          // Records after the last barrier of an interrupted run: the rerun writes them again.
+          part.stream.destroy();
+        }
+      };
+      await pipeline([readable, ...stages, finalBarrier, sink] as unknown as Parameters<typeof pipeline>, { signal: abort.signal } as never);
+      return;
+    }
+
+    const output = opts.outputStream ? { stream: opts.outputStream, done: Promise.resolve(), name: '<stream>' } : openOutput(outputPath);
+    const toStdout = output.stream === process.stdout;
+    const onOutputError = (e: NodeJS.ErrnoException) => {
+      if (e.code === 'EPIPE' || e.code === 'ERR_STREAM_DESTROYED') {
+        outputClosed = true;
+        stop('ok');
+      }
+    };
+    output.stream.on('error', onOutputError);
+    async function* encode(src: AsyncIterable<Batch>): AsyncGenerator<string> {
+      for await (const batch of src) {
+        await writeSide(batch[SIDE]);
+        if (batch.length) yield encodeBatch(batch);
+      }
+    }
+    try {
+      await pipeline([readable, ...stages, encode, output.stream] as unknown as Parameters<typeof pipeline>, {
+        signal: abort.signal,
+        end: !(toStdout || opts.outputStream),
+      } as never);
+      await output.done;
+    } catch (e) {
+      const err = e as NodeJS.ErrnoException;
+      if (outputClosed || err.code === 'EPIPE') outputClosed = true;
+      else throw e;
+    } finally {
+      output.stream.off('error', onOutputError);
+    }
+  }
+
   const elapsedMs = performance.now() - t0;
   const allComplete = inputsReport.every((x) => x.complete);
+  if (failure instanceof RunSetupError) log(`mixstream: ${failure.message}`);
+  else if (failure && checkpointing) {
+    const code = (failure as NodeJS.ErrnoException).code;
+    log(`mixstream: the run failed${code === 'ENOSPC' ? ' (no space left on device)' : ''}: ${failure.message}\nmixstream: the checkpoint in ${opts.checkpoint} is intact; run the same command again to resume`);
+  }
   let status: RunReport['status'];
   const s = stopped();
   if (failure) status = 'failed';
@@ -352,7 +604,7 @@ async function execute(opts: RunOptions, control: StopControl): Promise<RunRepor
     elapsedMs: Math.round(elapsedMs),
     status,
     exitCode,
-    inputs: inputsReport.map((x, i) => ({ name: inputNames[i], bytes: x.bytes, records: x.records, complete: x.complete, ...(x.error && { error: x.error }) })),
+    inputs: inputsReport.map((x) => ({ name: x.name, bytes: x.bytes, records: x.records, complete: x.complete, ...(x.error && { error: x.error }) })),
     // Indexes are positions in the pipeline file's steps; an implicit decode is -1.
     steps: [stepReport(p.decode.index, 'decode', decodeCounters, bytesIn), ...p.steps.map((s, i) => stepReport(s.index, s.op, counters[i]))],
     totals: {
@@ -366,11 +618,10 @@ async function execute(opts: RunOptions, control: StopControl): Promise<RunRepor
   };
   if (failure) (report as RunReport & { error?: string }).error = failure.stack ?? failure.message;
   if (opts.report) {
-    const { writeFileSync } = await import('node:fs');
     writeFileSync(opts.report, JSON.stringify(report, null, 2) + '\n');
   }
   if (opts.summary) log(formatSummary(report));
-  if (failure && !opts.summary) throw failure;
+  if (failure && !opts.summary && !(failure instanceof RunSetupError) && !checkpointing) throw failure;
   return report;
 }
 

@@ -28,7 +28,13 @@ export interface DecodeOptions {
   batchRecords: number;
   /** Directory for spooling non-seekable Parquet input (stdin, HTTP). */
   tmpDir?: string;
+  /** Resume: lines (rows) 1..skipLines were consumed by an earlier run; they are counted past unread. */
+  skipLines?: number;
 }
+
+/** Lines (or rows) of its input consumed up to and including a batch; set on the batch that completes a read. */
+export const POSITION: unique symbol = Symbol.for('mixstream.position');
+export type PositionedBatch = Rec[] & { [POSITION]?: number };
 
 export const DEFAULT_DECODE: DecodeOptions = {
   format: 'auto',
@@ -162,6 +168,7 @@ export async function* decodeNdjson(
   let batch: Rec[] = [];
   let first = true;
   const stopRequested = () => sink.shouldStop?.() === true;
+  const skipLines = opts.skipLines ?? 0;
 
   const parseLine = (str: string, line: number, rawBuf: () => Buffer | string) => {
     if (first) {
@@ -186,6 +193,17 @@ export async function* decodeNdjson(
 
   // Handles a run of complete lines [start, end) of `buf`, each terminated by \n.
   const handleLines = (buf: Buffer) => {
+    if (lineNo < skipLines) {
+      // Resuming: count past consumed lines without decoding them.
+      let pos = 0;
+      while (lineNo < skipLines) {
+        const nl = buf.indexOf(10, pos);
+        if (nl < 0) return;
+        lineNo++;
+        pos = nl + 1;
+      }
+      buf = buf.subarray(pos);
+    }
     if (isUtf8(buf)) {
       const text = buf.toString('utf8');
       let pos = 0;
@@ -193,6 +211,10 @@ export async function* decodeNdjson(
         const nl = text.indexOf('\n', pos);
         if (nl < 0) break;
         lineNo++;
+        if (lineNo <= skipLines) {
+          pos = nl + 1;
+          continue;
+        }
         const line = lineNo;
         const str = text.slice(pos, nl);
         if (str.length > opts.maxRecordBytes / 3 && Buffer.byteLength(str) > opts.maxRecordBytes) {
@@ -220,12 +242,22 @@ export async function* decodeNdjson(
     }
   };
 
-  const flushBatch = function* () {
-    if (!batch.length) return;
-    const b = batch;
+  // Every line up to `lineNo` is consumed once these records are handed on: the last batch carries that position.
+  const flushBatch = function* (): Generator<PositionedBatch> {
+    const b: PositionedBatch = batch;
     batch = [];
-    if (b.length <= opts.batchRecords) yield b;
-    else for (let i = 0; i < b.length; i += opts.batchRecords) yield b.slice(i, i + opts.batchRecords);
+    // While still counting past lines an earlier run consumed, there is no new position to report.
+    const at = lineNo >= skipLines ? lineNo : undefined;
+    if (b.length <= opts.batchRecords) {
+      b[POSITION] = at;
+      yield b;
+      return;
+    }
+    for (let i = 0; i < b.length; i += opts.batchRecords) {
+      const part: PositionedBatch = b.slice(i, i + opts.batchRecords);
+      if (i + opts.batchRecords >= b.length) part[POSITION] = at;
+      yield part;
+    }
   };
 
   try {
@@ -295,7 +327,9 @@ export async function* decodeNdjson(
     // The last line has no newline: still a record.
     lineNo++;
     const lineBuf = carry;
-    if (isUtf8(lineBuf)) parseLine(lineBuf.toString('utf8'), lineNo, () => lineBuf);
+    if (lineNo <= skipLines) {
+      // consumed by an earlier run
+    } else if (isUtf8(lineBuf)) parseLine(lineBuf.toString('utf8'), lineNo, () => lineBuf);
     else checker.fail(input, lineNo, 'invalid_utf8', 'line is not valid UTF-8 (raw bytes in base64)', lineBuf);
   }
   yield* flushBatch();
@@ -369,8 +403,9 @@ export async function* decodeParquet(file: string, input: string, opts: DecodeOp
         progress.error = (e as Error).message;
         return;
       }
-      let batch: Rec[] = [];
+      let batch: PositionedBatch = [];
       for (let i = 0; i < rows.length; i++) {
+        if (row + i + 1 <= (opts.skipLines ?? 0)) continue;
         const value = plainValue(rows[i]);
         const rec = checker.check(value, input, row + i + 1, () => value);
         if (rec) {
@@ -378,11 +413,13 @@ export async function* decodeParquet(file: string, input: string, opts: DecodeOp
           progress.records++;
         }
         if (batch.length >= opts.batchRecords) {
+          batch[POSITION] = row + i + 1;
           yield batch;
           batch = [];
         }
       }
-      if (batch.length) yield batch;
+      batch[POSITION] = row + rows.length;
+      yield batch;
       row += n;
       if (sink.shouldStop?.()) return;
     }
@@ -402,22 +439,25 @@ export async function* decodeArrow(bytes: AsyncIterable<Buffer>, input: string, 
     for await (const rb of reader) {
       const fields = rb.schema.fields.map((f) => f.name);
       const columns = fields.map((_, i) => rb.getChildAt(i));
-      let batch: Rec[] = [];
+      let batch: PositionedBatch = [];
       for (let r = 0; r < rb.numRows; r++) {
+        row++;
+        if (row <= (opts.skipLines ?? 0)) continue;
         const obj: Record<string, unknown> = {};
         for (let c = 0; c < fields.length; c++) obj[fields[c]] = plainValue(columns[c]?.get(r));
-        row++;
         const rec = checker.check(obj, input, row, () => obj);
         if (rec) {
           batch.push(rec);
           progress.records++;
         }
         if (batch.length >= opts.batchRecords) {
+          batch[POSITION] = row;
           yield batch;
           batch = [];
         }
       }
-      if (batch.length) yield batch;
+      batch[POSITION] = row;
+      yield batch;
       if (sink.shouldStop?.()) return;
     }
     progress.complete = true;

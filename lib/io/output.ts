@@ -1,5 +1,5 @@
 // Sinks: NDJSON to stdout or a file, compressed by the file extension (.gz, .zst).
-import { createWriteStream, renameSync, mkdirSync } from 'node:fs';
+import { createWriteStream, existsSync, mkdirSync, renameSync, statSync } from 'node:fs';
 import path from 'node:path';
 import type { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -61,16 +61,40 @@ export function write(stream: Writable, chunk: string): Promise<void> | undefine
   });
 }
 
-/** A small NDJSON side output (errors, rejects): opened lazily on first write. */
+/**
+ * An NDJSON side output (errors, rejects), opened on first write. In append mode (checkpointed
+ * runs) it writes straight into the file, so it can be cut back to a checkpoint's size.
+ */
 export class SideOutput {
   private out?: Output;
   count = 0;
-  constructor(private readonly file: string) {}
+  /** Bytes in the file (append mode: including what an earlier run wrote). */
+  bytes = 0;
+
+  constructor(
+    readonly file: string,
+    private readonly append = false,
+  ) {
+    if (append && existsSync(file)) this.bytes = statSync(file).size;
+  }
+
+  private open(): Output {
+    if (!this.append) return openOutput(this.file);
+    mkdirSync(path.dirname(path.resolve(this.file)), { recursive: true });
+    const stream = createWriteStream(this.file, { flags: 'a' });
+    const done = new Promise<void>((resolve, reject) => {
+      stream.on('finish', resolve);
+      stream.on('error', reject);
+    });
+    return { stream, done, name: this.file };
+  }
 
   push(value: unknown): void {
-    this.out ??= openOutput(this.file);
+    this.out ??= this.open();
     this.count++;
-    this.out.stream.write(JSON.stringify(value) + '\n');
+    const line = JSON.stringify(value) + '\n';
+    this.bytes += Buffer.byteLength(line);
+    this.out.stream.write(line);
   }
 
   /** Resolves once the side output has room again (call between batches). */
@@ -80,8 +104,15 @@ export class SideOutput {
     return new Promise((resolve) => s.once('drain', resolve));
   }
 
+  /** Resolves when everything pushed so far has reached the file. */
+  flushed(): Promise<void> {
+    const s = this.out?.stream;
+    if (!s) return Promise.resolve();
+    return new Promise((resolve, reject) => s.write('', (e) => (e ? reject(e) : resolve())));
+  }
+
   async close(): Promise<void> {
-    if (!this.out) this.out = openOutput(this.file); // an empty file says "nothing went wrong"
+    if (!this.out) this.out = this.open(); // an empty file says "nothing went wrong"
     this.out.stream.end();
     await this.out.done;
   }

@@ -1,0 +1,141 @@
+import t from 'tap';
+import { spawn } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { gzipSync } from 'node:zlib';
+import { compress as zstdCompress, decompress as zstdDecompress } from 'zstd-napi';
+import { BIN, cli, lines, SAMPLES, tmpdir } from './helpers.ts';
+
+const dir = tmpdir();
+const pipeline = path.join(dir, 'p.json');
+writeFileSync(pipeline, JSON.stringify({ steps: [{ op: 'normalize' }, { op: path.join(SAMPLES, 'operators', 'word-count.ts'), minWords: 40 }] }));
+
+// Three inputs of real text (plain, gzip, zstd), with bad lines sprinkled in so errors are written too.
+const inputs: string[] = [];
+{
+  const sources = ['kjv.jsonl', 'handbook.jsonl', 'fortunes.jsonl', 'gcide.jsonl'].map((f) => readFileSync(path.join(SAMPLES, f), 'utf8').trim().split('\n'));
+  const all: string[] = [];
+  for (let copy = 0; copy < 3; copy++) for (const src of sources) for (const l of src) all.push(JSON.stringify({ ...JSON.parse(l), id: `${JSON.parse(l).id}#${copy}` }));
+  for (let i = 0; i < all.length; i += 997) all.splice(i, 0, `{"id":"bad-${i}", "text": `);
+  const third = Math.ceil(all.length / 3);
+  const parts = [all.slice(0, third), all.slice(third, 2 * third), all.slice(2 * third)].map((p) => p.join('\n') + '\n');
+  writeFileSync(path.join(dir, 'in-0.jsonl'), parts[0]);
+  writeFileSync(path.join(dir, 'in-1.jsonl.gz'), gzipSync(parts[1]));
+  writeFileSync(path.join(dir, 'in-2.jsonl.zst'), zstdCompress(Buffer.from(parts[2])));
+  inputs.push(path.join(dir, 'in-0.jsonl'), path.join(dir, 'in-1.jsonl.gz'), path.join(dir, 'in-2.jsonl.zst'));
+}
+
+function outputOf(outDir: string): string {
+  return readdirSync(outDir)
+    .filter((f) => /^part-\d+\.jsonl\.zst$/.test(f))
+    .sort()
+    .map((f) => zstdDecompress(readFileSync(path.join(outDir, f))).toString())
+    .join('');
+}
+
+function args(name: string, interval = 0.15): string[] {
+  const base = path.join(dir, name);
+  return ['run', pipeline, ...inputs, '-o', path.join(base, 'out'), '--checkpoint', path.join(base, 'ckpt'), '--checkpoint-interval', String(interval), '--errors', path.join(base, 'errors.jsonl'), '--rejects', path.join(base, 'rejects.jsonl'), '--report', path.join(base, 'report.json')];
+}
+
+const reference = (() => {
+  const r = cli(args('reference', 3600));
+  if (r.code !== 3) throw new Error(`reference run: exit ${r.code}: ${r.stderr}`);
+  const base = path.join(dir, 'reference');
+  return { out: outputOf(path.join(base, 'out')), errors: readFileSync(path.join(base, 'errors.jsonl'), 'utf8'), rejects: readFileSync(path.join(base, 'rejects.jsonl'), 'utf8'), report: JSON.parse(readFileSync(path.join(base, 'report.json'), 'utf8')) };
+})();
+
+t.test('the reference run is complete and non-trivial', async (t) => {
+  const out = lines(reference.out);
+  t.ok(out.length > 1000, `${out.length} records kept`);
+  t.ok(lines(reference.rejects).length > 100, 'some records rejected');
+  t.ok(lines(reference.errors).length >= 10, 'bad lines reported');
+  t.equal(reference.report.status, 'input-errors');
+});
+
+function checkpointSeq(base: string): number {
+  try {
+    return JSON.parse(readFileSync(path.join(base, 'ckpt', 'checkpoint.json'), 'utf8')).seq;
+  } catch {
+    return -1;
+  }
+}
+
+/** Starts a run and kills it (signal) a random moment after it has committed a new checkpoint; resolves with its exit code. */
+function runUntilKilled(a: string[], base: string, delayMs: number, signal: NodeJS.Signals = 'SIGKILL'): Promise<number | null> {
+  return new Promise((resolve) => {
+    const before = checkpointSeq(base);
+    const child = spawn(process.execPath, [BIN, ...a], { stdio: 'ignore' });
+    const poll = setInterval(() => {
+      if (checkpointSeq(base) > before) {
+        clearInterval(poll);
+        setTimeout(() => child.kill(signal), delayMs);
+      }
+    }, 20);
+    child.on('exit', (code) => {
+      clearInterval(poll);
+      resolve(code);
+    });
+  });
+}
+
+t.test('kill -9 at random points, rerun until done: output equals an uninterrupted run, byte for byte', async (t) => {
+  // A seeded generator: the kill points are random but the test is repeatable.
+  let s = 12345;
+  const rand = () => ((s = (Math.imul(s, 1103515245) + 12345) >>> 0) / 2 ** 32);
+  const a = args('killed');
+  let kills = 0;
+  let code: number | null = null;
+  for (let attempt = 0; attempt < 40; attempt++) {
+    // Eight kills at random moments, then the run is let finish.
+    code = await runUntilKilled(a, path.join(dir, 'killed'), kills < 8 ? Math.floor(rand() * 600) : 1e9);
+    if (code !== null) break;
+    kills++;
+  }
+  t.ok(kills >= 3, `killed ${kills} times before it finished`);
+  t.equal(code, 3, 'the final run ends like the reference (bad lines seen)');
+  const base = path.join(dir, 'killed');
+  t.ok(outputOf(path.join(base, 'out')) === reference.out, 'output identical to the uninterrupted run');
+  t.equal(readFileSync(path.join(base, 'errors.jsonl'), 'utf8'), reference.errors, 'errors written exactly once');
+  t.equal(readFileSync(path.join(base, 'rejects.jsonl'), 'utf8'), reference.rejects, 'rejects written exactly once');
+  const report = JSON.parse(readFileSync(path.join(base, 'report.json'), 'utf8'));
+  t.same(
+    report.steps.map((x: any) => [x.op, x.recordsIn, x.recordsOut, x.dropped, x.errors]),
+    reference.report.steps.map((x: any) => [x.op, x.recordsIn, x.recordsOut, x.dropped, x.errors]),
+    'the report counts every record once across the resumed runs',
+  );
+  t.notOk(readdirSync(path.join(base, 'out')).some((f) => f.includes('.partial-')), 'no partial files left');
+});
+
+t.test('a finished run is not redone; a different pipeline is refused', async (t) => {
+  const again = cli(args('killed'));
+  t.equal(again.code, 3, 'the finished run\'s status again (it saw bad lines), without redoing anything');
+  t.match(again.stderr, /already finished/);
+  t.equal(outputOf(path.join(dir, 'killed', 'out')), reference.out);
+  const other = path.join(dir, 'other.json');
+  writeFileSync(other, JSON.stringify({ steps: [{ op: 'normalize', lowercase: false }] }));
+  const a = args('killed');
+  a[1] = other;
+  const refused = cli(a);
+  t.equal(refused.code, 1);
+  t.match(refused.stderr, /different pipeline/);
+});
+
+t.test('SIGTERM writes a checkpoint; the rerun continues exactly', async (t) => {
+  const a = args('term', 0.3);
+  const code = await runUntilKilled(a, path.join(dir, 'term'), 100, 'SIGTERM');
+  t.equal(code, 143);
+  const ckpt = JSON.parse(readFileSync(path.join(dir, 'term', 'ckpt', 'checkpoint.json'), 'utf8'));
+  t.equal(ckpt.finished, false);
+  const rerun = cli(a);
+  t.equal(rerun.code, 3);
+  t.match(rerun.stderr, /resuming from/);
+  t.ok(outputOf(path.join(dir, 'term', 'out')) === reference.out, 'output identical to the uninterrupted run');
+});
+
+t.test('--checkpoint needs an output directory and input files', async (t) => {
+  const r = cli(['run', pipeline, '--checkpoint', path.join(dir, 'c1')], { input: '{"id":"a","text":"x"}\n' });
+  t.equal(r.code, 1);
+  t.match(r.stderr, /--checkpoint needs -o DIR/);
+  t.notOk(existsSync(path.join(dir, 'c1', 'checkpoint.json')));
+});

@@ -210,7 +210,7 @@ function createJoin(o: LshBandJoinOptions, ctx: StepContext) {
     throw new Error(`writeIndex: ${writePath} already exists and is not empty; remove it or choose another path`);
   }
   const readers = o.against.map((p) => {
-    const r = new LshIndexReader(resolve(p));
+    const r = new LshIndexReader(resolve(p), memory / 8);
     if (o.verify === 'exact' && !r.params.shingles) {
       r.close();
       throw new Error(`against: ${p} was written without shingle sets (verify "${'signature'}"); use verify "signature" or rebuild it with verify "exact"`);
@@ -250,6 +250,8 @@ function createJoin(o: LshBandJoinOptions, ctx: StepContext) {
       memoryBytes: Math.max(64 * 1024, indexBudget - readers.reduce((n, r) => n + r.ramBytes(), 0)),
       dir: () => writePath ?? path.join(ctx.tmpDir, 'lsh-index'),
       persist: !!writePath,
+      // A scratch index verified exactly never reads signatures: not keeping them saves RAM and spill I/O.
+      signatures: !!writePath || o.verify !== 'exact',
       warn: (m) => ctx.log(`warning: ${m}`),
     });
   }
@@ -356,6 +358,7 @@ function createJoin(o: LshBandJoinOptions, ctx: StepContext) {
     ctx.stats.count('candidates', candidatesSeen);
     ctx.stats.count('rejected_candidates', rejected);
     if (index?.spills) ctx.stats.count('index_spills', index.spills);
+    if (index?.releases) ctx.stats.count('index_map_releases', index.releases);
     index?.finish();
   }
 

@@ -14,7 +14,7 @@
 //
 // Binary values are little-endian 32-bit words (the byte order of every platform Node runs on
 // in practice; opening an index on a big-endian machine is refused).
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import { fmix32 as mix32 } from '../text/shingle.ts';
@@ -215,7 +215,7 @@ function wordsToBuffer(w: Uint32Array): Buffer {
 // The LMDB store shared by spill directories and persisted indexes
 
 const BLOCK_ENTRIES = 512;
-const DOC_BLOCK_BYTES = 32 * 1024;
+const DOC_BLOCK_BYTES = 8 * 1024;
 const FORMAT = 'mixstream-lsh-index/1';
 
 export interface IndexParams {
@@ -249,12 +249,24 @@ interface Segment {
   fences: Uint32Array;
 }
 
+/** Resident bytes of file-backed mappings (Linux /proc/self/status RssFile), or undefined elsewhere. */
+function rssFile(): number | undefined {
+  try {
+    const m = /RssFile:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'));
+    return m ? Number(m[1]) * 1024 : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 class Store {
-  readonly env: RootDatabase;
-  readonly blocks: Database<Buffer, number>;
-  readonly docs: Database<Buffer, number>;
-  readonly aux: Database<Buffer, number>;
-  readonly meta: Database<any, string>;
+  env!: RootDatabase;
+  blocks!: Database<Buffer, number>;
+  docs!: Database<Buffer, number>;
+  aux!: Database<Buffer, number>;
+  meta!: Database<any, string>;
+  private readonly rssFileBase: number | undefined;
+  releases = 0;
   segments: Segment[] = [];
   /** First slot of each spilled document block. */
   docBlockStarts: number[] = [];
@@ -262,16 +274,37 @@ class Store {
   private cacheBlock = -1;
   private cacheWords: Uint32Array | undefined;
 
-  constructor(dir: string, readonly readOnly: boolean, durable: boolean) {
+  constructor(private readonly dir: string, readonly readOnly: boolean, private readonly durable: boolean, private readonly mappedAllowance: number) {
     if (os.endianness() !== 'LE') throw new Error('LSH index files are little-endian; this machine is big-endian');
     if (!readOnly) mkdirSync(dir, { recursive: true });
     else if (!existsSync(dir)) throw new Error(`LSH index ${dir} does not exist`);
-    this.env = open({ path: dir, readOnly, noSync: !durable, maxDbs: 8, noReadAhead: true, remapChunks: true, noSubdir: false } as any);
+    this.rssFileBase = rssFile();
+    this.openEnv();
+  }
+
+  private openEnv(): void {
+    this.env = open({ path: this.dir, readOnly: this.readOnly, noSync: !this.durable, maxDbs: 8, noSubdir: false } as any);
     const opt = { keyEncoding: 'uint32', encoding: 'binary' } as const;
     this.blocks = this.env.openDB({ name: 'band-blocks', ...opt } as any) as any;
     this.docs = this.env.openDB({ name: 'doc-blocks', ...opt } as any) as any;
     this.aux = this.env.openDB({ name: 'segment-aux', ...opt } as any) as any;
     this.meta = this.env.openDB({ name: 'meta', encoding: 'json' } as any) as any;
+  }
+
+  /**
+   * LMDB reads through a memory map: every page read stays resident (and counts in the
+   * process RSS) until unmapped. When the mapped pages outgrow their allowance, the environment
+   * is closed and reopened, which unmaps them; the data stays in the file (and the OS page cache).
+   */
+  releaseMappedPages(): void {
+    if (this.rssFileBase === undefined) return;
+    const now = rssFile();
+    if (now === undefined || now - this.rssFileBase <= this.mappedAllowance) return;
+    this.env.close();
+    this.openEnv();
+    this.cacheBlock = -1;
+    this.cacheWords = undefined;
+    this.releases++;
   }
 
   /** Candidate slots of one band key in the spilled segments. */
@@ -443,6 +476,8 @@ export interface LshIndexOptions extends IndexParams {
   persist?: boolean;
   /** Called once when the Bloom filters alone outgrow their share of the budget. */
   warn?: (message: string) => void;
+  /** Keep the documents' signatures (default true); exact verification of a scratch index does not need them. */
+  signatures?: boolean;
 }
 
 export interface Candidate {
@@ -450,6 +485,9 @@ export interface Candidate {
 }
 
 const EMPTY = 0xffffffff;
+const NO_SIGNATURE = new Uint32Array(0);
+/** Lookups between two checks of the mapped LMDB pages. */
+const RELEASE_CHECK = 2048;
 
 /**
  * Band keys -> document slots, for the kept documents of a dedup run. Slots are assigned in
@@ -475,6 +513,8 @@ export class LshIndex {
   /** First slot of the RAM tier. */
   private ramStart = 0;
   private nextSlot = 0;
+  private readonly signatures: boolean;
+  private lookups = 0;
   spills = 0;
 
   constructor(o: LshIndexOptions) {
@@ -483,7 +523,13 @@ export class LshIndex {
     this.dirFn = o.dir;
     this.persist = !!o.persist;
     this.warn = o.warn;
+    this.signatures = o.signatures ?? true;
     this.resize(1024);
+  }
+
+  /** Times the mapped LMDB pages were released to keep the RSS bounded. */
+  get releases(): number {
+    return this.store?.releases ?? 0;
   }
 
   get size(): number {
@@ -528,6 +574,7 @@ export class LshIndex {
     }
     const slot = this.nextSlot++;
     for (let b = 0; b < bands; b++) this.insert(keys[2 * b], keys[2 * b + 1], slot);
+    if (!this.signatures) doc = { id: doc.id, signature: NO_SIGNATURE, shingles: doc.shingles };
     this.ramDocs.push(doc);
     this.ramDocBytes += 64 + doc.id.length * 2 + doc.signature.byteLength + (doc.shingles ? doc.shingles.byteLength + 64 : 0);
     if (this.ramBytes() > this.budget) this.spill();
@@ -538,6 +585,7 @@ export class LshIndex {
   candidates(keys: Uint32Array): number[] {
     const out: number[] = [];
     const mask = this.cap - 1;
+    if (this.store && ++this.lookups % RELEASE_CHECK === 0) this.store.releaseMappedPages();
     for (let b = 0; b < this.params.bands; b++) {
       const hi = keys[2 * b], lo = keys[2 * b + 1];
       let i = mix32(hi ^ Math.imul(lo, 0x9e3779b1)) & mask;
@@ -556,7 +604,7 @@ export class LshIndex {
   }
 
   private openStore(): Store {
-    return (this.store ??= new Store(this.dirFn(), false, this.persist));
+    return (this.store ??= new Store(this.dirFn(), false, this.persist, mappedAllowance(this.budget)));
   }
 
   /** Moves the RAM tier to LMDB as a new segment. */
@@ -580,7 +628,8 @@ export class LshIndex {
     this.ramDocs = [];
     this.ramDocBytes = 0;
     this.ramStart = this.nextSlot;
-    this.resize(1024, false);
+    // The next RAM tier fills to the same size: keep the table's capacity instead of regrowing it.
+    this.resize(this.cap, false);
     this.spills++;
   }
 
@@ -612,6 +661,10 @@ export class LshIndex {
   }
 }
 
+function mappedAllowance(budget: number): number {
+  return Math.max(16 * 1024 * 1024, budget / 8);
+}
+
 function sortUnique(out: number[]): number[] {
   if (out.length > 1) {
     out.sort((x, y) => x - y);
@@ -628,8 +681,11 @@ export class LshIndexReader {
   readonly docs: number;
   private readonly store: Store;
 
-  constructor(readonly path: string) {
-    this.store = new Store(path, true, false);
+  private lookups = 0;
+
+  /** `memoryBytes` bounds the resident pages of the index file mapped by lookups (an eighth of it, at least 16 MB). */
+  constructor(readonly path: string, memoryBytes = 256 * 1024 * 1024) {
+    this.store = new Store(path, true, false, mappedAllowance(memoryBytes));
     try {
       const meta = this.store.loadMeta(path);
       this.params = meta.params;
@@ -643,6 +699,7 @@ export class LshIndexReader {
   /** Distinct slots sharing a band key with `keys`, ascending. */
   candidates(keys: Uint32Array): number[] {
     const out: number[] = [];
+    if (++this.lookups % RELEASE_CHECK === 0) this.store.releaseMappedPages();
     for (let b = 0; b < this.params.bands; b++) this.store.lookup(keys[2 * b], keys[2 * b + 1], out);
     return sortUnique(out);
   }

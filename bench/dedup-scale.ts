@@ -1,0 +1,195 @@
+// Dedup at scale: time and peak RSS of `mixstream run` (normalize -> shingle -> minhash ->
+// lsh-band-join, the Zyda-2 parameters) at 1x, 4x and 16x input, with a small index budget that
+// forces spilling to LMDB, and a check that the spilled output is byte-identical to an
+// all-in-RAM run on the same input.
+//
+//   npx tsx bench/dedup-scale.ts            # 312,500 / 1.25M / 5M documents (the 16x run takes a while)
+//   npx tsx bench/dedup-scale.ts --quick    # 10k / 40k / 160k documents
+//   options: --base N (documents at 1x), --sizes 1,4,16, --memory MB (spilled runs' memoryMB, default 256),
+//            --ram-check 1,4 (multipliers that also run all-in-RAM for the identical-output check)
+//
+// Documents are short (30-80 words) windows of real text (debian-handbook en-US, KJV, fortunes);
+// 35% are copies of an earlier document (a recent one or one from a reservoir over the whole
+// stream, so joins reach into spilled parts of the index) with 0-10% of their words edited.
+// Peak RSS is measured by /usr/bin/time -v around the CLI process (worker threads included).
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { createReadStream, existsSync, mkdirSync, openSync, readFileSync, rmSync, statSync, writeFileSync, writeSync, closeSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { fortunes, handbook, kjv } from './corpus.ts';
+import { editWords, prng } from './dedup-quality.ts';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const ROOT = path.resolve(HERE, '..');
+const DATA = path.join(HERE, 'data');
+
+function wordPool(): string[] {
+  const words: string[] = [];
+  const add = (text: string) => {
+    for (const w of text.split(/\s+/)) if (w) words.push(w);
+  };
+  for (const d of handbook(['en-US'])) add(d.text);
+  for (const d of kjv()) add(d.text);
+  for (const d of fortunes()) if (d.lang === 'en') add(d.text);
+  return words;
+}
+
+/** Writes `n` documents to `file` (deterministic for a given n). */
+function generate(file: string, n: number, pool: string[]): void {
+  const rnd = prng(0x5ca1e + n);
+  const vocab = pool.slice(0, 50000).filter((w) => /^[a-z]{3,12}$/.test(w));
+  const RING = 4096;
+  const ring: string[] = [];
+  const reservoir: string[] = [];
+  const fd = openSync(file, 'w');
+  let buf = '';
+  for (let i = 0; i < n; i++) {
+    let text: string;
+    let kind: string;
+    if (i > 100 && rnd() < 0.35) {
+      const from = rnd() < 0.5 ? ring : reservoir;
+      const base = from[Math.floor(rnd() * from.length)];
+      const rate = [0, 0.01, 0.02, 0.05, 0.1][Math.floor(rnd() * 5)];
+      text = rate === 0 ? base : editWords(base, rate, rnd, vocab);
+      kind = `copy-${rate}`;
+    } else {
+      const len = 30 + Math.floor(rnd() * 51);
+      const start = Math.floor(rnd() * (pool.length - len));
+      text = pool.slice(start, start + len).join(' ');
+      kind = 'fresh';
+    }
+    if (ring.length < RING) ring.push(text);
+    else ring[i % RING] = text;
+    if (reservoir.length < RING) reservoir.push(text);
+    else {
+      const j = Math.floor(rnd() * (i + 1));
+      if (j < RING) reservoir[j] = text;
+    }
+    buf += JSON.stringify({ id: `s${i}`, text, source: 'scale', kind }) + '\n';
+    if (buf.length > 1 << 22) {
+      writeSync(fd, buf);
+      buf = '';
+    }
+  }
+  writeSync(fd, buf);
+  closeSync(fd);
+}
+
+interface RunResult {
+  wallS: number;
+  cpuS: number;
+  maxRssMB: number;
+  sha: string;
+  recordsOut: number;
+  counters: Record<string, number>;
+}
+
+async function sha256(file: string): Promise<string> {
+  const h = createHash('sha256');
+  for await (const chunk of createReadStream(file)) h.update(chunk as Buffer);
+  return h.digest('hex');
+}
+
+async function runPipeline(input: string, memoryMB: number, tag: string): Promise<RunResult> {
+  const pipeline = path.join(DATA, `dedup-scale-pipeline-${memoryMB}.json`);
+  writeFileSync(
+    pipeline,
+    JSON.stringify({
+      steps: [
+        { op: 'normalize' },
+        { op: 'shingle', unit: 'word', n: 5 },
+        { op: 'minhash', perms: 128, seed: 1 },
+        { op: 'lsh-band-join', threshold: 0.85, memoryMB },
+      ],
+    }),
+  );
+  const out = path.join(DATA, `dedup-scale-out-${tag}.jsonl`);
+  const report = path.join(DATA, `dedup-scale-report-${tag}.json`);
+  const r = spawnSync('/usr/bin/time', ['-v', process.execPath, path.join(ROOT, 'bin', 'mixstream.js'), 'run', pipeline, input, '-o', out, '--report', report, '-q'], {
+    encoding: 'utf8',
+    cwd: ROOT,
+    maxBuffer: 1 << 26,
+  });
+  if (r.status !== 0) throw new Error(`mixstream run failed (${r.status}):\n${r.stderr.slice(-3000)}`);
+  const field = (name: string) => {
+    const m = new RegExp(`${name}: (.*)`).exec(r.stderr);
+    if (!m) throw new Error(`no "${name}" in /usr/bin/time output`);
+    return m[1].trim();
+  };
+  const wall = field('Elapsed \\(wall clock\\) time \\(h:mm:ss or m:ss\\)').split(':').map(Number);
+  const wallS = wall.reduce((a, b) => a * 60 + b, 0);
+  const cpuS = Number(field('User time \\(seconds\\)')) + Number(field('System time \\(seconds\\)'));
+  const maxRssMB = Number(field('Maximum resident set size \\(kbytes\\)')) / 1024;
+  const rep = JSON.parse(readFileSync(report, 'utf8'));
+  const step = rep.steps.find((s: { op: string }) => s.op === 'lsh-band-join');
+  const sha = await sha256(out);
+  rmSync(out, { force: true });
+  return { wallS, cpuS, maxRssMB, sha, recordsOut: rep.totals.recordsOut, counters: step.counters };
+}
+
+async function main(): Promise<void> {
+  const args = process.argv.slice(2);
+  const opt = (name: string, def: string) => {
+    const i = args.indexOf(`--${name}`);
+    return i >= 0 ? args[i + 1] : def;
+  };
+  const quick = args.includes('--quick');
+  const base = Number(opt('base', quick ? '10000' : '312500'));
+  const sizes = opt('sizes', '1,4,16').split(',').map(Number);
+  const memoryMB = Number(opt('memory', quick ? '32' : '256'));
+  const ramCheck = new Set(opt('ram-check', quick ? '1,4,16' : '1,4').split(',').map(Number));
+  mkdirSync(DATA, { recursive: true });
+  let pool: string[] | undefined;
+  const rows: string[] = [];
+  const results: { m: number; n: number; mb: number; spill: RunResult; ram?: RunResult }[] = [];
+  for (const m of sizes) {
+    const n = base * m;
+    const input = path.join(DATA, `dedup-scale-${n}.jsonl`);
+    if (!existsSync(input)) {
+      pool ??= wordPool();
+      const t = performance.now();
+      generate(input, n, pool);
+      console.error(`generated ${n} documents in ${((performance.now() - t) / 1000).toFixed(1)} s`);
+    }
+    const mb = statSync(input).size / 1e6;
+    const spill = await runPipeline(input, memoryMB, `${n}-spill`);
+    console.error(`${m}x (${n} docs): spilled run ${spill.wallS.toFixed(1)} s, peak RSS ${spill.maxRssMB.toFixed(0)} MB, spills ${spill.counters.index_spills ?? 0}`);
+    const ram = ramCheck.has(m) ? await runPipeline(input, 16384, `${n}-ram`) : undefined;
+    if (ram) console.error(`${m}x: in-RAM run ${ram.wallS.toFixed(1)} s, peak RSS ${ram.maxRssMB.toFixed(0)} MB, identical: ${ram.sha === spill.sha}`);
+    if (ram && ram.sha !== spill.sha) process.exitCode = 1;
+    results.push({ m, n, mb, spill, ram });
+  }
+  for (const { m, n, mb, spill, ram } of results) {
+    rows.push(
+      `| ${m}x | ${n.toLocaleString('en-US')} | ${mb.toFixed(0)} | ${spill.wallS.toFixed(1)} | ${spill.cpuS.toFixed(1)} | ${Math.round(n / spill.wallS).toLocaleString('en-US')} | ${spill.maxRssMB.toFixed(0)} | ${spill.counters.index_spills ?? 0} | ${(spill.counters.near_duplicates ?? 0).toLocaleString('en-US')} | ${ram ? `${ram.maxRssMB.toFixed(0)} MB, ${ram.sha === spill.sha ? 'identical' : '**DIFFERENT**'}` : 'not run'} |`,
+    );
+  }
+  const first = results[0];
+  const last = results[results.length - 1];
+  const md = [
+    `## Dedup at scale: bounded memory with LMDB spill${quick ? ' (--quick)' : ''}`,
+    '',
+    `Command: \`npx tsx bench/dedup-scale.ts${args.length ? ' ' + args.join(' ') : ''}\` · machine: ${os.cpus().length} cores (${os.cpus()[0]?.model ?? '?'}), node ${process.version}, ${Math.round(os.totalmem() / 2 ** 30)} GB RAM, ${new Date().toISOString().slice(0, 10)}. The machine was shared with other jobs (wall times are noisier than CPU times).`,
+    '',
+    `Pipeline: normalize -> shingle (word 5-grams) -> minhash (128, oph) -> lsh-band-join (0.85, 16 x 8, verify exact, keep first), through \`mixstream run\` with both cores (shingle/minhash worker threads). Spilled runs use \`memoryMB: ${memoryMB}\` (goal: peak RSS < memoryMB + 300 = ${memoryMB + 300} MB); the in-RAM runs use memoryMB 16384 (no spill) on the same input and their output is compared byte for byte (sha256). Peak RSS by /usr/bin/time -v.`,
+    '',
+    '| input | documents | MB | wall s | CPU s | docs/s | peak RSS MB | index spills | removed | in-RAM run: peak RSS, output |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---|',
+    ...rows,
+    '',
+    results.length > 1
+      ? `From ${first.m}x to ${last.m}x: input x${(last.n / first.n).toFixed(0)}, wall time x${(last.spill.wallS / first.spill.wallS).toFixed(1)}, CPU time x${(last.spill.cpuS / first.spill.cpuS).toFixed(1)}, peak RSS x${(last.spill.maxRssMB / first.spill.maxRssMB).toFixed(2)} (spilled runs).`
+      : '',
+    '',
+  ].join('\n');
+  mkdirSync(path.join(HERE, 'results'), { recursive: true });
+  writeFileSync(path.join(HERE, 'results', quick ? 'dedup-scale-quick.md' : 'dedup-scale.md'), md);
+  process.stdout.write(md);
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});

@@ -27,7 +27,7 @@ t.test('normalize -> shingle -> minhash on real text: signatures of the shingles
 });
 
 t.test('without a shingle step, minhash shingles on its own (and stores the shingles)', async (t) => {
-  const recs = load('kjv').slice(0, 60);
+  const recs = load('kjv').slice(0, 30);
   const run = await runOperator(minhash, { scheme: 'classic', perms: 64, seed: 9, unit: 'char', n: 7 }, structuredClone(recs), { workers: 2 });
   const hasher = createMinHasher({ perms: 64, seed: 9, scheme: 'classic' });
   for (const rec of run.output) {

@@ -138,7 +138,99 @@ export function buildCli(argv: string[], registry = defaultRegistry()): Argv {
         process.stdout.write(lines.join('\n') + '\n');
       },
     )
-    .demandCommand(1, 'name a command: run, ops, lint, explain')
+    .command(
+      'report <run>',
+      'render a run report (--report run.json) as a self-contained HTML page',
+      (y) =>
+        y
+          .positional('run', { type: 'string', demandOption: true, describe: 'run.json written by `run --report`' })
+          .option('output', { alias: 'o', type: 'string', describe: 'HTML file (default stdout)' }),
+      async (args) => {
+        const { renderReportHtml, validateRunReport, writeReportHtml } = await import('./commands/report-html.ts');
+        try {
+          if (args.output) {
+            await writeReportHtml(args.run as string, args.output);
+            process.stderr.write(`mixstream: wrote ${args.output}\n`);
+          } else {
+            const { readFileSync } = await import('node:fs');
+            const report = JSON.parse(readFileSync(args.run as string, 'utf8'));
+            const problems = validateRunReport(report);
+            if (problems.length) throw new Error(problems.join('\n'));
+            process.stdout.write(renderReportHtml(report));
+          }
+        } catch (e) {
+          process.stderr.write(`mixstream: cannot render ${args.run}: ${(e as Error).message}\n`);
+          process.exit(EXIT.usage);
+        }
+      },
+    )
+    .command(
+      'train-quality <inputs..>',
+      'train a hashed n-gram logistic-regression quality classifier from labelled NDJSON; writes <out>.onnx and <out>.json',
+      (y) =>
+        y
+          .positional('inputs', { type: 'string', array: true, demandOption: true, describe: 'labelled NDJSON files (a `label` field: 1/0, true/false, hq/lq, ...)' })
+          .option('output', { alias: 'o', type: 'string', demandOption: true, describe: 'output path without extension (writes .onnx and .json)' })
+          .option('label-field', { type: 'string', default: 'label' })
+          .option('text-field', { type: 'string', default: 'text' })
+          .option('dim', { type: 'number', describe: 'hashed feature dimension' })
+          .option('ngrams', { type: 'number', describe: 'word n-gram order (2 = unigrams + bigrams)' })
+          .option('epochs', { type: 'number' })
+          .option('lr', { type: 'number', describe: 'learning rate' })
+          .option('l2', { type: 'number', describe: 'L2 regularization' })
+          .option('holdout', { type: 'number', default: 0.1, describe: 'fraction held out to report accuracy' })
+          .option('seed', { type: 'number', default: 1 })
+          .option('layout', { type: 'string', choices: ['dense', 'sparse'], describe: 'ONNX input layout' }),
+      async (args) => {
+        const { trainQuality } = await import('./commands/train-quality.ts');
+        try {
+          const r = await trainQuality({
+            input: args.inputs as string[],
+            out: args.output,
+            labelField: args['label-field'],
+            textField: args['text-field'],
+            dim: args.dim,
+            ngrams: args.ngrams,
+            epochs: args.epochs,
+            lr: args.lr,
+            l2: args.l2,
+            holdout: args.holdout,
+            seed: args.seed,
+            layout: args.layout as 'dense' | 'sparse' | undefined,
+            log: (m) => process.stderr.write(m + '\n'),
+          });
+          process.stdout.write(JSON.stringify(r, null, 2) + '\n');
+        } catch (e) {
+          process.stderr.write(`mixstream train-quality: ${(e as Error).message}\n`);
+          process.exit(EXIT.usage);
+        }
+      },
+    )
+    .command('decont <action>', 'decontamination: `decont build` makes a Bloom filter of evaluation-set n-grams', (y) =>
+      y.command(
+        'build <inputs..>',
+        'build a Bloom filter of n-grams from evaluation sets (NDJSON)',
+        (b) =>
+          b
+            .positional('inputs', { type: 'string', array: true, demandOption: true, describe: 'evaluation set files or globs' })
+            .option('output', { alias: 'o', type: 'string', demandOption: true, describe: 'filter file (.bloom)' })
+            .option('n', { type: 'number', default: 13, describe: 'words per n-gram' })
+            .option('fp-rate', { type: 'number', default: 1e-6, describe: 'false-positive rate the filter is sized for' })
+            .option('text-field', { type: 'string', default: 'text' })
+            .option('expected-items', { type: 'number', describe: 'n-grams to size for (skips the counting pass)' }),
+        async (args) => {
+          const { buildDecontFilter } = await import('./commands/decont-build.ts');
+          try {
+            const r = await buildDecontFilter({ inputs: args.inputs as string[], out: args.output, n: args.n, fpRate: args['fp-rate'], textField: args['text-field'], expectedItems: args['expected-items'] });
+            process.stdout.write(JSON.stringify(r, null, 2) + '\n');
+          } catch (e) {
+            process.stderr.write(`mixstream decont build: ${(e as Error).message}\n`);
+            process.exit(EXIT.usage);
+          }
+        },
+      ),
+    )
+    .demandCommand(1, 'name a command: run, ops, lint, explain, report, train-quality, decont build')
     .strict()
     .help()
     .wrap(Math.min(120, process.stdout.columns || 100));

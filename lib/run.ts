@@ -10,6 +10,7 @@ import { createStepContext, removeTmpDir, StepCounters, type ErrorEntry, type Hi
 import { CheckpointStore, fingerprint, partName, trimOutputDir, trimSideOutput, type CheckpointState, type InputPosition, type SerializedCounters } from './checkpoint.ts';
 import { compressionForPath } from './io/compression.ts';
 import { decodeInput, DEFAULT_DECODE, fileInput, POSITION, stdinInput, type DecodeOptions, type InputProgress, type InputSource } from './io/decode.ts';
+import { httpInput, isHttpUrl, redactUrl } from './io/http.ts';
 import { encodeBatch, openOutput, SideOutput, write, type Output } from './io/output.ts';
 import type { Rec, Step } from './operator.ts';
 import type { ResolvedPipeline } from './pipeline.ts';
@@ -59,8 +60,9 @@ export interface RunHandle {
   done: Promise<RunReport>;
 }
 
-function toInput(i: string | InputSource): InputSource {
+function toInput(i: string | InputSource, log: (m: string) => void): InputSource {
   if (typeof i !== 'string') return i;
+  if (isHttpUrl(i)) return httpInput(i, { onRetry: (r) => log(`mixstream: ${redactUrl(i)}: retry ${r.attempt} in ${Math.round(r.delayMs)} ms (${r.reason})`) });
   return i === '-' ? stdinInput() : fileInput(i);
 }
 
@@ -221,7 +223,7 @@ async function execute(opts: RunOptions, control: StopControl): Promise<RunRepor
 
   try {
     const firstGenerates = p.steps[0]?.descriptor.source === true;
-    const inputs = (opts.inputs ?? (p.inputs.length ? p.inputs : firstGenerates ? [] : ['-'])).map(toInput);
+    const inputs = (opts.inputs ?? (p.inputs.length ? p.inputs : firstGenerates ? [] : ['-'])).map((i) => toInput(i, log));
     inputNames = inputs.map((i) => i.name);
 
     if (checkpointing) {

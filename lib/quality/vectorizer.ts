@@ -55,38 +55,35 @@ const FNV_OFFSET = 0x811c9dc5;
 const FNV_PRIME = 0x01000193;
 const NEWLINE_TOKEN = fmix32(Math.imul(FNV_OFFSET ^ 10, FNV_PRIME));
 
-// Classification of UTF-16 code units: 0 = space, 1 = word, 2 = punctuation/symbol, 3 = line break.
-const ASCII_CLASS = new Uint8Array(128);
-for (let c = 0; c < 128; c++) {
-  if (c === 10) ASCII_CLASS[c] = 3;
-  else if (c <= 32 || c === 127) ASCII_CLASS[c] = 0;
-  else if ((c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122)) ASCII_CLASS[c] = 1;
-  else ASCII_CLASS[c] = 2;
-}
+// Classification of UTF-16 code units: 0 = space, 1 = word, 2 = punctuation/symbol, 3 = line
+// break; and their lowercase forms. Both tables fill lazily (255 / 0 = not computed yet), so
+// non-ASCII text costs a table lookup per character after the first sight of each character.
+const CLASS = new Uint8Array(65536).fill(255);
+const LOWER = new Uint16Array(65536);
 const WORD_CHAR = /[\p{L}\p{N}\p{M}]/u;
 const SPACE_CHAR = /\s/u;
-const LINE_BREAK_CHAR = /[\u0085\u2028\u2029]/u;
-const classCache = new Map<number, number>();
+const LINE_BREAK_CHAR = /[\n\u0085\u2028\u2029]/u;
 
-function classify(c: number): number {
-  if (c < 128) return ASCII_CLASS[c];
+function computeClass(c: number): number {
   // Surrogates belong to supplementary-plane characters: treated as word characters (CJK
   // extensions, historic scripts) so a pair is never split.
   if (c >= 0xd800 && c <= 0xdfff) return 1;
-  let k = classCache.get(c);
-  if (k === undefined) {
-    const ch = String.fromCharCode(c);
-    k = LINE_BREAK_CHAR.test(ch) ? 3 : SPACE_CHAR.test(ch) ? 0 : WORD_CHAR.test(ch) ? 1 : 2;
-    classCache.set(c, k);
-  }
-  return k;
+  const ch = String.fromCharCode(c);
+  if (LINE_BREAK_CHAR.test(ch)) return 3;
+  if (c <= 32 || c === 127 || SPACE_CHAR.test(ch)) return 0;
+  return WORD_CHAR.test(ch) ? 1 : 2;
+}
+
+function classify(c: number): number {
+  const k = CLASS[c];
+  return k !== 255 ? k : (CLASS[c] = computeClass(c));
 }
 
 function lowerCode(c: number): number {
-  if (c < 128) return c >= 65 && c <= 90 ? c + 32 : c;
-  const ch = String.fromCharCode(c);
-  const lo = ch.toLowerCase();
-  return lo.length === 1 ? lo.charCodeAt(0) : c;
+  const l = LOWER[c];
+  if (l !== 0) return l;
+  const lo = String.fromCharCode(c).toLowerCase();
+  return (LOWER[c] = lo.length === 1 ? lo.charCodeAt(0) : c);
 }
 
 /**

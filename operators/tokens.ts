@@ -11,6 +11,7 @@ export interface TokensOptions {
   mode: 'exact' | 'estimate';
   field: string;
   workers?: number;
+  parallelAfterChars: number;
 }
 
 function spec(o: { encoding: EncodingName; tokenizer?: string }, baseDir: string): TokenizerSpec {
@@ -26,6 +27,7 @@ export async function tokenCounter(o: { encoding: EncodingName; tokenizer?: stri
 /** Texts per worker task at least: smaller chunks cost more in messages than they gain. */
 const MIN_CHUNK = 16;
 
+
 export default defineOperator<TokensOptions>({
   name: 'tokens',
   summary: 'Counts tokens with a tiktoken encoding, a byte-level BPE tokenizer.json, or a fast estimate',
@@ -40,6 +42,12 @@ export default defineOperator<TokensOptions>({
     mode: { type: 'string', enum: ['exact', 'estimate'], default: 'exact', description: '"exact" tokenizes; "estimate" counts character classes (several times faster)' },
     field: { type: 'string', default: 'token_count', description: 'output field; the run summary sums `token_count`' },
     workers: { type: 'integer', min: 0, description: 'worker threads for exact mode (default: the run\'s --workers, all cores); 0 counts in the main thread' },
+    parallelAfterChars: {
+      type: 'integer',
+      min: 0,
+      default: 8_000_000,
+      description: 'characters counted in the main thread before the worker threads start (starting them costs seconds: each loads the TypeScript loader and the rank tables)',
+    },
   },
   outputs: { token_count: 'number of tokens of `text` (renamed by `field`)' },
   check(o) {
@@ -74,8 +82,12 @@ export default defineOperator<TokensOptions>({
       return recs;
     };
 
+    let inlineChars = 0;
     async function run(recs: Rec[]): Promise<Rec[]> {
-      if (workers === 0 || recs.length < MIN_CHUNK) return annotate(recs, recs.map((r) => counter.count(r.text)));
+      if (workers === 0 || recs.length < MIN_CHUNK || (!pool && inlineChars < o.parallelAfterChars)) {
+        for (const r of recs) inlineChars += r.text.length;
+        return annotate(recs, recs.map((r) => counter.count(r.text)));
+      }
       pool ??= createWorkerPool({ module: new URL('../lib/text/tokenize-task.ts', import.meta.url), size: workers, name: ctx.op });
       const chunks = Math.max(1, Math.min(pool.size, Math.floor(recs.length / MIN_CHUNK)));
       const per = Math.ceil(recs.length / chunks);

@@ -10,7 +10,7 @@ const recs = readJsonl(new URL('../../samples/kjv.jsonl', import.meta.url)).slic
 
 t.test('exact counts with cl100k_base into token_count', async (t) => {
   const enc = await loadEncoding('cl100k_base');
-  const run = await runOperator(tokens, {}, structuredClone(recs), { workers: 2 });
+  const run = await runOperator(tokens, { parallelAfterChars: 0 }, structuredClone(recs), { workers: 2 });
   t.equal(run.output.length, recs.length);
   t.same(run.output.map((r) => r.token_count), recs.map((r) => enc.count(r.text)));
   t.equal(run.counters.counters.tokens, run.output.reduce((s, r) => s + (r.token_count as number), 0));
@@ -53,7 +53,7 @@ t.test('option and record errors', async (t) => {
 t.test('worker threads give the same counts in the same order as the main thread', async (t) => {
   const many = readJsonl(new URL('../../samples/fortunes.jsonl', import.meta.url)).slice(0, 600);
   const inline = await runOperator(tokens, { workers: 0 }, structuredClone(many), { batchSize: 64 });
-  const threaded = await runOperator(tokens, { workers: 2 }, structuredClone(many), { batchSize: 64 });
+  const threaded = await runOperator(tokens, { workers: 2, parallelAfterChars: 5000 }, structuredClone(many), { batchSize: 64 });
   t.same(threaded.output.map((r) => r.id), many.map((r) => r.id));
   t.same(threaded.output.map((r) => r.token_count), inline.output.map((r) => r.token_count));
   t.equal(threaded.counters.counters.tokens, inline.counters.counters.tokens);

@@ -60,6 +60,7 @@ for t in eval_texts:
     exact.update(grams(t))
 
 t0 = time.perf_counter()
+c0 = time.process_time()
 inserted = 0
 for t in eval_texts:
     sh = bf.get_shingles(t)
@@ -69,8 +70,10 @@ for t in eval_texts:
         bf.update_bf(idx)
     inserted += sh.size
 build = time.perf_counter() - t0
+build_cpu = time.process_time() - c0
 
 t0 = time.perf_counter()
+c0 = time.process_time()
 docs = 0
 nbytes = 0
 queries = 0
@@ -94,11 +97,12 @@ for line in open(corpus_path, encoding="utf8"):
         hits += found
         hit_docs.append(text)
 query = time.perf_counter() - t0
+query_cpu = time.process_time() - c0
 
 # Exact truth for the documents with hits: n-grams really in the evaluation set.
 true_hits = sum(1 for text in hit_docs for g in grams(text) if g in exact)
 print(json.dumps({
-    "m_bytes": m_bytes, "k": config.k, "inserted": inserted, "build_seconds": build,
+    "m_bytes": m_bytes, "k": config.k, "inserted": inserted, "build_seconds": build, "build_cpu": build_cpu, "query_cpu": query_cpu,
     "docs": docs, "bytes": nbytes, "queries": queries, "query_seconds": query,
     "hits": hits, "true_hits": true_hits, "flagged_docs": flagged,
 }))

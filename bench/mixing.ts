@@ -7,6 +7,7 @@
 // /work/peers/venv-mixing/bin/python); without it the peer rows are left out.
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { all, type Doc } from './corpus.ts';
@@ -64,17 +65,25 @@ const corpusBytes = statSync(corpusFile).size;
 const textBytes = corpus.reduce((a, d) => a + Buffer.byteLength(d.text), 0);
 const evalRecs: Rec[] = readFileSync(evalFile, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
 
+/** CPU seconds (user + system, all threads) of this process since `from`: unaffected by other jobs on a shared machine. */
+function cpuSeconds(from: NodeJS.CpuUsage): number {
+  const d = process.cpuUsage(from);
+  return (d.user + d.system) / 1e6;
+}
+
 async function drive(desc: OperatorDescriptor, options: Record<string, unknown>, records: Rec[]) {
   const opts = validateOptions(options, desc.options, []);
   const ctx = createStepContext({ op: desc.name, log: () => {} });
   const step = await desc.create(opts, ctx);
   const out: Rec[] = [];
   const t0 = performance.now();
+  const c0 = process.cpuUsage();
   for (let i = 0; i < records.length; i += 1024) out.push(...(await step.process(records.slice(i, i + 1024))));
   if (step.flush) out.push(...(await step.flush()));
   const seconds = (performance.now() - t0) / 1000;
+  const cpu = cpuSeconds(c0);
   await step.close?.();
-  return { out, seconds, counters: ctx.counters };
+  return { out, seconds, cpu, counters: ctx.counters };
 }
 
 const lines: string[] = [];
@@ -85,7 +94,7 @@ const say = (s = '') => {
 
 say(`## Mixing: decontaminate, mix, partition${quick ? ' (quick)' : ''}`);
 say();
-say(`Machine: ${machine()}. The machine was shared with other helpers' jobs during the run; ratios are measured in the same run.`);
+say(`Machine: ${machine()}. The machine was shared with other jobs during the run (load average ${os.loadavg().map((l) => l.toFixed(1)).join(', ')} at the start on ${os.availableParallelism()} cores), so wall-clock rates are depressed; the tables also give rates per CPU-second of the measured process (user + system time), which the load does not change much, and ratios come from the same run.`);
 say(`Corpus: ${mb(corpusBytes)} MB NDJSON (${corpus.length.toLocaleString('en-US')} documents, ${mb(textBytes)} MB of text) from bench/corpus.ts (Debian handbook in 26 languages, KJV, GCIDE, fortunes).`);
 say(`Evaluation set: ${evalRecs.length} passages (the middle paragraph of every 100th document), so the corpus holds real contamination to find.`);
 say();
@@ -96,16 +105,18 @@ const built = await buildDecontFilter({ inputs: [evalFile], out: bloomFile, fpRa
 let insertN = 0;
 const bulk = BloomFilter.create(5_000_000, 1e-6);
 const tIns = performance.now();
+const cIns = process.cpuUsage();
 for (const d of corpus) {
   const h = ngramHashes(d.text, 13);
   for (let i = 0; i < h.count && insertN < 5_000_000; i++, insertN++) bulk.add(h.a[i], h.b[i]);
   if (insertN >= 5_000_000) break;
 }
 const insSeconds = (performance.now() - tIns) / 1000;
+const insCpu = cpuSeconds(cIns);
 say('### Bloom filter (13-word n-grams, rate 1e-6)');
 say();
 say(`- \`decont build\` of the evaluation set: ${built.records} records, ${built.ngrams.toLocaleString('en-US')} n-grams (${built.distinct.toLocaleString('en-US')} distinct) in ${built.seconds.toFixed(2)} s (two passes: count, insert), ${(built.bytes / 2 ** 20).toFixed(2)} MiB, k = ${built.k}.`);
-say(`- Bulk insert (hashing included) of ${insertN.toLocaleString('en-US')} corpus n-grams into a ${(bulk.m / 8 / 2 ** 20).toFixed(1)} MiB filter: ${rate(insertN / insSeconds)} n-grams/s; fill ratio ${bulk.fillRatio().toFixed(3)}.`);
+say(`- Bulk insert (hashing included) of ${insertN.toLocaleString('en-US')} corpus n-grams into a ${(bulk.m / 8 / 2 ** 20).toFixed(1)} MiB filter: ${rate(insertN / insSeconds)} n-grams/s wall, ${rate(insertN / insCpu)} per CPU-second; fill ratio ${bulk.fillRatio().toFixed(3)}.`);
 
 // ---- decontaminate: throughput and measured false positives (annotate mode counts every hit)
 const dec = await drive(decontaminate, { filter: bloomFile, mode: 'annotate' }, corpus);
@@ -137,10 +148,10 @@ const drop = await drive(decontaminate, { filter: bloomFile }, corpus);
 say();
 say('### decontaminate');
 say();
-say('| mode | MB/s (text) | docs/s | n-grams/s |');
-say('|---|---|---|---|');
-say(`| drop (stops at the first hit) | ${(textBytes / 1e6 / drop.seconds).toFixed(1)} | ${rate(corpus.length / drop.seconds)} | ${rate(drop.counters.counters.ngrams_checked / drop.seconds)} |`);
-say(`| annotate (checks every n-gram) | ${(textBytes / 1e6 / dec.seconds).toFixed(1)} | ${rate(corpus.length / dec.seconds)} | ${rate(queries / dec.seconds)} |`);
+say('| mode | MB/s of text (wall) | MB/s per CPU-s | docs/s (wall) | n-grams per CPU-s |');
+say('|---|---|---|---|---|');
+say(`| drop (stops at the first hit) | ${(textBytes / 1e6 / drop.seconds).toFixed(1)} | ${(textBytes / 1e6 / drop.cpu).toFixed(1)} | ${rate(corpus.length / drop.seconds)} | ${rate(drop.counters.counters.ngrams_checked / drop.cpu)} |`);
+say(`| annotate (checks every n-gram) | ${(textBytes / 1e6 / dec.seconds).toFixed(1)} | ${(textBytes / 1e6 / dec.cpu).toFixed(1)} | ${rate(corpus.length / dec.seconds)} | ${rate(queries / dec.cpu)} |`);
 say();
 say(`- ${queries.toLocaleString('en-US')} n-grams queried; ${hits.toLocaleString('en-US')} hits, of which ${trueHits.toLocaleString('en-US')} are real 13-gram overlaps (checked against the exact set of evaluation n-grams).`);
 say(`- Measured false-positive rate: ${fp} / ${(queries - trueHits).toLocaleString('en-US')} clean n-grams = ${((fp / (queries - trueHits)) || 0).toExponential(2)} (design rate 1e-6, expected at this load ${built.expectedFpRate.toExponential(2)}); documents flagged with no real overlap: ${falseDocs} of ${corpus.length.toLocaleString('en-US')}.`);
@@ -164,14 +175,14 @@ if (existsSync(PY)) {
   say();
   say(`### Peer: datatrove SingleBloomFilter on the same evaluation set and a ${mb(peerBytes)} MB corpus subset`);
   say();
-  say('| | query n-grams/s | MB/s (NDJSON) | build n-grams/s | n-grams queried | hits | real overlaps | docs flagged |');
+  say('| | query n-grams per CPU-s | MB/s per CPU-s (NDJSON) | MB/s (wall) | n-grams queried | hits | real overlaps | docs flagged |');
   say('|---|---|---|---|---|---|---|---|');
-  say(`| mixstream decontaminate (annotate) | ${rate(oursQ / ours.seconds)} | ${(peerBytes / 1e6 / ours.seconds).toFixed(1)} | ${rate(built.ngrams / built.seconds)} (incl. reading, 2 passes) | ${oursQ.toLocaleString('en-US')} | ${oursHits} | - | ${ours.out.filter((r) => (r.contaminated_ngrams as number) > 0).length} |`);
+  say(`| mixstream decontaminate (annotate) | ${rate(oursQ / ours.cpu)} | ${(peerBytes / 1e6 / ours.cpu).toFixed(1)} | ${(peerBytes / 1e6 / ours.seconds).toFixed(1)} | ${oursQ.toLocaleString('en-US')} | ${oursHits} | - | ${ours.out.filter((r) => (r.contaminated_ngrams as number) > 0).length} |`);
   for (const [name, p] of [['datatrove as shipped', shipped], ['datatrove tuned (m = 2^p bits, k given)', tuned]] as const) {
-    say(`| ${name} (k = ${p.k}) | ${rate(p.queries / p.query_seconds)} | ${(p.bytes / 1e6 / p.query_seconds).toFixed(2)} | ${rate(p.inserted / p.build_seconds)} | ${p.queries.toLocaleString('en-US')} | ${p.hits.toLocaleString('en-US')} | ${p.true_hits.toLocaleString('en-US')} | ${p.flagged_docs} |`);
+    say(`| ${name} (k = ${p.k}) | ${rate(p.queries / p.query_cpu)} | ${(p.bytes / 1e6 / p.query_cpu).toFixed(2)} | ${(p.bytes / 1e6 / p.query_seconds).toFixed(2)} | ${p.queries.toLocaleString('en-US')} | ${p.hits.toLocaleString('en-US')} | ${p.true_hits.toLocaleString('en-US')} | ${p.flagged_docs} |`);
   }
   say();
-  say(`Ratio (query throughput, MB/s): mixstream / datatrove tuned = ${((peerBytes / ours.seconds) / (tuned.bytes / tuned.query_seconds)).toFixed(1)}x. datatrove's times include its text simplification and n-gram string building in Python; ours include normalization and hashing. datatrove as shipped sizes k from the bits x 8 and reduces hashes with \`& m_bytes\` instead of a modulo, so its filter saturates: it flags ${shipped.flagged_docs} of ${shipped.docs} documents. Its word split differs (numbers folded to 0), so hit counts differ slightly.`);
+  say(`Ratio (query throughput per CPU-second): mixstream / datatrove tuned = ${((peerBytes / ours.cpu) / (tuned.bytes / tuned.query_cpu)).toFixed(1)}x (wall clock: ${((peerBytes / ours.seconds) / (tuned.bytes / tuned.query_seconds)).toFixed(1)}x). Build: datatrove inserts ${rate(tuned.inserted / tuned.build_cpu)} n-grams per CPU-s (tuned); ours, bulk, above. datatrove's times include its text simplification and n-gram string building in Python; ours include normalization and hashing. datatrove as shipped sizes k from the bits x 8 and reduces hashes with \`& m_bytes\` instead of a modulo, so its filter saturates: it flags ${shipped.flagged_docs} of ${shipped.docs} documents. Its word split differs (numbers folded to 0), so hit counts differ slightly.`);
 } else {
   say();
   say(`(Peer rows left out: no Python with datatrove at ${PY}.)`);
@@ -191,6 +202,7 @@ for (const s of sources) writeFileSync(path.join(DATA, `src-${corpusMB}-${s}.jso
   const ctx = createStepContext({ op: 'mix', baseDir: DATA, log: () => {} });
   const step = await mix.create(opts as never, ctx);
   const t0 = performance.now();
+  const c0 = process.cpuUsage();
   let docs = 0;
   let bytes = 0;
   let total = 0;
@@ -208,6 +220,7 @@ for (const s of sources) writeFileSync(path.join(DATA, `src-${corpusMB}-${s}.jso
     }
   }
   const seconds = (performance.now() - t0) / 1000;
+  const cpu = cpuSeconds(c0);
   await step.close?.();
   for (const [s, t] of trace) {
     emitted[s] = (emitted[s] ?? 0) + t;
@@ -219,7 +232,7 @@ for (const s of sources) writeFileSync(path.join(DATA, `src-${corpusMB}-${s}.jso
   say();
   say(`### mix (${sources.length} sources, equal token shares, sized from the largest source)`);
   say();
-  say(`- ${docs.toLocaleString('en-US')} documents, ${mb(bytes)} MB out in ${seconds.toFixed(2)} s including the counting pass over every source: ${(bytes / 1e6 / seconds).toFixed(1)} MB/s, ${rate(docs / seconds)} docs/s.`);
+  say(`- ${docs.toLocaleString('en-US')} documents, ${mb(bytes)} MB out in ${seconds.toFixed(2)} s including the counting pass over every source (reading, decoding, estimating tokens): ${(bytes / 1e6 / seconds).toFixed(1)} MB/s wall, ${(bytes / 1e6 / cpu).toFixed(1)} MB/s per CPU-s, ${rate(docs / seconds)} docs/s wall.`);
   say(`- Largest deviation of any source's token share from 25% over every prefix past 100 x the largest document (${rate(100 * maxDoc)} tokens): ${(worst * 100).toFixed(3)} percentage points.`);
   say(`- Repeats: ${sources.map((s) => `${s} ${c[`passes_${s}`]} pass(es), ${rate(c[`repeated_docs_${s}`])} repeated copies`).join('; ')}.`);
 }
@@ -236,7 +249,7 @@ for (const s of sources) writeFileSync(path.join(DATA, `src-${corpusMB}-${s}.jso
   say();
   say(`### partition (by source, units of ${rate(unit)} tokens, zstd level 3, 8 MiB shards)`);
   say();
-  say(`- ${mb(corpusBytes)} MB in ${r.seconds.toFixed(2)} s: ${(corpusBytes / 1e6 / r.seconds).toFixed(1)} MB/s, ${rate(corpus.length / r.seconds)} docs/s; ${m.totals.shards} shards, ${(m.totals.bytes / 2 ** 20).toFixed(1)} MiB compressed (${((m.totals.bytes / corpusBytes) * 100).toFixed(1)}% of the input).`);
+  say(`- ${mb(corpusBytes)} MB in ${r.seconds.toFixed(2)} s: ${(corpusBytes / 1e6 / r.seconds).toFixed(1)} MB/s wall, ${(corpusBytes / 1e6 / r.cpu).toFixed(1)} MB/s per CPU-s, ${rate(corpus.length / r.seconds)} docs/s wall; ${m.totals.shards} shards, ${(m.totals.bytes / 2 ** 20).toFixed(1)} MiB compressed (${((m.totals.bytes / corpusBytes) * 100).toFixed(1)}% of the input).`);
   say(`- ${units.length} complete units; largest deviation from ${rate(unit)} tokens: ${rate(dev)} tokens (${((dev / unit) * 100).toFixed(2)}%).`);
 }
 

@@ -6,10 +6,11 @@
 // multiple of 64, and k = round((m / n) ln 2) probes (at least 1). For p = 1e-6: 28.8 bits and
 // 20 probes per item.
 //
-// Probes: enhanced double hashing (Dillinger & Manolios 2004): from the key, h1 and h2 are two
-// 53-bit values; probe i sets bit x_i where x_0 = h1 mod m, y_0 = h2 mod m,
-// x_{i+1} = (x_i + y_i) mod m, y_{i+1} = (y_i + i) mod m. All arithmetic stays below 2^53, so
-// filters larger than 2^32 bits work with plain numbers. A query stops at the first unset bit:
+// Probes: enhanced double hashing (Dillinger & Manolios 2004): probe i sets bit x_i where
+// x_{i+1} = (x_i + y_i) mod m, y_{i+1} = (y_i + i) mod m. Up to 2^32 bits, x_0 and y_0 are the
+// key's two 32-bit halves scaled to [0, m) by a multiply (floor(h * m / 2^32)); above, two 53-bit
+// values mixed from both halves, reduced modulo m. All arithmetic stays below 2^53, so filters
+// larger than 2^32 bits work with plain numbers. A query stops at the first unset bit:
 // on a filter at its design load half the bits are set, so a clean key costs about 2 probes.
 //
 // File format (little-endian):
@@ -56,6 +57,10 @@ export function expectedFpRate(m: number, k: number, n: number): number {
 
 const TWO32 = 2 ** 32;
 const TWO21 = 2 ** 21;
+/** Probe start of the last key (module scratch: avoids an allocation per lookup). */
+let px = 0;
+let py = 0;
+export const BLOOM_PROBES = 'enhanced-double-hashing/v2';
 
 export class BloomFilter {
   readonly m: number;
@@ -83,13 +88,27 @@ export class BloomFilter {
     return new BloomFilter(bloomParams(expectedItems, fpRate), { expectedItems, fpRate, ...meta });
   }
 
+  /** The first probe position and step of a key (see the file comment). */
+  private start(a: number, b: number): void {
+    const m = this.m;
+    if (this.small) {
+      // Filters up to 2^32 bits: the two 32-bit halves, scaled to [0, m) by a multiply (no division).
+      px = Math.floor(((a >>> 0) * m) / TWO32);
+      py = Math.floor(((b >>> 0) * m) / TWO32);
+    } else {
+      // Larger filters: 53-bit values mixed from both halves, reduced modulo m.
+      px = ((a >>> 0) * TWO21 + (fmix32(b ^ 0x68e31da4) >>> 11)) % m;
+      py = ((b >>> 0) * TWO21 + (fmix32(a ^ 0x1b56c4e9) >>> 11)) % m;
+    }
+  }
+
   /** Adds the key (a, b); returns true when at least one bit was newly set (the key was new). */
   add(a: number, b: number): boolean {
     const m = this.m;
     const words = this.words;
-    // h1, h2: 53-bit values mixed from the two halves.
-    let x = ((a >>> 0) * TWO21 + (fmix32(b ^ 0x68e31da4) >>> 11)) % m;
-    let y = ((b >>> 0) * TWO21 + (fmix32(a ^ 0x1b56c4e9) >>> 11)) % m;
+    this.start(a, b);
+    let x = px;
+    let y = py;
     let added = false;
     for (let i = 0; i < this.k; i++) {
       const w = this.small ? x >>> 5 : Math.floor(x / 32);
@@ -111,12 +130,22 @@ export class BloomFilter {
   has(a: number, b: number): boolean {
     const m = this.m;
     const words = this.words;
-    let x = ((a >>> 0) * TWO21 + (fmix32(b ^ 0x68e31da4) >>> 11)) % m;
-    let y = ((b >>> 0) * TWO21 + (fmix32(a ^ 0x1b56c4e9) >>> 11)) % m;
-    for (let i = 0; i < this.k; i++) {
-      const w = this.small ? x >>> 5 : Math.floor(x / 32);
-      const bit = 1 << (this.small ? x & 31 : x % 32);
-      if ((words[w] & bit) === 0) return false;
+    const k = this.k;
+    this.start(a, b);
+    let x = px;
+    let y = py;
+    if (this.small) {
+      for (let i = 0; i < k; i++) {
+        if ((words[x >>> 5] & (1 << (x & 31))) === 0) return false;
+        x += y;
+        if (x >= m) x -= m;
+        y += i;
+        if (y >= m) y -= m;
+      }
+      return true;
+    }
+    for (let i = 0; i < k; i++) {
+      if ((words[Math.floor(x / 32)] & (1 << x % 32)) === 0) return false;
       x += y;
       if (x >= m) x -= m;
       y += i;
@@ -144,7 +173,7 @@ export class BloomFilter {
   }
 
   header(): Record<string, unknown> {
-    return { ...this.meta, m: this.m, k: this.k, n: this.n, hash: 'enhanced-double-hashing-53/v1' };
+    return { ...this.meta, m: this.m, k: this.k, n: this.n, hash: BLOOM_PROBES };
   }
 
   /** Writes the filter to `file` (through a temporary name, renamed when complete). */
@@ -200,7 +229,8 @@ export class BloomFilter {
         if (r === 0) throw new Error(`${file}: unexpected end of file`);
         done += r;
       }
-      const { m, k, n, ...meta } = header;
+      if (header.hash !== BLOOM_PROBES) throw new Error(`${file}: Bloom filter probes "${String(header.hash)}", this mixstream uses "${BLOOM_PROBES}"; rebuild the filter`);
+      const { m, k, n, hash: _hash, ...meta } = header;
       const f = new BloomFilter({ m, k }, meta, words);
       f.n = n;
       return f;

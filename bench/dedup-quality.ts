@@ -110,10 +110,13 @@ export function oracle(sets: Uint32Array[], t: number): Outcome {
   // Global token order: rarest first (short candidate lists), ties by value.
   const freq = new Map<number, number>();
   for (const s of sets) for (const x of s) freq.set(x, (freq.get(x) ?? 0) + 1);
-  const tokens = Float64Array.from(freq.keys());
-  const byFreq = Array.from(tokens.keys()).sort((a, b) => freq.get(tokens[a])! - freq.get(tokens[b])! || tokens[a] - tokens[b]);
+  // count * 2^32 + token is exact in a double and sorts natively by (count, token).
+  const keys = new Float64Array(freq.size);
+  let k = 0;
+  for (const [x, c] of freq) keys[k++] = c * 4294967296 + x;
+  keys.sort();
   const rank = new Map<number, number>();
-  byFreq.forEach((k, r) => rank.set(tokens[k], r));
+  for (let r = 0; r < keys.length; r++) rank.set(keys[r] % 4294967296, r);
   const ordered = sets.map((s) => Uint32Array.from(s, (x) => rank.get(x)!).sort());
   const index = new Map<number, number[]>();
   const removed = new Map<number, number>();

@@ -487,7 +487,7 @@ export interface Candidate {
 const EMPTY = 0xffffffff;
 const NO_SIGNATURE = new Uint32Array(0);
 /** Lookups between two checks of the mapped LMDB pages. */
-const RELEASE_CHECK = 2048;
+const RELEASE_CHECK = 256;
 
 /**
  * Band keys -> document slots, for the kept documents of a dedup run. Slots are assigned in

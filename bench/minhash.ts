@@ -273,10 +273,10 @@ const groups: [string, (p: Pair) => boolean][] = [
   ['long: >= 256 shingles', (p) => Math.min(p.a.length, p.b.length) >= 256],
 ];
 
-const opDocs = docs.slice(0, quick ? 3000 : Math.min(docs.length, 40000));
+const opDocs = docs.slice(0, quick ? 3000 : Math.min(docs.length, 12000));
 const opMB = mb(opDocs);
 const op: Record<string, number> = {};
-const passes = quick ? 2 : 5;
+const passes = quick ? 3 : 9;
 for (const scheme of ['classic', 'oph'] as const) {
   const times = await operatorSpeeds(opDocs, scheme, [0, 1, 2], passes);
   [0, 1, 2].forEach((workers, i) => {

@@ -383,8 +383,10 @@ async function main(): Promise<void> {
     ...byRate,
     '',
   ].join('\n');
-  mkdirSync(path.join(HERE, 'results'), { recursive: true });
-  writeFileSync(path.join(HERE, 'results', 'dedup-quality.md'), md);
+  // A --quick run does not replace the committed full results.
+  const resultFile = quick ? path.join(DATA, 'dedup-quality-quick.md') : path.join(HERE, 'results', 'dedup-quality.md');
+  mkdirSync(path.dirname(resultFile), { recursive: true });
+  writeFileSync(resultFile, md);
   process.stdout.write(md);
 }
 

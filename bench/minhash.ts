@@ -362,6 +362,6 @@ if ('error' in peerRun) {
 }
 
 mkdirSync(path.join(ROOT, 'bench', 'results'), { recursive: true });
-const outFile = path.join(ROOT, 'bench', 'results', 'minhash.md');
+const outFile = path.join(ROOT, 'bench', 'results', quick ? 'minhash-quick.md' : 'minhash.md');
 writeFileSync(outFile, lines.join('\n'));
 process.stdout.write(lines.join('\n') + '\n');

@@ -39,7 +39,7 @@ export default defineOperator<SampleMixOptions>({
     'is the token budget. Records are held until the end of input (spilled to disk beyond memoryMB), then ' +
     'emitted in input order, each one `sampling_count` times in a row; records drawn 0 times are dropped as `not_sampled`.',
   options: {
-    alpha: { type: 'number', min: 0, max: 1, default: 0.8, description: 'weight of diversity against quality (the paper\'s best setting is 0.8)' },
+    alpha: { type: 'number', min: 0, max: 1, default: 0.8, description: 'weight of diversity against quality (the paper sweeps it in its Figure 5; tune it for your data)' },
     quality: { type: 'string', default: 'quality_score', description: 'quality: a numeric field or an expression of fields (see reservoir-weighted-sample `weight`)' },
     budgetTokens: { type: 'number', min: 0, exclusiveMin: true, description: 'target tokens T_tgt of the output (or budgetRatio)' },
     budgetRatio: { type: 'number', min: 0, exclusiveMin: true, description: 'target tokens as a multiple of the input tokens T_src (1 = same size, 0.25 = a quarter)' },

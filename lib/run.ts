@@ -568,7 +568,9 @@ async function execute(opts: RunOptions, control: StopControl): Promise<RunRepor
   const elapsedMs = performance.now() - t0;
   const allComplete = inputsReport.every((x) => x.complete);
   if (failure instanceof RunSetupError) log(`mixstream: ${failure.message}`);
-  else if (failure && checkpointing) {
+  else if (failure && !checkpointing && opts.summary) {
+    log(`mixstream: the run failed: ${failure.message}${process.env.MIXSTREAM_DEBUG ? `\n${failure.stack}` : ''}`);
+  } else if (failure && checkpointing) {
     const code = (failure as NodeJS.ErrnoException).code;
     log(`mixstream: the run failed${code === 'ENOSPC' ? ' (no space left on device)' : ''}: ${failure.message}\nmixstream: the checkpoint in ${opts.checkpoint} is intact; run the same command again to resume`);
   }

@@ -1,6 +1,6 @@
 // Gopher repetition rules (Rae et al. 2021, table A1): duplicated lines and paragraphs, the
 // most frequent 2-4-grams, duplicated 5-10-grams. Same measures and order of checks as
-// datatrove's GopherRepetitionFilter; n-grams are compared by 53-bit hashes of word ids
+// datatrove's GopherRepetitionFilter; n-grams are compared by 64-bit hashes of word ids
 // instead of joined strings.
 import { disableOption, Verdict, type RuleSet } from './rule-set.ts';
 import { cpLength, pyStrip, splitWords } from './text.ts';
@@ -43,9 +43,10 @@ export function findDuplicates(items: string[]): { elements: number; chars: numb
   return { elements, chars };
 }
 
-const HASH_SPAN = 2 ** 21;
-
-/** Incremental n-gram hashes over word ids: level n holds one key per n-gram start. */
+/**
+ * Incremental n-gram hashes over word ids: level n holds two 32-bit hashes per n-gram start
+ * (64 bits: collisions are negligible at document sizes), compared in an open-addressing table.
+ */
 class NGrams {
   readonly ids: Int32Array;
   readonly lens: Float64Array;
@@ -53,6 +54,11 @@ class NGrams {
   private h2: Int32Array;
   private glen: Float64Array;
   private level = 0;
+  // Open-addressing table: slot -> (h1, h2, count, first index + 1); 0 in `first` marks empty.
+  private t1 = new Int32Array(0);
+  private t2 = new Int32Array(0);
+  private tc = new Int32Array(0);
+  private tf = new Int32Array(0);
   constructor(words: string[]) {
     const dict = new Map<string, number>();
     const n = words.length;
@@ -94,51 +100,75 @@ class NGrams {
     }
     return Math.max(0, W - n + 1);
   }
-  key(i: number): number {
-    return (this.h1[i] >>> 0) * HASH_SPAN + (this.h2[i] & (HASH_SPAN - 1));
-  }
-  /** Characters of the n-gram's words (without separators). */
-  chars(i: number): number {
-    return this.glen[i];
-  }
-}
-
-/** Characters covered by the most frequent n-gram (counting the joining spaces), ties to the first seen. */
-function topNGramChars(g: NGrams, n: number): number {
-  const count = g.to(n);
-  if (count === 0) return -1;
-  const counts = new Map<number, number>();
-  const first = new Map<number, number>();
-  let best = 0;
-  for (let i = 0; i < count; i++) {
-    const k = g.key(i);
-    const c = (counts.get(k) ?? 0) + 1;
-    counts.set(k, c);
-    if (c === 1) first.set(k, i);
-    if (c > best) best = c;
-  }
-  // The first n-gram (in order of first appearance) with the top count.
-  for (const [k, c] of counts) if (c === best) return (g.chars(first.get(k)!) + n - 1) * best;
-  return 0;
-}
-
-/** Characters in n-grams that repeat an earlier n-gram, skipping past each repeat. */
-function dupNGramChars(g: NGrams, n: number): number {
-  const count = g.to(n);
-  const seen = new Set<number>();
-  let chars = 0;
-  let i = 0;
-  while (i < count) {
-    const k = g.key(i);
-    if (seen.has(k)) {
-      chars += g.chars(i);
-      i += n;
+  /** Empties the table, sized for `count` keys. */
+  private reset(count: number): number {
+    let size = 16;
+    while (size < count * 2) size <<= 1;
+    if (this.tf.length < size) {
+      this.t1 = new Int32Array(size);
+      this.t2 = new Int32Array(size);
+      this.tc = new Int32Array(size);
+      this.tf = new Int32Array(size);
     } else {
-      seen.add(k);
-      i++;
+      size = this.tf.length;
+      this.tf.fill(0);
     }
+    return size - 1;
   }
-  return chars;
+  /** The slot of the n-gram at i: an existing equal key's, or the empty slot where it goes. */
+  private slot(i: number, mask: number): number {
+    const a = this.h1[i];
+    const b = this.h2[i];
+    let s = (a ^ (b >>> 7)) & mask;
+    while (this.tf[s] !== 0 && (this.t1[s] !== a || this.t2[s] !== b)) s = (s + 1) & mask;
+    return s;
+  }
+  /** Characters covered by the most frequent n-gram (with the joining spaces), ties to the first seen; -1 when none. */
+  topChars(n: number): number {
+    const count = this.to(n);
+    if (count === 0) return -1;
+    const mask = this.reset(count);
+    let best = 0;
+    let bestFirst = 0;
+    for (let i = 0; i < count; i++) {
+      const s = this.slot(i, mask);
+      if (this.tf[s] === 0) {
+        this.t1[s] = this.h1[i];
+        this.t2[s] = this.h2[i];
+        this.tf[s] = i + 1;
+        this.tc[s] = 0;
+      }
+      const c = ++this.tc[s];
+      const first = this.tf[s] - 1;
+      // Counter.most_common(1): the highest count, and among equals the first inserted.
+      if (c > best || (c === best && first < bestFirst)) {
+        best = c;
+        bestFirst = first;
+      }
+    }
+    return (this.glen[bestFirst] + n - 1) * best;
+  }
+  /** Characters in n-grams that repeat an earlier n-gram, skipping past each repeat. */
+  dupChars(n: number): number {
+    const count = this.to(n);
+    if (count === 0) return 0;
+    const mask = this.reset(count);
+    let chars = 0;
+    let i = 0;
+    while (i < count) {
+      const s = this.slot(i, mask);
+      if (this.tf[s] !== 0) {
+        chars += this.glen[i];
+        i += n;
+      } else {
+        this.t1[s] = this.h1[i];
+        this.t2[s] = this.h2[i];
+        this.tf[s] = i + 1;
+        i++;
+      }
+    }
+    return chars;
+  }
 }
 
 const pairs = (description: string, def: [number, number][]) => ({
@@ -185,7 +215,7 @@ export const gopherRepetition: RuleSet<GopherRepetitionOptions> = {
     for (const [n, max] of o.topNGrams) {
       const reason = `top_${n}_gram`;
       if (!v.on(reason)) continue;
-      const chars = topNGramChars(g, n);
+      const chars = g.topChars(n);
       if (chars < 0) continue;
       m[reason] = frac(chars);
       if (m[reason] > max && v.fail(reason)) return v.result();
@@ -193,7 +223,7 @@ export const gopherRepetition: RuleSet<GopherRepetitionOptions> = {
     for (const [n, max] of o.dupNGrams) {
       const reason = `duplicated_${n}_n_grams`;
       if (!v.on(reason)) continue;
-      m[reason] = frac(dupNGramChars(g, n));
+      m[reason] = frac(g.dupChars(n));
       if (m[reason] > max && v.fail(reason)) return v.result();
     }
     return v.result();

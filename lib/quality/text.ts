@@ -68,8 +68,13 @@ const PY_WS = '[\\s\\x1c-\\x1f\\x85]';
 const PY_STRIP = new RegExp(`^${PY_WS}+|${PY_WS}+$`, 'g');
 const PY_SPLIT = new RegExp(`${PY_WS}+`);
 
+function isPyWs(c: number): boolean {
+  return c === 32 || (c >= 9 && c <= 13) || (c >= 0x1c && c <= 0x1f) || (c >= 0x80 && (c === 0x85 || /\s/.test(String.fromCharCode(c)) && c !== 0xfeff));
+}
+
 /** Python `str.strip()`. */
 export function pyStrip(s: string): string {
+  if (s.length === 0 || (!isPyWs(s.charCodeAt(0)) && !isPyWs(s.charCodeAt(s.length - 1)))) return s;
   return s.replace(PY_STRIP, '');
 }
 
@@ -83,11 +88,19 @@ export function pySplit(s: string): string[] {
 // Word tokenizer
 
 // Characters that are always tokens of their own (Treebank/spaCy split them wherever they are).
-const ALWAYS_SPLIT = new Set('()[]{}<>?!;@#$%&"“”„«»‘’¿¡…'.split(''));
+const ALWAYS_SPLIT_CHARS = '()[]{}<>?!;@#$%&*`"“”„«»‘’¿¡';
+const ALWAYS_SPLIT = new Set(ALWAYS_SPLIT_CHARS.split(''));
+const ALWAYS_SPLIT_ASCII = new Uint8Array(128);
+for (const ch of ALWAYS_SPLIT_CHARS) if (ch.charCodeAt(0) < 128) ALWAYS_SPLIT_ASCII[ch.charCodeAt(0)] = 1;
+
+/** Non-ASCII characters that need the slow path: the split quotes and marks above, and ’ (clitics). */
+function isSpecialNonAscii(c: number): boolean {
+  return c === 0x201c || c === 0x201d || c === 0x201e || c === 0xab || c === 0xbb || c === 0x2018 || c === 0x2019 || c === 0xbf || c === 0xa1;
+}
 // Characters peeled off the end of a word (but kept inside it: 1,000 / 10:30 / e.g), and off its
-// start (an apostrophe stays at the start: 'tis, 'quoted).
-const EDGE_SPLIT = new Set(".,:'`*".split(''));
-const LEAD_SPLIT = new Set('.,:`*'.split(''));
+// start (an apostrophe and a period stay at the start: 'tis, .deb).
+const EDGE_SPLIT = new Set(".,:'".split(''));
+const LEAD_SPLIT = new Set(',:'.split(''));
 const CONTRACTIONS = ["n't", "'s", "'re", "'ve", "'ll", "'d", "'m", "N'T", "'S", "'RE", "'VE", "'LL", "'D", "'M"];
 
 function isSpace(c: number): boolean {
@@ -140,8 +153,8 @@ function pushWord(out: string[], w: string, keepPeriod = false): void {
 /**
  * Splits text into words and punctuation tokens the way NLTK's `word_tokenize` (Treebank words
  * over Punkt sentences) does, which datatrove's English rules count: whitespace separates
- * tokens; brackets, double quotes, `? ! ; @ # $ % &`, `--` and ellipses are tokens of their
- * own; `. , : ' * \`` are split off the end of a word but kept inside it (`3.14`, `1,000`,
+ * tokens; brackets, double quotes, `? ! ; @ # $ % & * \``, `--` and ellipses are tokens of
+ * their own; `. , : '` are split off the end of a word but kept inside it (`3.14`, `1,000`,
  * `U.S.` -> `U.S` `.`), except the period of a single-letter initial (`J.`); clitics are split
  * (`don't` -> `do` `n't`). Hyphenated words stay whole.
  */
@@ -164,8 +177,9 @@ export function splitWords(text: string): string[] {
       start = i;
       simple = true;
     }
-    // Letters, digits and single inner hyphens need no splitting; "--" and a leading "-" do.
-    if (simple && !((c >= 48 && c <= 57) || ((c | 32) >= 97 && (c | 32) <= 122) || (c === 45 && i > start && text.charCodeAt(i - 1) !== 45))) simple = false;
+    // Letters, digits, non-ASCII characters other than a few quotes and marks, and single inner
+    // hyphens need no splitting; "--" and a leading "-" do.
+    if (simple && !((c >= 48 && c <= 57) || ((c | 32) >= 97 && (c | 32) <= 122) || (c >= 128 && !isSpecialNonAscii(c)) || (c === 45 && i > start && text.charCodeAt(i - 1) !== 45))) simple = false;
   }
   return out;
 }
@@ -198,6 +212,9 @@ function nextWordStart(text: string, i: number): string | undefined {
 function splitChunk(out: string[], text: string, s: number, e: number, next: string | undefined): void {
   let w = s;
   for (let i = s; i < e; i++) {
+    const c = text.charCodeAt(i);
+    // Letters and other ordinary characters: nothing to do.
+    if (c < 128 ? c !== 44 && c !== 58 && c !== 46 && c !== 45 && ALWAYS_SPLIT_ASCII[c] === 0 : !isSpecialNonAscii(c)) continue;
     const ch = text[i];
     if (ALWAYS_SPLIT.has(ch) || ((ch === ',' || ch === ':') && i + 1 < e && !isDigit(text.charCodeAt(i + 1)))) {
       if (i > w) pushWord(out, text.slice(w, i));
@@ -236,14 +253,15 @@ function isDigit(c: number): boolean {
 // ---------------------------------------------------------------------------------------------
 // Sentences
 
-// A sentence ends at terminal punctuation (possibly followed by closing quotes/brackets) that is
-// followed by whitespace and more text.
-const SENTENCE_BREAK = /[.!?\u2026\u3002\uff01\uff1f\u061f\u0964]+['"\u2019\u201d)\]]*\s+(?=\S)/g;
+// A sentence ends at ".", "?" or "!" (possibly followed by closing quotes or brackets) that is
+// followed by whitespace and more text, as Punkt without trained abbreviations decides.
+const SENTENCE_BREAK = /([.!?]+)['"\u2019\u201d)\]]*\s+(?=(\S))/g;
 
 /**
- * Counts sentences in a line: terminal punctuation followed by whitespace and more text starts
- * a new sentence. Single capital-letter initials ("J. Smith") and common abbreviations do not
- * end a sentence.
+ * Counts sentences in a line the way Punkt without trained parameters splits them: a break
+ * after `.`, `?` or `!` followed by whitespace and more text, except after an ellipsis (`..`),
+ * after a single-letter initial followed by a letter ("J. Doe"), and after a number followed by
+ * a lowercase word ("1. a"). Abbreviations such as "Mr." do end a sentence, as they do there.
  */
 export function countSentences(text: string): number {
   const t = text.trim();
@@ -252,14 +270,14 @@ export function countSentences(text: string): number {
   SENTENCE_BREAK.lastIndex = 0;
   let m: RegExpExecArray | null;
   while ((m = SENTENCE_BREAK.exec(t))) {
-    if (m[0][0] === '.' && m[0].length >= 1) {
-      // Skip initials and a few abbreviations: the token before the period.
-      const before = t.slice(Math.max(0, m.index - 5), m.index);
-      const tok = before.slice(before.search(/\S+$/));
-      if (/^[A-Z]$/.test(tok) || ABBREV.has(tok.toLowerCase())) continue;
+    const run = m[1];
+    if (run.startsWith('..')) continue;
+    if (run === '.') {
+      const tokStart = t.lastIndexOf(' ', m.index) + 1;
+      const tok = t.slice(Math.max(tokStart, t.lastIndexOf('\t', m.index) + 1), m.index + 1);
+      if (finalPeriodStays(tok, m[2])) continue;
     }
     n++;
   }
   return n;
 }
-const ABBREV = new Set(['mr', 'mrs', 'ms', 'dr', 'st', 'vs', 'etc', 'e.g', 'i.e', 'cf', 'no', 'jr', 'sr', 'prof', 'inc', 'ltd', 'co']);

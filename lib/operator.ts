@@ -96,7 +96,7 @@ export interface OperatorDescriptor<O = any> {
   description?: string;
   options: OptionSchema;
   /** True for operators that keep state across records (dedup index, sampler): with `--checkpoint` their steps must implement checkpoint/restore. */
-  stateful?: boolean;
+  stateful?: boolean | ((options: O) => boolean);
   /** True for operators that generate records themselves (their step has `generate`); they must come first. */
   source?: boolean;
   /** Fields the operator adds to records, with their meaning (documentation). */

@@ -285,7 +285,8 @@ async function execute(opts: RunOptions, control: StopControl): Promise<RunRepor
         });
         const step = await s.descriptor.create(s.options, ctx);
         steps.push(step);
-        if (checkpointing && s.descriptor.stateful && !step.checkpoint) {
+        const stateful = typeof s.descriptor.stateful === 'function' ? s.descriptor.stateful(s.options) : s.descriptor.stateful;
+        if (checkpointing && stateful && !step.checkpoint) {
           throw new RunSetupError(`step ${s.index} (${s.op}) keeps state across records but cannot checkpoint it, so --checkpoint cannot resume this pipeline exactly`);
         }
         if (resumeFrom?.stateDir && step.restore) {

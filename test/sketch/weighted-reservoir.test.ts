@@ -6,11 +6,11 @@ import { esKey, uniformFor, WeightedReservoir } from '../../lib/sketch/weighted-
 import { readJsonl } from '../../lib/testing.ts';
 
 interface Item { id: string; w: number; tok: number }
-const reservoir = (o: { count?: number; budgetTokens?: number; memoryBytes?: number }, dir = mkdtempSync(path.join(os.tmpdir(), 'wr-'))) =>
+const reservoir = (o: { count?: number; budgetTokens?: number; memoryBytes?: number }, dir?: string) =>
   new WeightedReservoir<Item>({
     ...o,
     memoryBytes: o.memoryBytes ?? 1 << 30,
-    spillDir: () => dir,
+    spillDir: () => (dir ??= mkdtempSync(path.join(os.tmpdir(), 'wr-'))),
     serialize: (x) => JSON.stringify(x),
     deserialize: (s) => JSON.parse(s),
     sizeOf: (x) => 64 + x.id.length * 2,

@@ -184,8 +184,10 @@ async function main(): Promise<void> {
       : '',
     '',
   ].join('\n');
-  mkdirSync(path.join(HERE, 'results'), { recursive: true });
-  writeFileSync(path.join(HERE, 'results', quick ? 'dedup-scale-quick.md' : 'dedup-scale.md'), md);
+  // A --quick run does not replace the committed full results.
+  const resultFile = quick ? path.join(DATA, 'dedup-scale-quick.md') : path.join(HERE, 'results', 'dedup-scale.md');
+  mkdirSync(path.dirname(resultFile), { recursive: true });
+  writeFileSync(resultFile, md);
   process.stdout.write(md);
 }
 

@@ -576,7 +576,8 @@ export class LshIndex {
     for (let b = 0; b < bands; b++) this.insert(keys[2 * b], keys[2 * b + 1], slot);
     if (!this.signatures) doc = { id: doc.id, signature: NO_SIGNATURE, shingles: doc.shingles };
     this.ramDocs.push(doc);
-    this.ramDocBytes += 64 + doc.id.length * 2 + doc.signature.byteLength + (doc.shingles ? doc.shingles.byteLength + 64 : 0);
+    // Object, string and typed-array headers included (a Uint32Array with its ArrayBuffer costs ~160 bytes besides its data).
+    this.ramDocBytes += 96 + doc.id.length * 2 + (doc.signature.length ? doc.signature.byteLength + 160 : 0) + (doc.shingles ? doc.shingles.byteLength + 160 : 0);
     if (this.ramBytes() > this.budget) this.spill();
     return slot;
   }

@@ -13,20 +13,19 @@ import type { Rec } from '../lib/operator.ts';
 import { exactTop, TopFractionSelector } from '../lib/quality/keep-top.ts';
 import { gopherQuality } from '../lib/quality/gopher-quality.ts';
 import { resolveRuleOptions } from '../lib/quality/rules.ts';
-import { TDigest } from '../lib/sketch/tdigest.ts';
+import { rankBelow, TDigest } from '../lib/sketch/tdigest.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const quick = process.argv.includes('--quick');
 
-function shuffle<T>(xs: T[], seed: number): T[] {
-  let s = seed >>> 0;
-  const a = xs.slice();
-  for (let i = a.length - 1; i > 0; i--) {
-    s = (Math.imul(s, 1103515245) + 12345) >>> 0;
-    const j = Math.floor((s / 2 ** 32) * (i + 1));
-    [a[i], a[j]] = [a[j], a[i]];
-  }
-  return a;
+/** A seeded order: records sorted by an FNV hash of (seed, id). */
+function shuffle<T extends { rec: Rec }>(xs: T[], seed: number): T[] {
+  const key = (id: string) => {
+    let h = (2166136261 ^ seed) >>> 0;
+    for (let i = 0; i < id.length; i++) h = Math.imul(h ^ id.charCodeAt(i), 16777619);
+    return h >>> 0;
+  };
+  return xs.map((x) => [key(x.rec.id), x] as const).sort((a, b) => a[0] - b[0]).map(([, x]) => x);
 }
 
 // Score: a real per-document number with a wide, lumpy distribution (stand-in for a model score):
@@ -76,13 +75,7 @@ const sorted = Float64Array.from(items, (x) => x.score).sort();
 const rankErr: string[] = [];
 for (const q of [0.5, 0.8, 0.85, 0.9, 0.99]) {
   const v = td.quantile(q);
-  let lo = 0;
-  let hi = sorted.length;
-  while (lo < hi) {
-    const m = (lo + hi) >> 1;
-    if (sorted[m] < v) lo = m + 1;
-    else hi = m;
-  }
+  const lo = Math.round(rankBelow(sorted, v) * sorted.length);
   let hi2 = lo;
   while (hi2 < sorted.length && sorted[hi2] === v) hi2++;
   // Rank error: distance from q to the rank interval the estimate occupies.

@@ -42,7 +42,9 @@ export interface TopFractionOptions {
   band?: number;
   /**
    * With `correct`, records above the band are still rejected once the kept share exceeds the
-   * target by this much (a bound for drifting input, e.g. scores rising through the stream).
+   * target by this much, and records below it are kept while the kept share is this much under
+   * the target: a bound on the error for drifting input (scores rising or falling through the
+   * stream), at the price of keeping by arrival rather than by score while it binds.
    * Default 0.005.
    */
   slack?: number;
@@ -115,9 +117,10 @@ export class TopFractionSelector {
     }
     if (++this.sinceRefresh >= 32 || Number.isNaN(this.threshold)) this.refresh();
     const target = this.fraction * this.seen;
+    const slack = Math.max(1, this.slack * this.seen);
     const keep = score > this.hi
-      ? !this.correct || this.kept < target + Math.max(1, this.slack * this.seen)
-      : score >= this.lo && this.kept < target;
+      ? !this.correct || this.kept < target + slack
+      : (score >= this.lo && this.kept < target) || (this.correct && this.kept < target - slack);
     if (keep) {
       this.kept++;
       return [rec];

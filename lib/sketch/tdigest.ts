@@ -158,3 +158,15 @@ export class TDigest {
     return (lastCenter + ((x - means[n - 1]) / (this._max - means[n - 1] || 1)) * (this.total - lastCenter)) / this.total;
   }
 }
+
+/** Exact share of a sorted array strictly below v (for measuring a digest's rank error). */
+export function rankBelow(sorted: Float64Array, v: number): number {
+  let lo = 0;
+  let hi = sorted.length;
+  while (lo < hi) {
+    const m = (lo + hi) >> 1;
+    if (sorted[m] < v) lo = m + 1;
+    else hi = m;
+  }
+  return lo / sorted.length;
+}

@@ -1,20 +1,9 @@
 import t from 'tap';
-import { TDigest } from '../../lib/sketch/tdigest.ts';
+import { rankBelow as rankOf, TDigest } from '../../lib/sketch/tdigest.ts';
 
 function lcg(seed: number) {
   let s = seed >>> 0;
   return () => (s = (Math.imul(s, 1103515245) + 12345) >>> 0) / 2 ** 32;
-}
-
-function rankOf(sorted: Float64Array, v: number): number {
-  let lo = 0;
-  let hi = sorted.length;
-  while (lo < hi) {
-    const m = (lo + hi) >> 1;
-    if (sorted[m] < v) lo = m + 1;
-    else hi = m;
-  }
-  return lo / sorted.length;
 }
 
 const QS = [0.001, 0.01, 0.1, 0.25, 0.5, 0.75, 0.8, 0.85, 0.9, 0.95, 0.99, 0.999];

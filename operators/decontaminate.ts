@@ -4,14 +4,22 @@ import { statSync } from 'node:fs';
 import path from 'node:path';
 import { defineOperator } from '../lib/operator.ts';
 import { BloomFilter } from '../lib/sketch/bloom.ts';
-import { DEFAULT_WORD_FORM, NGRAM_HASH_VERSION, ngramHashes, type WordFormOptions } from '../lib/text/ngrams.ts';
+import { createOrderedWindow, createWorkerPool, type WorkerPool } from '../lib/parallel.ts';
+import { countMatches, type DecontTask } from '../lib/text/decont-task.ts';
+import { DEFAULT_WORD_FORM, NGRAM_HASH_VERSION, type WordFormOptions } from '../lib/text/ngrams.ts';
+import type { Rec } from '../lib/operator.ts';
 
 export interface DecontaminateOptions {
   filter: string;
   mode: 'drop' | 'annotate';
   minMatches: number;
   field: string;
+  workers?: number;
+  parallelAfterChars: number;
 }
+
+/** Documents per worker task at least (smaller batches run inline). */
+const MIN_CHUNK = 32;
 
 // Filters are loaded once per process and file version, so several steps (and tests) share one copy.
 const loaded = new Map<string, { key: string; filter: BloomFilter }>();
@@ -58,6 +66,13 @@ export default defineOperator<DecontaminateOptions>({
     mode: { type: 'string', enum: ['drop', 'annotate'], default: 'drop', description: '"drop" removes contaminated documents; "annotate" keeps every document and writes the match count' },
     minMatches: { type: 'integer', min: 1, default: 1, description: 'contaminated n-gram occurrences that make a document contaminated' },
     field: { type: 'string', default: 'contaminated_ngrams', description: 'output field of annotate mode' },
+    workers: { type: 'integer', min: 0, description: "worker threads (default: the run's --workers, all cores); 0 checks in the main thread. The filter is shared between threads, not copied" },
+    parallelAfterChars: {
+      type: 'integer',
+      min: 0,
+      default: 4_000_000,
+      description: 'characters checked in the main thread before the worker threads start (starting them costs about a second each)',
+    },
   },
   outputs: { contaminated_ngrams: 'annotate mode: number of n-gram positions of the text found in the filter (0 for clean documents)' },
   explain(o) {
@@ -70,40 +85,84 @@ export default defineOperator<DecontaminateOptions>({
     const n = filter.meta.ngram as number;
     const form: WordFormOptions = { ...DEFAULT_WORD_FORM, ...(filter.meta.form as Partial<WordFormOptions> | undefined) };
     const drop = o.mode === 'drop';
-    const min = o.minMatches;
+    const stopAt = drop ? o.minMatches : 0;
+    const workers = o.workers ?? ctx.workers;
+    let pool: WorkerPool<DecontTask, Uint32Array> | undefined;
+    const onAbort = () => void pool?.destroy();
+    ctx.signal.addEventListener('abort', onAbort, { once: true });
+    const window = createOrderedWindow<Rec>(workers > 0 ? 2 : 0);
+
+    /** Applies the per-document results (matches, n-grams checked) in order. */
+    const decide = (recs: Rec[], results: ArrayLike<number>): Rec[] => {
+      const out: Rec[] = [];
+      let checked = 0;
+      for (let i = 0; i < recs.length; i++) {
+        const rec = recs[i];
+        const matches = results[2 * i];
+        checked += results[2 * i + 1];
+        if (matches >= o.minMatches) {
+          ctx.stats.count('contaminated');
+          ctx.stats.observe('contaminated_ngrams', matches);
+        }
+        if (drop) {
+          if (matches >= o.minMatches) ctx.drop(rec, 'contaminated');
+          else out.push(rec);
+        } else {
+          ctx.annotate(rec, o.field, matches);
+          out.push(rec);
+        }
+      }
+      ctx.stats.count('ngrams_checked', checked);
+      return out;
+    };
+
+    let inlineChars = 0;
+    async function run(recs: Rec[]): Promise<Rec[]> {
+      if (workers === 0 || recs.length < 2 * MIN_CHUNK || (!pool && inlineChars < o.parallelAfterChars)) {
+        const results = new Uint32Array(recs.length * 2);
+        for (let i = 0; i < recs.length; i++) {
+          inlineChars += recs[i].text.length;
+          const r = countMatches(filter, recs[i].text, n, form, stopAt);
+          results[2 * i] = r.matches;
+          results[2 * i + 1] = r.checked;
+        }
+        return decide(recs, results);
+      }
+      pool ??= createWorkerPool({ module: new URL('../lib/text/decont-task.ts', import.meta.url), size: workers, name: ctx.op });
+      const chunks = Math.max(1, Math.min(pool.size, Math.floor(recs.length / MIN_CHUNK)));
+      const per = Math.ceil(recs.length / chunks);
+      const parts: Promise<Uint32Array>[] = [];
+      for (let start = 0; start < recs.length; start += per) {
+        const texts = recs.slice(start, start + per).map((r) => r.text);
+        parts.push(pool.run({ words: filter.words, m: filter.m, k: filter.k, n, form, stopAt, texts }));
+      }
+      const results = await Promise.all(parts);
+      const all = new Uint32Array(recs.length * 2);
+      let at = 0;
+      for (const r of results) {
+        all.set(r, at);
+        at += r.length;
+      }
+      return decide(recs, all);
+    }
+
     return {
       process(batch) {
-        const out = [];
-        let checked = 0;
+        const recs: Rec[] = [];
         for (const rec of batch) {
-          if (typeof rec.text !== 'string') {
-            ctx.error(rec, 'no_text', `record ${rec.id}: "text" is ${rec.text === undefined ? 'missing' : typeof rec.text}, not a string`);
-            continue;
-          }
-          const h = ngramHashes(rec.text, n, form);
-          let matches = 0;
-          const { a, b, count } = h;
-          for (let i = 0; i < count; i++) {
-            if (filter.has(a[i], b[i])) {
-              matches++;
-              if (drop && matches >= min) break;
-            }
-          }
-          checked += count;
-          if (matches >= min) {
-            ctx.stats.count('contaminated');
-            ctx.stats.observe('contaminated_ngrams', matches);
-          }
-          if (drop) {
-            if (matches >= min) ctx.drop(rec, 'contaminated');
-            else out.push(rec);
-          } else {
-            ctx.annotate(rec, o.field, matches);
-            out.push(rec);
-          }
+          if (typeof rec.text !== 'string') ctx.error(rec, 'no_text', `record ${rec.id}: "text" is ${rec.text === undefined ? 'missing' : typeof rec.text}, not a string`);
+          else recs.push(rec);
         }
-        ctx.stats.count('ngrams_checked', checked);
-        return out;
+        const done = run(recs);
+        done.catch(() => {});
+        return window.push(done);
+      },
+      flush() {
+        return window.drain();
+      },
+      async close() {
+        ctx.signal.removeEventListener('abort', onAbort);
+        await pool?.destroy();
       },
     };
   },

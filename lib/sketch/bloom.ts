@@ -213,7 +213,7 @@ export class BloomFilter {
     }
   }
 
-  /** Loads a filter file written by `save`. */
+  /** Loads a filter file written by `save`, into a SharedArrayBuffer. */
   static load(file: string): BloomFilter {
     const fd = openSync(file, 'r');
     try {
@@ -221,7 +221,8 @@ export class BloomFilter {
       const size = fstatSync(fd).size;
       const bytes = header.m / 8;
       if (size !== dataOffset + bytes) throw new Error(`${file}: truncated or corrupt Bloom filter: ${size} bytes, expected ${dataOffset + bytes}`);
-      const words = new Uint32Array(bytes / 4);
+      // Shared memory: worker threads read the same bits (lib/text/decont-task.ts).
+      const words = new Uint32Array(new SharedArrayBuffer(bytes));
       const view = Buffer.from(words.buffer);
       let done = 0;
       while (done < bytes) {

@@ -120,3 +120,15 @@ t.test('clear errors for missing or wrong filter files', async (t) => {
   t.match(err, /filter: required option missing/);
   t.match(err, /mode: expected one of "drop" \| "annotate", got "strip"/);
 });
+
+t.test('worker threads share the filter and give the same decisions in the same order', async (t) => {
+  const next = splitmix32(77);
+  const docs = clean.map((d, k) => (k % 10 === 0 ? plant(d, evalLong[k % evalLong.length].text, next, k) : d));
+  const inline = await runOperator(decontaminate, { filter: bloom, mode: 'annotate', workers: 0 }, docs, { batchSize: 512 });
+  const threaded = await runOperator(decontaminate, { filter: bloom, mode: 'annotate', workers: 2, parallelAfterChars: 0 }, docs, { batchSize: 512 });
+  t.same(threaded.output.map((r) => [r.id, r.contaminated_ngrams]), inline.output.map((r) => [r.id, r.contaminated_ngrams]));
+  t.equal(threaded.counters.counters.ngrams_checked, inline.counters.counters.ngrams_checked);
+  const dropped = await runOperator(decontaminate, { filter: bloom, workers: 2, parallelAfterChars: 0 }, docs, { batchSize: 512 });
+  t.same(dropped.output.map((r) => r.id), inline.output.filter((r) => r.contaminated_ngrams === 0).map((r) => r.id));
+  t.equal(dropped.dropped.length, inline.output.filter((r) => (r.contaminated_ngrams as number) > 0).length);
+});

@@ -153,8 +153,8 @@ function pushWord(out: string[], w: string, keepPeriod = false): void {
 /**
  * Splits text into words and punctuation tokens the way NLTK's `word_tokenize` (Treebank words
  * over Punkt sentences) does, which datatrove's English rules count: whitespace separates
- * tokens; brackets, double quotes, `? ! ; @ # $ % & * \``, `--` and ellipses are tokens of
- * their own; `. , : '` are split off the end of a word but kept inside it (`3.14`, `1,000`,
+ * tokens; brackets, double quotes (as `\`\`` opening and `''` closing), `? ! ; @ # $ % & * \``,
+ * `--` and ellipses are tokens of their own; `. , : '` are split off the end of a word but kept inside it (`3.14`, `1,000`,
  * `U.S.` -> `U.S` `.`), except the period of a single-letter initial (`J.`); clitics are split
  * (`don't` -> `do` `n't`). Hyphenated words stay whole.
  */
@@ -218,7 +218,9 @@ function splitChunk(out: string[], text: string, s: number, e: number, next: str
     const ch = text[i];
     if (ALWAYS_SPLIT.has(ch) || ((ch === ',' || ch === ':') && i + 1 < e && !isDigit(text.charCodeAt(i + 1)))) {
       if (i > w) pushWord(out, text.slice(w, i));
-      out.push(ch);
+      // Treebank writes an opening double quote as `` and a closing one as '' (which changes
+      // n-gram lengths and identities in gopher-repetition).
+      out.push(ch === '"' ? (i === s || '([{<'.includes(text[i - 1]) ? '``' : "''") : ch);
       w = i + 1;
     } else if (ch === '.' && text.startsWith('...', i) && (i > w || i + 3 < e)) {
       // An ellipsis inside a chunk ("wait...what") is a token that separates words.

@@ -3,7 +3,7 @@ import { countSentences, cpLength, endsWithTerminal, hasAlpha, isSymbolWord, pyS
 
 t.test('splitWords splits punctuation like a Treebank tokenizer', async (t) => {
   t.same(splitWords('Hello, world. "Don\'t" go (there) -- it\'s 3.14 and 1,000 U.S. e.g., #tag wait...what? The end.'), [
-    'Hello', ',', 'world', '.', '"', 'Do', "n't", '"', 'go', '(', 'there', ')', '--', 'it', "'s", '3.14', 'and', '1,000', 'U.S', '.', 'e.g.', ',', '#', 'tag', 'wait', '...', 'what', '?', 'The', 'end', '.',
+    'Hello', ',', 'world', '.', '``', 'Do', "n't", "''", 'go', '(', 'there', ')', '--', 'it', "'s", '3.14', 'and', '1,000', 'U.S', '.', 'e.g.', ',', '#', 'tag', 'wait', '...', 'what', '?', 'The', 'end', '.',
   ]);
   t.same(splitWords('  well-known\tfoo\n\nbar  '), ['well-known', 'foo', 'bar']);
   t.same(splitWords('Größe: 10 €; «Mañana»!'), ['Größe', ':', '10', '€', ';', '«', 'Mañana', '»', '!']);
@@ -40,7 +40,8 @@ t.test('Python string semantics', async (t) => {
 
 t.test('countSentences', async (t) => {
   t.equal(countSentences('One. Two! Three? Four.'), 4);
-  t.equal(countSentences('Mr. Smith met J. Doe. Then they left.'), 2);
+  t.equal(countSentences('Mr. Smith met J. Doe. Then they left.'), 3);
+  t.equal(countSentences('I think... I think it is 1. a thing. Yes!! No? ok'), 4);
   t.equal(countSentences('"Go." He went.'), 2);
   t.equal(countSentences(''), 0);
 });

@@ -76,6 +76,11 @@ export interface Step {
    */
   generate?(): AsyncIterable<Rec[]>;
   flush?(): Rec[] | Promise<Rec[]>;
+  /**
+   * Instead of `flush`, for steps that emit much at the end of input (samplers): batches are
+   * pulled one at a time, so the end of input stays within the step's memory budget.
+   */
+  flushBatches?(): AsyncIterable<Rec[]> | Iterable<Rec[]>;
   /** Releases resources; always called once, also after errors. */
   close?(): void | Promise<void>;
   /**

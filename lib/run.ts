@@ -443,7 +443,19 @@ async function execute(opts: RunOptions, control: StopControl): Promise<RunRepor
           if (result.length || result[SIDE]) yield result;
         }
         // An interrupted checkpointed run keeps its state for the rerun instead of flushing it.
-        if (step.flush && !(checkpointing && stopped())) {
+        if (step.flushBatches && !(checkpointing && stopped())) {
+          let t = performance.now();
+          for await (const out of step.flushBatches()) {
+            c.timeMs += performance.now() - t;
+            c.recordsOut += out.length;
+            c.tokensOut += tokenSum(out);
+            yield withSide(out as Batch, undefined);
+            t = performance.now();
+          }
+          c.timeMs += performance.now() - t;
+          const rest = takeSide(stepSide[i]);
+          if (rest) yield Object.assign([], { [SIDE]: rest }) as Batch;
+        } else if (step.flush && !(checkpointing && stopped())) {
           const t = performance.now();
           const out = await step.flush();
           c.timeMs += performance.now() - t;

@@ -42,7 +42,8 @@ export async function runOperator(
     for (let i = 0; i < records.length; i += batchSize) {
       output.push(...(await step.process(records.slice(i, i + batchSize))));
     }
-    if (step.flush) output.push(...(await step.flush()));
+    if (step.flushBatches) for await (const b of step.flushBatches()) output.push(...b);
+    else if (step.flush) output.push(...(await step.flush()));
   } finally {
     await step.close?.();
   }

@@ -87,7 +87,7 @@ export default defineOperator<ReservoirOptions>({
       ...recordCodec,
       onEvict: (rec) => ctx.drop(rec, 'not_sampled'),
     });
-    const step: Step & { flushBatches(): Generator<Rec[]> } = {
+    const step: Omit<Step, 'flushBatches'> & { flushBatches(): Generator<Rec[]> } = {
       process(batch) {
         for (const rec of batch) {
           const w = weightOf(rec);
@@ -119,7 +119,7 @@ export default defineOperator<ReservoirOptions>({
         if (s.tooLarge) ctx.stats.count('larger_than_budget', s.tooLarge);
       },
       flush() {
-        return [...this.flushBatches()].flat();
+        return [...step.flushBatches()].flat();
       },
       close() {
         reservoir.close();

@@ -86,7 +86,7 @@ export default defineOperator<SampleMixOptions>({
     let seen = 0;
     const features = (rec: Rec) => wordFeatures(typeof rec.text === 'string' ? rec.text : '', o.features);
 
-    const step: Step & { flushBatches(): Generator<Rec[]> } = {
+    const step: Omit<Step, 'flushBatches'> & { flushBatches(): Generator<Rec[]> } = {
       process(batch) {
         for (const rec of batch) {
           const q = qualityOf(rec);
@@ -170,7 +170,7 @@ export default defineOperator<SampleMixOptions>({
         ctx.stats.count('output_tokens_sd', Math.round(Math.sqrt(variance)));
       },
       flush() {
-        return [...this.flushBatches()].flat();
+        return [...step.flushBatches()].flat();
       },
       close() {
         log.close();

@@ -3,7 +3,9 @@
 import { defineOperator, type Rec } from '../lib/operator.ts';
 import type { OptionError } from '../lib/options.ts';
 import { C4_LINE_DROPS } from '../lib/quality/c4.ts';
-import { checkRuleOptions, isRuleSetName, resolveRuleOptions, RULE_SET_NAMES, RULE_SETS, type RuleResult, type RuleSetName } from '../lib/quality/rules.ts';
+import { createOrderedWindow, createWorkerPool, type WorkerPool } from '../lib/parallel.ts';
+import type { RulesTask } from '../lib/quality/rules-task.ts';
+import { checkRuleOptions, evaluateSets, isRuleSetName, resolveRuleOptions, RULE_SET_NAMES, type ResolvedSet, type RuleSetName, type SetsOutcome } from '../lib/quality/rules.ts';
 
 type RuleRef = RuleSetName | ({ set: RuleSetName } & Record<string, unknown>);
 
@@ -18,7 +20,12 @@ export interface FilterOptions {
   min?: number;
   max?: number;
   missing: 'error' | 'drop' | 'keep';
+  workers?: number;
+  parallelAfterDocs: number;
 }
+
+/** Fewest documents per worker task. */
+const MIN_CHUNK = 64;
 
 /** The annotation written for each rule set under `annotateField`. */
 export interface RuleAnnotation {
@@ -67,6 +74,8 @@ export default defineOperator<FilterOptions>({
     min: { type: 'number', description: 'drop records whose `field` is below this' },
     max: { type: 'number', description: 'drop records whose `field` is above this' },
     missing: { type: 'string', enum: ['error', 'drop', 'keep'], default: 'error', description: 'what to do when `field` is missing or not a number' },
+    workers: { type: 'integer', min: 0, description: 'worker threads evaluating rule sets (default: the run\'s cores; 0: in the step\'s own thread)' },
+    parallelAfterDocs: { type: 'integer', min: 0, default: 4000, description: 'documents evaluated in the step\'s own thread before worker threads start (starting them costs about a second)' },
   },
   outputs: {
     quality_rules: 'per rule set {pass, reasons, metrics} when annotating (renamed by `annotateField`)',
@@ -91,13 +100,21 @@ export default defineOperator<FilterOptions>({
     return parts.join('; ');
   },
   create(o, ctx) {
-    const sets = o.rules.map((ref, i) => {
+    const sets: ResolvedSet[] = o.rules.map((ref, i) => {
       const { name, overrides } = splitRef(ref);
-      return { name, set: RULE_SETS[name], opts: resolveRuleOptions(name, overrides, `rules[${i}]`) };
+      return { name, opts: resolveRuleOptions(name, overrides, `rules[${i}]`) };
     });
     const drop = o.mode === 'drop';
     const annotate = o.annotate || !drop;
     const firstFailure = drop && !annotate;
+    const workers = sets.length ? (o.workers ?? ctx.workers) : 0;
+    let pool: WorkerPool<RulesTask, SetsOutcome[]> | undefined;
+    const onAbort = () => void pool?.destroy();
+    ctx.signal.addEventListener('abort', onAbort, { once: true });
+    const window = createOrderedWindow<Rec>(workers > 0 ? 2 : 0);
+    let inlineDocs = 0;
+    // Outcomes are applied (drops, counters, annotations) in input order, batch after batch.
+    let applied: Promise<unknown> = Promise.resolve();
 
     function byField(rec: Rec): string | undefined | null {
       const v = rec[o.field!];
@@ -112,50 +129,88 @@ export default defineOperator<FilterOptions>({
       return undefined;
     }
 
+    /** Applies one record's outcome: counters, annotation, drop or edit. Returns whether it is kept. */
+    function apply(rec: Rec, outcome: SetsOutcome | undefined, fieldReason: string | undefined): boolean {
+      let reason = fieldReason;
+      if (outcome) {
+        const notes: Record<string, RuleAnnotation> = {};
+        for (const { name, result } of outcome.results) {
+          if (name === 'c4') for (const k of C4_LINE_DROPS) if (result.metrics[`lines_${k}`]) ctx.stats.count(`c4_lines_dropped_${k}`, result.metrics[`lines_${k}`]);
+          if (!drop) for (const r of result.reasons) ctx.stats.count(`failed_${r}`);
+          if (annotate) {
+            const note: RuleAnnotation = { pass: result.pass, reasons: result.reasons };
+            if (o.metrics) note.metrics = Object.fromEntries(Object.entries(result.metrics).map(([k, v]) => [k, round(v as number)]));
+            notes[name] = note;
+          }
+        }
+        reason ??= outcome.reason;
+        if (annotate) ctx.annotate(rec, o.annotateField, notes);
+        if (drop && !reason && o.applyEdits && outcome.text !== rec.text) {
+          ctx.stats.count('texts_edited');
+          rec.text = outcome.text;
+        }
+      }
+      if (drop && reason) {
+        ctx.drop(rec, reason);
+        return false;
+      }
+      return true;
+    }
+
+    async function run(recs: Rec[], fieldReasons: (string | undefined)[], previous: Promise<unknown>): Promise<Rec[]> {
+      // Records already dropped by `field` skip the rules in drop mode.
+      const todo = recs.map((_, i) => sets.length > 0 && !(drop && fieldReasons[i]));
+      const texts = recs.filter((_, i) => todo[i]).map((r) => r.text);
+      let outcomes: SetsOutcome[];
+      if (workers === 0 || texts.length < MIN_CHUNK || (!pool && inlineDocs < o.parallelAfterDocs)) {
+        inlineDocs += texts.length;
+        outcomes = texts.map((t) => evaluateSets(t, sets, drop, firstFailure));
+      } else {
+        pool ??= createWorkerPool({ module: new URL('../lib/quality/rules-task.ts', import.meta.url), size: workers, name: ctx.op });
+        const chunks = Math.max(1, Math.min(pool.size * 2, Math.floor(texts.length / MIN_CHUNK)));
+        const per = Math.ceil(texts.length / chunks);
+        const parts: Promise<SetsOutcome[]>[] = [];
+        for (let start = 0; start < texts.length; start += per) parts.push(pool.run({ sets, drop, firstFailure, texts: texts.slice(start, start + per) }));
+        outcomes = (await Promise.all(parts)).flat();
+      }
+      await previous;
+      const out: Rec[] = [];
+      let j = 0;
+      recs.forEach((rec, i) => {
+        if (apply(rec, todo[i] ? outcomes[j++] : undefined, fieldReasons[i])) out.push(rec);
+      });
+      return out;
+    }
+
     return {
       process(batch) {
-        const out: Rec[] = [];
+        const recs: Rec[] = [];
+        const fieldReasons: (string | undefined)[] = [];
         for (const rec of batch) {
           if (typeof rec.text !== 'string') {
             ctx.error(rec, 'no_text', `record ${rec.id}: "text" is ${rec.text === undefined ? 'missing' : typeof rec.text}, not a string`);
             continue;
           }
-          let reason: string | undefined;
+          let fr: string | undefined;
           if (o.field !== undefined) {
             const r = byField(rec);
             if (r === null) continue;
-            reason = r;
+            fr = r;
           }
-          let text = rec.text;
-          const notes: Record<string, RuleAnnotation> = {};
-          if (!(drop && reason)) {
-            for (const { name, set, opts } of sets) {
-              const res: RuleResult = set.evaluate(text, opts, { firstFailure });
-              if (name === 'c4') for (const k of C4_LINE_DROPS) if (res.metrics[`lines_${k}`]) ctx.stats.count(`c4_lines_dropped_${k}`, res.metrics[`lines_${k}`]);
-              if (annotate) {
-                const note: RuleAnnotation = { pass: res.pass, reasons: res.reasons };
-                if (o.metrics) note.metrics = Object.fromEntries(Object.entries(res.metrics).map(([k, v]) => [k, round(v)]));
-                notes[name] = note;
-              }
-              if (!res.pass) {
-                reason ??= res.reasons[0];
-                if (!drop) for (const r of res.reasons) ctx.stats.count(`failed_${r}`);
-                if (drop) break;
-              } else if (drop && res.text !== undefined) text = res.text;
-            }
-          }
-          if (annotate && sets.length) ctx.annotate(rec, o.annotateField, notes);
-          if (drop && reason) {
-            ctx.drop(rec, reason);
-            continue;
-          }
-          if (drop && o.applyEdits && text !== rec.text) {
-            ctx.stats.count('texts_edited');
-            rec.text = text;
-          }
-          out.push(rec);
+          recs.push(rec);
+          fieldReasons.push(fr);
         }
-        return out;
+        const done = run(recs, fieldReasons, applied);
+        done.catch(() => {});
+        applied = done.catch(() => {});
+        return window.push(done);
+      },
+      flush() {
+        return window.drain();
+      },
+      async close() {
+        ctx.signal.removeEventListener('abort', onAbort);
+        await pool?.destroy();
       },
     };
   },

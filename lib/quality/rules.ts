@@ -4,7 +4,7 @@ import { c4 } from './c4.ts';
 import { fineweb } from './fineweb.ts';
 import { gopherQuality } from './gopher-quality.ts';
 import { gopherRepetition } from './gopher-repetition.ts';
-import type { RuleSet } from './rule-set.ts';
+import type { RuleResult, RuleSet } from './rule-set.ts';
 
 export type { RuleResult, RuleSet, EvaluateHow } from './rule-set.ts';
 
@@ -39,4 +39,35 @@ export function checkRuleOptions(name: RuleSetName, overrides: Record<string, un
   const errors: OptionError[] = [];
   validateOptions(overrides, RULE_SETS[name].options, errors, path);
   return errors;
+}
+
+export interface ResolvedSet {
+  name: RuleSetName;
+  opts: Record<string, unknown>;
+}
+
+export interface SetsOutcome {
+  /** The first failing rule (the drop reason), if any. */
+  reason?: string;
+  /** The text after C4's line edits (edits are applied only in drop mode). */
+  text: string;
+  /** Per rule set results, in order (in drop mode, up to the first failing set). */
+  results: { name: RuleSetName; result: RuleResult }[];
+}
+
+/**
+ * Applies rule sets in order to one text. In drop mode evaluation stops at the first failing
+ * set and later sets see the text as C4 edited it; otherwise every set sees the original text.
+ */
+export function evaluateSets(text: string, sets: ResolvedSet[], drop: boolean, firstFailure: boolean): SetsOutcome {
+  const out: SetsOutcome = { text, results: [] };
+  for (const { name, opts } of sets) {
+    const result = RULE_SETS[name].evaluate(out.text, opts, { firstFailure });
+    out.results.push({ name, result });
+    if (!result.pass) {
+      out.reason ??= result.reasons[0];
+      if (drop) break;
+    } else if (drop && result.text !== undefined) out.text = result.text;
+  }
+  return out;
 }

@@ -99,3 +99,13 @@ t.test('a record without text is an error, not a crash', async (t) => {
   t.equal(run.errors.length, 1);
   t.equal(run.errors[0].reason, 'no_text');
 });
+
+t.test('worker threads give the same output as the step\'s own thread', async (t) => {
+  const opts = { rules: ['c4', 'gopher-quality', 'fineweb'], annotate: true };
+  const inline = await runOperator(filter, { ...opts, workers: 0 }, corpus());
+  const threaded = await runOperator(filter, { ...opts, workers: 2, parallelAfterDocs: 0 }, corpus());
+  t.same(threaded.output.map((r) => [r.id, r.text, r.quality_rules]), inline.output.map((r) => [r.id, r.text, r.quality_rules]));
+  t.same(threaded.counters.dropped, inline.counters.dropped);
+  t.same(threaded.counters.counters, inline.counters.counters);
+  t.same(threaded.dropped.map((d) => d.rec.id), inline.dropped.map((d) => d.rec.id));
+});

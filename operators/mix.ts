@@ -149,6 +149,8 @@ const fmtTokens = (n: number) => Math.round(n).toLocaleString('en-US');
 
 export default defineOperator<MixOptions>({
   name: 'mix',
+  // Its read positions in every source are state; it has no checkpoint yet, so --checkpoint refuses this pipeline.
+  stateful: true,
   summary: 'Source step: interleaves several sources (files or globs) to target token shares or weights, repeating small sources',
   source: true,
   description:

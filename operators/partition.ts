@@ -371,6 +371,8 @@ class PartitionWriter {
 
 export default defineOperator<PartitionOptions>({
   name: 'partition',
+  // Open shards and the manifest are state; it has no checkpoint yet, so --checkpoint refuses this pipeline.
+  stateful: true,
   summary: 'Terminal step: writes records into partitions by fields, split into equal-token base units, as size-limited .jsonl.zst shards with a manifest',
   description:
     'Each record goes to the partition named by its `by` fields (directories `field=value/...`; nested fields with dots; ' +

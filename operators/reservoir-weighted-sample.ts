@@ -51,6 +51,8 @@ export const recordCodec = {
 
 export default defineOperator<ReservoirOptions>({
   name: 'reservoir-weighted-sample',
+  // Holds the sample until the end of input; it has no checkpoint yet, so --checkpoint refuses this pipeline.
+  stateful: true,
   summary: 'Weighted sample without replacement in one pass, under a token budget or a count (Efraimidis-Spirakis keys)',
   description:
     'Each record gets the key u^(1/w) (computed as log(u)/w) with u uniform from (seed, id) and w the weight. ' +

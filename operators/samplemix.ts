@@ -30,6 +30,8 @@ interface Held {
 
 export default defineOperator<SampleMixOptions>({
   name: 'samplemix',
+  // Holds every record until the end of input; it has no checkpoint yet, so --checkpoint refuses this pipeline.
+  stateful: true,
   summary: 'SampleMix: weight = α·diversity + (1-α)·quality, a token budget turns weights into sampling counts 0, 1, 2, ...',
   description:
     'Quality is any numeric field or expression (min-max normalized over the input). Diversity comes from ' +

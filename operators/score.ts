@@ -66,6 +66,8 @@ class RuleScorer {
 
 export default defineOperator<ScoreOptions>({
   name: 'score',
+  // keepTop holds a quantile sketch (and, exact, the records): state without a checkpoint yet.
+  stateful: (o: { keepTop?: number }) => o.keepTop !== undefined,
   summary: 'Quality score per document: ONNX model (hashed n-grams or tokenizer + transformer) or heuristic rule sets; keep the top fraction',
   description:
     'Writes a quality score to `field`. With `model`, an ONNX model scores batches of documents: a model trained by ' +

@@ -139,3 +139,13 @@ t.test('--checkpoint needs an output directory and input files', async (t) => {
   t.match(r.stderr, /--checkpoint needs -o DIR/);
   t.notOk(existsSync(path.join(dir, 'c1', 'checkpoint.json')));
 });
+
+t.test('a stateful step that cannot checkpoint makes --checkpoint refuse to start', async (t) => {
+  const p = path.join(dir, 'sampler.json');
+  writeFileSync(p, JSON.stringify({ steps: [{ op: 'reservoir-weighted-sample', count: 10 }] }));
+  const r = cli(['run', p, inputs[0], '-o', path.join(dir, 'sampler-out'), '--checkpoint', path.join(dir, 'sampler-ckpt')]);
+  t.equal(r.code, 1);
+  t.match(r.stderr, /reservoir-weighted-sample\) keeps state across records but cannot checkpoint it/);
+  const plain = cli(['run', p, inputs[0], '-q']);
+  t.equal(lines(plain.stdout).length, 10, 'without --checkpoint it runs');
+});

@@ -487,7 +487,7 @@ export interface Candidate {
 const EMPTY = 0xffffffff;
 const NO_SIGNATURE = new Uint32Array(0);
 /** Lookups between two checks of the mapped LMDB pages. */
-const RELEASE_CHECK = 256;
+const RELEASE_CHECK = 1024;
 
 /**
  * Band keys -> document slots, for the kept documents of a dedup run. Slots are assigned in
@@ -663,7 +663,7 @@ export class LshIndex {
 }
 
 function mappedAllowance(budget: number): number {
-  return Math.max(16 * 1024 * 1024, budget / 8);
+  return Math.max(32 * 1024 * 1024, budget / 4);
 }
 
 function sortUnique(out: number[]): number[] {
@@ -684,7 +684,7 @@ export class LshIndexReader {
 
   private lookups = 0;
 
-  /** `memoryBytes` bounds the resident pages of the index file mapped by lookups (an eighth of it, at least 16 MB). */
+  /** `memoryBytes` bounds the resident pages of the index file mapped by lookups (a quarter of it, at least 32 MB). */
   constructor(readonly path: string, memoryBytes = 256 * 1024 * 1024) {
     this.store = new Store(path, true, false, mappedAllowance(memoryBytes));
     try {

@@ -10,6 +10,7 @@
 // `withTransfer(value, [buffers])` to move ArrayBuffers back instead of copying them.
 import os from 'node:os';
 import { Worker, type TransferListItem } from 'node:worker_threads';
+import type { Rec, Step, StepContext } from './operator.ts';
 
 export interface WorkerPoolOptions {
   /** The worker module (a file URL or absolute path; .ts or .js). */
@@ -249,6 +250,41 @@ export function createOrderedWindow<T>(depth: number) {
         for (let i = 0; i < items.length; i++) out.push(items[i]);
       }
       return out;
+    },
+  };
+}
+
+/**
+ * The step shape shared by operators that work on record texts in worker threads: records
+ * without a string text become `no_text` errors, `run` computes the rest (in threads or inline),
+ * and up to `ahead` batches are computed ahead while results are handed on in input order.
+ * `pool` returns the worker pool once one exists (it may start lazily), so an abort or close
+ * can end its threads.
+ */
+export function orderedTextStep(
+  ctx: StepContext,
+  o: { ahead: number; run: (recs: Rec[]) => Promise<Rec[]>; pool: () => { destroy(): unknown } | undefined },
+): Step {
+  const onAbort = () => void o.pool()?.destroy();
+  ctx.signal.addEventListener('abort', onAbort, { once: true });
+  const window = createOrderedWindow<Rec>(o.ahead);
+  return {
+    process(batch) {
+      const recs: Rec[] = [];
+      for (const rec of batch) {
+        if (typeof rec.text !== 'string') ctx.error(rec, 'no_text', `record ${rec.id}: "text" is ${rec.text === undefined ? 'missing' : rec.text === null ? 'null' : typeof rec.text}, not a string`);
+        else recs.push(rec);
+      }
+      const done = o.run(recs);
+      done.catch(() => {});
+      return window.push(done);
+    },
+    flush() {
+      return window.drain();
+    },
+    async close() {
+      ctx.signal.removeEventListener('abort', onAbort);
+      await o.pool()?.destroy();
     },
   };
 }

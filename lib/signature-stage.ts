@@ -2,7 +2,7 @@
 // each chunk is shingled (and MinHashed) by lib/sketch/signature-task.ts in a worker thread, and
 // the results are attached to the records in input order.
 import { internals, type Rec, type Step, type StepContext } from './operator.ts';
-import { createOrderedWindow, createWorkerPool, type WorkerPool } from './parallel.ts';
+import { createWorkerPool, type WorkerPool, orderedTextStep } from './parallel.ts';
 import { computeSignatures, DocForm, pack, unpackItem, type SignatureResult, type SignatureTask } from './sketch/signature-task.ts';
 import type { MinHashScheme } from './sketch/minhash.ts';
 import type { ShingleOptions } from './text/shingle.ts';
@@ -27,9 +27,6 @@ const WINDOW = 2;
 export function createSignatureStage(o: SignatureStageOptions, ctx: StepContext): Step {
   const pool: WorkerPool<SignatureTask, SignatureResult> | undefined =
     o.workers > 0 ? createWorkerPool({ module: new URL('./sketch/signature-task.ts', import.meta.url), size: o.workers, name: ctx.op }) : undefined;
-  const onAbort = () => void pool?.destroy();
-  ctx.signal.addEventListener('abort', onAbort, { once: true });
-  const window = createOrderedWindow<Rec>(pool ? WINDOW : 0);
   const perms = o.minhash?.perms ?? 0;
 
   function buildTask(recs: Rec[]): { task: SignatureTask; transfer: ArrayBuffer[] } {
@@ -92,23 +89,5 @@ export function createSignatureStage(o: SignatureStageOptions, ctx: StepContext)
     return recs;
   }
 
-  return {
-    process(batch) {
-      const recs: Rec[] = [];
-      for (const rec of batch) {
-        if (typeof rec.text !== 'string') ctx.error(rec, 'no_text', `record ${rec.id}: "text" is ${rec.text === undefined ? 'missing' : rec.text === null ? 'null' : typeof rec.text}, not a string`);
-        else recs.push(rec);
-      }
-      const done = run(recs);
-      done.catch(() => {});
-      return window.push(done);
-    },
-    flush() {
-      return window.drain();
-    },
-    async close() {
-      ctx.signal.removeEventListener('abort', onAbort);
-      await pool?.destroy();
-    },
-  };
+  return orderedTextStep(ctx, { ahead: pool ? WINDOW : 0, run, pool: () => pool });
 }

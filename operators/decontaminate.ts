@@ -4,7 +4,7 @@ import { statSync } from 'node:fs';
 import path from 'node:path';
 import { defineOperator } from '../lib/operator.ts';
 import { BloomFilter } from '../lib/sketch/bloom.ts';
-import { createOrderedWindow, createWorkerPool, type WorkerPool } from '../lib/parallel.ts';
+import { createWorkerPool, type WorkerPool, orderedTextStep } from '../lib/parallel.ts';
 import { countMatches, type DecontTask } from '../lib/text/decont-task.ts';
 import { DEFAULT_WORD_FORM, NGRAM_HASH_VERSION, type WordFormOptions } from '../lib/text/ngrams.ts';
 import type { Rec } from '../lib/operator.ts';
@@ -88,9 +88,6 @@ export default defineOperator<DecontaminateOptions>({
     const stopAt = drop ? o.minMatches : 0;
     const workers = o.workers ?? ctx.workers;
     let pool: WorkerPool<DecontTask, Uint32Array> | undefined;
-    const onAbort = () => void pool?.destroy();
-    ctx.signal.addEventListener('abort', onAbort, { once: true });
-    const window = createOrderedWindow<Rec>(workers > 0 ? 2 : 0);
 
     /** Applies the per-document results (matches, n-grams checked) in order. */
     const decide = (recs: Rec[], results: ArrayLike<number>): Rec[] => {
@@ -146,24 +143,6 @@ export default defineOperator<DecontaminateOptions>({
       return decide(recs, all);
     }
 
-    return {
-      process(batch) {
-        const recs: Rec[] = [];
-        for (const rec of batch) {
-          if (typeof rec.text !== 'string') ctx.error(rec, 'no_text', `record ${rec.id}: "text" is ${rec.text === undefined ? 'missing' : typeof rec.text}, not a string`);
-          else recs.push(rec);
-        }
-        const done = run(recs);
-        done.catch(() => {});
-        return window.push(done);
-      },
-      flush() {
-        return window.drain();
-      },
-      async close() {
-        ctx.signal.removeEventListener('abort', onAbort);
-        await pool?.destroy();
-      },
-    };
+    return orderedTextStep(ctx, { ahead: workers > 0 ? 2 : 0, run, pool: () => pool });
   },
 });

@@ -1,7 +1,7 @@
 // `tokens`: counts the tokens of each record's text with a real tokenizer (or a calibrated estimate).
 import path from 'node:path';
 import { defineOperator, type Rec } from '../lib/operator.ts';
-import { createOrderedWindow, createWorkerPool, type WorkerPool } from '../lib/parallel.ts';
+import { createWorkerPool, type WorkerPool, orderedTextStep } from '../lib/parallel.ts';
 import { openCounter, type TokenizeTask, type TokenizerSpec } from '../lib/text/tokenize-task.ts';
 import { ENCODINGS, estimateCounter, type EncodingName, type TokenCounter } from '../lib/text/tokenizer.ts';
 
@@ -67,9 +67,6 @@ export default defineOperator<TokensOptions>({
     }
     const workers = o.mode === 'exact' ? (o.workers ?? ctx.workers) : 0;
     let pool: WorkerPool<TokenizeTask, Uint32Array> | undefined;
-    const onAbort = () => void pool?.destroy();
-    ctx.signal.addEventListener('abort', onAbort, { once: true });
-    const window = createOrderedWindow<Rec>(workers > 0 ? 2 : 0);
     const taskSpec = spec(o, ctx.baseDir);
 
     const annotate = (recs: Rec[], counts: ArrayLike<number>) => {
@@ -100,24 +97,6 @@ export default defineOperator<TokensOptions>({
       return recs;
     }
 
-    return {
-      process(batch) {
-        const recs: Rec[] = [];
-        for (const rec of batch) {
-          if (typeof rec.text !== 'string') ctx.error(rec, 'no_text', `record ${rec.id}: "text" is ${rec.text === undefined ? 'missing' : typeof rec.text}, not a string`);
-          else recs.push(rec);
-        }
-        const done = run(recs);
-        done.catch(() => {});
-        return window.push(done);
-      },
-      flush() {
-        return window.drain();
-      },
-      async close() {
-        ctx.signal.removeEventListener('abort', onAbort);
-        await pool?.destroy();
-      },
-    };
+    return orderedTextStep(ctx, { ahead: workers > 0 ? 2 : 0, run, pool: () => pool });
   },
 });

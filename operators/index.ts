@@ -14,6 +14,7 @@ import lshBandJoin from './lsh-band-join.ts';
 import filter from './filter.ts';
 import keepTop from './keep-top.ts';
 import score from './score.ts';
+import exactDedup from './exact-dedup.ts';
 
 export const builtins: OperatorDescriptor[] = [
   decode,
@@ -30,4 +31,5 @@ export const builtins: OperatorDescriptor[] = [
   filter,
   keepTop,
   score,
+  exactDedup,
 ];

@@ -46,6 +46,8 @@ interface Decision {
   similarity: number;
 }
 
+const FLUSH_BATCH = 1024;
+
 // ---------------------------------------------------------------------------------------------
 // Record spool for keep: "priority": records wait until the end of input, in RAM up to a budget,
 // then in LMDB. Internals that are strings or Uint32Arrays (hashText, shingles, signature) survive.
@@ -154,6 +156,8 @@ export default defineOperator<LshBandJoinOptions>({
     'keep "priority" holds every record until the end of input (spooled to disk beyond half of memoryMB) and decides in order of ' +
     'priority, then arrival; output then starts at the end of input. The index lives in RAM up to memoryMB and spills to LMDB beyond it ' +
     '(same results). Deterministic: the same input in the same order gives the same output.',
+  // Keeps an index across records; checkpoint/restore are not implemented, so --checkpoint refuses it.
+  stateful: true,
   options: {
     threshold: { type: 'number', default: 0.85, min: 0, exclusiveMin: true, max: 1, description: 'Jaccard similarity at or above which two documents are near-duplicates (Zyda-2: 0.85)' },
     bands: { type: 'integer', min: 1, description: 'LSH bands (default: chosen from threshold and the signature length; see explain)' },
@@ -401,7 +405,8 @@ function createJoin(o: LshBandJoinOptions, ctx: StepContext) {
       }
       return [];
     },
-    flush(): Rec[] {
+    // Output is pulled batch by batch from the spool, so the end of input stays within the budget.
+    *flushBatches(): Generator<Rec[]> {
       const decisions = new Map<number, Decision>();
       for (const seqs of byRank) {
         for (const seq of seqs) {
@@ -410,12 +415,16 @@ function createJoin(o: LshBandJoinOptions, ctx: StepContext) {
         }
       }
       finishStats();
-      const out: Rec[] = [];
+      let out: Rec[] = [];
       for (let seq = 0; seq < spool.count; seq++) {
         const r = emit(spool.get(seq), decisions.get(seq));
         if (r) out.push(r);
+        if (out.length >= FLUSH_BATCH) {
+          yield out;
+          out = [];
+        }
       }
-      return out;
+      if (out.length) yield out;
     },
     close() {
       spool.close();

@@ -85,14 +85,12 @@ const MIN_CAPACITY = 16;
 const FIRST_CAPACITY = 1 << 16;
 const STATE_VERSION = 1;
 
-const encoder = new TextEncoder();
-const decoder = new TextDecoder();
 
 export class HashSet128 {
   private keys: Uint32Array;
   /** Per slot: entry number of its value (values only). */
   private refs: Uint32Array | undefined;
-  private arena: Uint8Array;
+  private arena: Buffer;
   private offsets: Uint32Array;
   private capacity: number;
   private mask: number;
@@ -114,7 +112,7 @@ export class HashSet128 {
     this.mask = cap - 1;
     this.keys = new Uint32Array(cap * SLOT_WORDS);
     this.refs = o.values ? new Uint32Array(cap) : undefined;
-    this.arena = new Uint8Array(o.values ? Math.max(256, Math.min(1 << 16, o.memoryBytes >>> 3)) : 0);
+    this.arena = Buffer.alloc(o.values ? Math.max(256, Math.min(1 << 16, o.memoryBytes >>> 3)) : 0);
     this.offsets = new Uint32Array(o.values ? Math.ceil(cap * MAX_LOAD) + 1 : 0);
   }
 
@@ -156,18 +154,17 @@ export class HashSet128 {
       const v = this.db!.getBinaryFast(this.lmdbKey(h));
       if (v !== undefined) return this.o.values ? v.toString('utf8') : '';
     }
-    const bytes = this.o.values ? encoder.encode(value) : undefined;
-    if (!this.makeRoom(bytes?.length ?? 0)) at = this.find(h); // the table changed: probe again
+    const valueBytes = this.o.values ? Buffer.byteLength(value) : 0;
+    if (!this.makeRoom(valueBytes)) at = this.find(h); // the table changed: probe again
     const slot = -at - 1;
     const b = slot * SLOT_WORDS;
     this.keys[b] = h[0];
     this.keys[b + 1] = h[1];
     this.keys[b + 2] = h[2];
     this.keys[b + 3] = h[3];
-    if (bytes) {
+    if (this.refs) {
       const e = this.ramSize;
-      this.arena.set(bytes, this.arenaUsed);
-      this.arenaUsed += bytes.length;
+      this.arenaUsed += this.arena.write(value, this.arenaUsed);
       this.offsets[e + 1] = this.arenaUsed;
       this.refs![slot] = e;
     }
@@ -178,7 +175,7 @@ export class HashSet128 {
   private valueAt(slot: number): string {
     if (!this.refs) return '';
     const e = this.refs[slot];
-    return decoder.decode(this.arena.subarray(this.offsets[e], this.offsets[e + 1]));
+    return this.arena.toString('utf8', this.offsets[e], this.offsets[e + 1]);
   }
 
   /** Ensures one more entry with `valueBytes` fits; returns false when the table was rebuilt or cleared. */
@@ -195,13 +192,13 @@ export class HashSet128 {
       let size = this.arena.length * 2;
       while (size < this.arenaUsed + valueBytes) size *= 2;
       if (size < 2 ** 32 && this.bytes() + size <= this.o.memoryBytes) {
-        const a = new Uint8Array(size);
-        a.set(this.arena.subarray(0, this.arenaUsed));
+        const a = Buffer.alloc(size);
+        this.arena.copy(a, 0, 0, this.arenaUsed);
         this.arena = a;
       } else {
         this.spill();
         unchanged = false;
-        if (valueBytes > this.arena.length) this.arena = new Uint8Array(valueBytes); // one id larger than the arena
+        if (valueBytes > this.arena.length) this.arena = Buffer.alloc(valueBytes); // one id larger than the arena
       }
     }
     return unchanged;

@@ -3,7 +3,7 @@
 import { defineOperator, type Rec } from '../lib/operator.ts';
 import type { OptionError } from '../lib/options.ts';
 import { C4_LINE_DROPS } from '../lib/quality/c4.ts';
-import { createOrderedWindow, createWorkerPool, type WorkerPool } from '../lib/parallel.ts';
+import { createWorkerPool, orderedTextStep, type WorkerPool } from '../lib/parallel.ts';
 import type { RulesTask } from '../lib/quality/rules-task.ts';
 import { checkRuleOptions, evaluateSets, isRuleSetName, resolveRuleOptions, RULE_SET_NAMES, type ResolvedSet, type RuleSetName, type SetsOutcome } from '../lib/quality/rules.ts';
 
@@ -109,9 +109,6 @@ export default defineOperator<FilterOptions>({
     const firstFailure = drop && !annotate;
     const workers = sets.length ? (o.workers ?? 0) : 0;
     let pool: WorkerPool<RulesTask, SetsOutcome[]> | undefined;
-    const onAbort = () => void pool?.destroy();
-    ctx.signal.addEventListener('abort', onAbort, { once: true });
-    const window = createOrderedWindow<Rec>(workers > 0 ? 2 : 0);
     let inlineDocs = 0;
     // Outcomes are applied (drops, counters, annotations) in input order, batch after batch.
     let applied: Promise<unknown> = Promise.resolve();
@@ -157,7 +154,7 @@ export default defineOperator<FilterOptions>({
       return true;
     }
 
-    async function run(recs: Rec[], fieldReasons: (string | undefined)[], previous: Promise<unknown>): Promise<Rec[]> {
+    async function evaluate(recs: Rec[], fieldReasons: (string | undefined)[], previous: Promise<unknown>): Promise<Rec[]> {
       // Records already dropped by `field` skip the rules in drop mode.
       const todo = recs.map((_, i) => sets.length > 0 && !(drop && fieldReasons[i]));
       const texts = recs.filter((_, i) => todo[i]).map((r) => r.text);
@@ -182,15 +179,13 @@ export default defineOperator<FilterOptions>({
       return out;
     }
 
-    return {
-      process(batch) {
+    return orderedTextStep(ctx, {
+      ahead: workers > 0 ? 2 : 0,
+      pool: () => pool,
+      run(batch) {
         const recs: Rec[] = [];
         const fieldReasons: (string | undefined)[] = [];
         for (const rec of batch) {
-          if (typeof rec.text !== 'string') {
-            ctx.error(rec, 'no_text', `record ${rec.id}: "text" is ${rec.text === undefined ? 'missing' : typeof rec.text}, not a string`);
-            continue;
-          }
           let fr: string | undefined;
           if (o.field !== undefined) {
             const r = byField(rec);
@@ -200,18 +195,10 @@ export default defineOperator<FilterOptions>({
           recs.push(rec);
           fieldReasons.push(fr);
         }
-        const done = run(recs, fieldReasons, applied);
-        done.catch(() => {});
+        const done = evaluate(recs, fieldReasons, applied);
         applied = done.catch(() => {});
-        return window.push(done);
+        return done;
       },
-      flush() {
-        return window.drain();
-      },
-      async close() {
-        ctx.signal.removeEventListener('abort', onAbort);
-        await pool?.destroy();
-      },
-    };
+    });
   },
 });

@@ -29,6 +29,8 @@ export default defineOperator<KeepTopOptions>({
     memoryBytes: { type: 'integer', default: 256 * 2 ** 20, min: 0, description: 'exact mode: bytes of records held in memory before spilling to the step\'s tmp dir' },
     missing: { type: 'string', enum: ['error', 'drop'], default: 'error', description: 'a record whose field is missing or not a number: an error, or a drop with reason `missing_<field>`' },
   },
+  // Holds the warm-up buffer and the digest (stream) or every record (exact); no checkpoint yet.
+  stateful: true,
   explain(o) {
     return `keeps the top ${(o.fraction * 100).toFixed(1)}% of records by "${o.field}" (${o.mode === 'stream' ? 'one pass, estimated threshold' : 'exact, two passes'})`;
   },

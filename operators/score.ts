@@ -8,7 +8,8 @@ import { TopFractionSelector, type KeepTopMode } from '../lib/quality/keep-top.t
 import { checkRuleOptions, isRuleSetName, resolveRuleOptions, RULE_SET_NAMES, RULE_SETS, type RuleSetName } from '../lib/quality/rules.ts';
 import type { OutputKind } from '../lib/quality/model-config.ts';
 import type { ScoreTask, ScoreTaskResult } from '../lib/quality/score-task.ts';
-import { applyScale, ModelScorer, type ModelScorerSpec, type Scale } from '../lib/quality/scorer.ts';
+// The scorer (and onnxruntime with it) is loaded when a score step is created, not when the CLI lists operators.
+import type { ModelScorerSpec, Scale } from '../lib/quality/scorer.ts';
 
 export interface ScoreOptions {
   model?: string;
@@ -101,7 +102,7 @@ export default defineOperator<ScoreOptions>({
       type: 'object',
       default: {},
       additional: { type: 'object', description: 'threshold overrides of one rule set' },
-      description: 'threshold overrides per rule set, e.g. {"gopher-quality": {"minWords": 20}}',
+      description: 'threshold overrides per rule set, e.g. {"gopher-quality": {"minDocWords": 20}}',
     },
     field: { type: 'string', default: 'quality_score', description: 'output field of the score' },
     scale: { type: 'string', enum: ['unit', 'ordinal10'], default: 'unit', description: '"unit": [0, 1]; "ordinal10": integer 0-10 = round(10·score) (SampleMix)' },
@@ -152,6 +153,7 @@ export default defineOperator<ScoreOptions>({
     return `scores each document by ${by} into "${o.field}" ${scale}${keep}`;
   },
   async create(o, ctx): Promise<Step> {
+    const { applyScale, ModelScorer } = await import('../lib/quality/scorer.ts');
     const selector =
       o.keepTop !== undefined
         ? new TopFractionSelector({

@@ -102,6 +102,12 @@ t.test('field mode compares another field; a record without it is an error namin
   const recs = [...gcide, ...gcide.slice(0, 50).map((r) => ({ ...r, id: `${r.id}-again`, text: 'different text' }))];
   const r = await runOperator(exactDedup, { field: 'headword' }, clone(recs));
   t.same(ids(r.output), ids(unique), 'compared on the exact headword, not the text');
+  const folded = [...gcide.slice(0, 20), ...gcide.slice(0, 20).map((r) => ({ ...r, id: `${r.id}-upper`, headword: (r.headword as string).toUpperCase() }))];
+  const distinct = new Set(folded.map((r) => r.headword)).size;
+  t.ok(distinct > 30);
+  t.equal((await runOperator(exactDedup, { field: 'headword' }, clone(folded))).output.length, distinct, 'exact value by default with field');
+  const hf = await runOperator(exactDedup, { field: 'headword', on: 'hash-form' }, clone(folded));
+  t.same(ids(hf.output), ids(gcide.slice(0, 20)), 'on: hash-form folds the field value');
 
   const broken = clone(recs.slice(0, 5));
   delete broken[2].headword;

@@ -35,6 +35,8 @@ const resultsDir = path.join(bench, 'results');
 const sections = existsSync(resultsDir)
   ? readdirSync(resultsDir)
       .filter((f) => f.endsWith('.md'))
+      // A --quick result only stands in for a section that has no full run.
+      .filter((f, _, all) => !(f.endsWith('-quick.md') && all.includes(f.replace(/-quick\.md$/, '.md'))))
       .sort((a, b) => (a === 'engine.md' ? -1 : b === 'engine.md' ? 1 : a.localeCompare(b)))
       .map((f) => readFileSync(path.join(resultsDir, f), 'utf8').trim())
   : [];

@@ -35,14 +35,14 @@ async function buildCorpus(): Promise<void> {
       chunk += line;
       bytes += Buffer.byteLength(line);
       if (chunk.length > 1 << 20) {
-        if (!out.write(chunk)) await new Promise((r) => out.once('drain', r));
+        if (!out.write(chunk)) await new Promise<void>((r) => out.once('drain', () => r()));
         chunk = '';
       }
       if (bytes >= targetMB * 1e6) break;
     }
     out.write(chunk);
   }
-  await new Promise((r) => out.end(r));
+  await new Promise<void>((r) => out.end(() => r()));
   execSync(`zstd -q -T2 -3 --rm -f "${plain}" -o "${packed}"`);
 }
 

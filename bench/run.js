@@ -43,7 +43,9 @@ const sections = existsSync(resultsDir)
 const header = `# Benchmarks
 
 Written by \`npm run bench\` (each section by its script in bench/, which states its command and
-machine). Every figure compares mixstream with a peer on the same data in the same run.
+machine). Figures compare mixstream with a peer (or an exact reference) on the same data in the
+same run, as ratios; several sections were measured while the 2-core machine was shared with
+other jobs, which the sections say, so their absolute rates are low and their ratios are what count.
 Last assembled on a machine with nproc ${os.availableParallelism()}, Node ${process.version}.
 `;
 writeFileSync(path.join(root, 'BENCHMARKS.md'), [header, ...sections].join('\n\n') + '\n');

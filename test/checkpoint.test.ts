@@ -15,7 +15,7 @@ const inputs: string[] = [];
 {
   const sources = ['kjv.jsonl', 'handbook.jsonl', 'fortunes.jsonl', 'gcide.jsonl'].map((f) => readFileSync(path.join(SAMPLES, f), 'utf8').trim().split('\n'));
   const all: string[] = [];
-  for (let copy = 0; copy < 2; copy++) for (const src of sources) for (const l of src) all.push(JSON.stringify({ ...JSON.parse(l), id: `${JSON.parse(l).id}#${copy}` }));
+  for (let copy = 0; copy < 3; copy++) for (const src of sources) for (const l of src) all.push(JSON.stringify({ ...JSON.parse(l), id: `${JSON.parse(l).id}#${copy}` }));
   for (let i = 0; i < all.length; i += 997) all.splice(i, 0, `{"id":"bad-${i}", "text": `);
   const third = Math.ceil(all.length / 3);
   const parts = [all.slice(0, third), all.slice(third, 2 * third), all.slice(2 * third)].map((p) => p.join('\n') + '\n');
@@ -33,7 +33,7 @@ function outputOf(outDir: string): string {
     .join('');
 }
 
-function args(name: string, interval = 0.15): string[] {
+function args(name: string, interval = 0.05): string[] {
   const base = path.join(dir, name);
   return ['run', pipeline, ...inputs, '-o', path.join(base, 'out'), '--checkpoint', path.join(base, 'ckpt'), '--checkpoint-interval', String(interval), '--errors', path.join(base, 'errors.jsonl'), '--rejects', path.join(base, 'rejects.jsonl'), '--report', path.join(base, 'report.json')];
 }
@@ -49,7 +49,7 @@ t.test('the reference run is complete and non-trivial', async (t) => {
   const out = lines(reference.out);
   t.ok(out.length > 1000, `${out.length} records kept`);
   t.ok(lines(reference.rejects).length > 100, 'some records rejected');
-  t.ok(lines(reference.errors).length >= 10, 'bad lines reported');
+  t.ok(lines(reference.errors).length >= 5, 'bad lines reported');
   t.equal(reference.report.status, 'input-errors');
 });
 
@@ -66,14 +66,16 @@ function runUntilKilled(a: string[], base: string, delayMs: number, signal: Node
   return new Promise((resolve) => {
     const before = checkpointSeq(base);
     const child = spawn(process.execPath, [BIN, ...a], { stdio: 'ignore' });
+    let timer: NodeJS.Timeout | undefined;
     const poll = setInterval(() => {
       if (checkpointSeq(base) > before) {
         clearInterval(poll);
-        setTimeout(() => child.kill(signal), delayMs);
+        timer = setTimeout(() => child.kill(signal), delayMs);
       }
     }, 20);
     child.on('exit', (code) => {
       clearInterval(poll);
+      clearTimeout(timer);
       resolve(code);
     });
   });
@@ -88,7 +90,7 @@ t.test('kill -9 at random points, rerun until done: output equals an uninterrupt
   let code: number | null = null;
   for (let attempt = 0; attempt < 40; attempt++) {
     // Six kills at random moments, then the run is let finish.
-    code = await runUntilKilled(a, path.join(dir, 'killed'), kills < 6 ? Math.floor(rand() * 600) : 1e9);
+    code = await runUntilKilled(a, path.join(dir, 'killed'), kills < 6 ? Math.floor(rand() * 200) : 1e9);
     if (code !== null) break;
     kills++;
   }

@@ -33,7 +33,7 @@ function outputOf(outDir: string): string {
     .join('');
 }
 
-function args(name: string, interval = 0.05): string[] {
+function args(name: string, interval = 0.02): string[] {
   const base = path.join(dir, name);
   return ['run', pipeline, ...inputs, '-o', path.join(base, 'out'), '--checkpoint', path.join(base, 'ckpt'), '--checkpoint-interval', String(interval), '--errors', path.join(base, 'errors.jsonl'), '--rejects', path.join(base, 'rejects.jsonl'), '--report', path.join(base, 'report.json')];
 }
@@ -90,7 +90,7 @@ t.test('kill -9 at random points, rerun until done: output equals an uninterrupt
   let code: number | null = null;
   for (let attempt = 0; attempt < 40; attempt++) {
     // Six kills at random moments, then the run is let finish.
-    code = await runUntilKilled(a, path.join(dir, 'killed'), kills < 6 ? Math.floor(rand() * 200) : 1e9);
+    code = await runUntilKilled(a, path.join(dir, 'killed'), kills < 6 ? Math.floor(rand() * 30) : 1e9);
     if (code !== null) break;
     kills++;
   }

@@ -129,6 +129,23 @@ export function* all(): Generator<Doc> {
   yield* fortunes();
 }
 
+/** Every document of every source, shuffled by `random` (a [0, 1) generator), up to `targetMB` of text. */
+export function shuffledSample(targetMB: number, random: () => number): Doc[] {
+  const docs = [...all()];
+  for (let i = docs.length - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1));
+    [docs[i], docs[j]] = [docs[j], docs[i]];
+  }
+  const out: Doc[] = [];
+  let bytes = 0;
+  for (const d of docs) {
+    if (bytes >= targetMB * 1e6) break;
+    out.push(d);
+    bytes += Buffer.byteLength(d.text);
+  }
+  return out;
+}
+
 const SOURCES: Record<string, () => Generator<Doc>> = { handbook: () => handbook(), kjv, gcide: () => gcide(), fortunes, all };
 
 if (process.argv[1] && path.resolve(process.argv[1]) === new URL(import.meta.url).pathname) {

@@ -9,7 +9,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { all, handbook, type Doc } from './corpus.ts';
+import { shuffledSample, handbook, type Doc } from './corpus.ts';
 import { machine, median } from './machine.ts';
 import { createStepContext } from '../lib/context.ts';
 import type { Rec } from '../lib/operator.ts';
@@ -35,19 +35,8 @@ mkdirSync(DATA, { recursive: true });
 function corpus(): Doc[] {
   const file = path.join(DATA, `minhash-${targetMB}mb.jsonl`);
   if (existsSync(file)) return readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
-  const docs = [...all()];
   const rnd = splitmix32(2026);
-  for (let i = docs.length - 1; i > 0; i--) {
-    const j = Math.floor((rnd() / 4294967296) * (i + 1));
-    [docs[i], docs[j]] = [docs[j], docs[i]];
-  }
-  const out: Doc[] = [];
-  let bytes = 0;
-  for (const d of docs) {
-    if (bytes >= targetMB * 1e6) break;
-    out.push(d);
-    bytes += Buffer.byteLength(d.text);
-  }
+  const out = shuffledSample(targetMB, () => rnd() / 4294967296);
   writeFileSync(file, out.map((d) => JSON.stringify(d)).join('\n') + '\n');
   return out;
 }

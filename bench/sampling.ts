@@ -11,7 +11,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Tiktoken } from 'js-tiktoken/lite';
 import cl100k from 'js-tiktoken/ranks/cl100k_base';
-import { all, type Doc } from './corpus.ts';
+import { shuffledSample, type Doc } from './corpus.ts';
 import { machine } from './machine.ts';
 import type { Rec } from '../lib/operator.ts';
 import { runOperator } from '../lib/testing.ts';
@@ -43,19 +43,8 @@ const say = (s = '') => {
 function corpus(): Doc[] {
   const file = path.join(DATA, `sampling-${targetMB}mb.jsonl`);
   if (existsSync(file)) return readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
-  const docs = [...all()];
   const rnd = mulberry32(2026);
-  for (let i = docs.length - 1; i > 0; i--) {
-    const j = Math.floor(rnd() * (i + 1));
-    [docs[i], docs[j]] = [docs[j], docs[i]];
-  }
-  const out: Doc[] = [];
-  let bytes = 0;
-  for (const d of docs) {
-    if (bytes >= targetMB * 1e6) break;
-    out.push(d);
-    bytes += Buffer.byteLength(d.text);
-  }
+  const out = shuffledSample(targetMB, rnd);
   writeFileSync(file, out.map((d) => JSON.stringify(d)).join('\n') + '\n');
   return out;
 }

@@ -1,14 +1,8 @@
-import { DEFAULT_DECODE } from '../lib/io/decode.ts';
+import { DEFAULT_DECODE, type DecodeOptions } from '../lib/io/decode.ts';
 import { defineOperator } from '../lib/operator.ts';
 
-export interface DecodeOperatorOptions {
-  format: 'auto' | 'ndjson' | 'parquet' | 'arrow';
-  maxRecordBytes: number;
-  textField: string;
-  idField: string;
-  missingId: 'generate' | 'error';
-  batchRecords: number;
-}
+/** The decode options a pipeline sets (the runner adds its scratch directory and resume position). */
+export type DecodeOperatorOptions = Omit<DecodeOptions, 'tmpDir' | 'skipLines'>;
 
 /**
  * Bytes to records. Implicit as the first step when a pipeline does not name it; name it to

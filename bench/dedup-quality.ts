@@ -20,6 +20,7 @@
 // repository) and run with python3 + numpy; it gets the same shingle hashes (as integers, with an
 // identity hash function: its fastest input path), so its timing covers MinHash + LSH only,
 // while mixstream's covers shingling from the raw text too.
+import { mulberry32 } from '../lib/quality/train.ts';
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -41,16 +42,8 @@ const SHINGLE = { unit: 'word' as const, n: 5 };
 // ---------------------------------------------------------------------------------------------
 // Deterministic PRNG and edits
 
-export function prng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let z = s;
-    z = Math.imul(z ^ (z >>> 15), z | 1);
-    z ^= z + Math.imul(z ^ (z >>> 7), z | 61);
-    return ((z ^ (z >>> 14)) >>> 0) / 4294967296;
-  };
-}
+// The project's deterministic PRNG (mulberry32), under the name the dedup benchmarks use.
+export const prng = mulberry32;
 
 /** Edits `rate` of the words: a third substituted, a third deleted, a third followed by an inserted word. */
 export function editWords(text: string, rate: number, rnd: () => number, vocab: string[]): string {

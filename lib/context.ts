@@ -40,7 +40,6 @@ export class StepCounters implements StepStats {
   readonly errors: Record<string, number> = {};
   readonly counters: Record<string, number> = {};
   readonly histograms: Record<string, Histogram> = {};
-  private seen = 0;
 
   count(name: string, n = 1): void {
     this.counters[name] = (this.counters[name] ?? 0) + n;
@@ -59,7 +58,6 @@ export class StepCounters implements StepStats {
       const j = Math.floor(Math.random() * h.count);
       if (j < HISTOGRAM_SAMPLE) h.sample[j] = value;
     }
-    this.seen++;
   }
 
   droppedTotal(): number {

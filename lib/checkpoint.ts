@@ -69,6 +69,15 @@ export class CheckpointStore {
     return JSON.parse(readFileSync(this.file, 'utf8')) as CheckpointState;
   }
 
+  /** Scratch directories of the steps (spill files, on-disk indexes), kept across a crash. */
+  get workDir(): string {
+    return path.join(this.dir, 'work');
+  }
+
+  clearWork(): void {
+    rmSync(this.workDir, { recursive: true, force: true });
+  }
+
   stateDirFor(seq: number): string {
     return path.join(this.dir, `state-${String(seq).padStart(8, '0')}`);
   }

@@ -47,7 +47,13 @@ export interface StepContext {
   readonly op: string;
   /** Directory of the pipeline file: relative paths in options resolve against it. */
   readonly baseDir: string;
-  /** A private scratch directory for spill files; removed at the end of the run. */
+  /**
+   * A private scratch directory for spill files; removed at the end of the run. With
+   * `--checkpoint` it lives in the checkpoint directory and survives a crash: on resume,
+   * `restore` finds the files the interrupted run left there (also those written after its
+   * last checkpoint, which the step must ignore or cut back), so files that only grow or are
+   * written once need not be copied into each checkpoint.
+   */
   readonly tmpDir: string;
   /** Cores the step may use for worker threads. */
   readonly workers: number;
@@ -86,6 +92,8 @@ export interface Step {
   /**
    * Stateful steps (`--checkpoint`): write everything needed to resume into the empty
    * directory `dir`. Called at a barrier: every record before it has been processed, none after.
+   * A source step (`generate`) is called between two of its batches. `dir` is on the same file
+   * system as `tmpDir`, so immutable spill files can be hard-linked into it instead of copied.
    */
   checkpoint?(dir: string): void | Promise<void>;
   /** Restores the state written by `checkpoint`; called once, before the first batch, on resume. */

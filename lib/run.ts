@@ -194,6 +194,7 @@ async function execute(opts: RunOptions, control: StopControl): Promise<RunRepor
   let failure: Error | undefined;
   let outputClosed = false;
   let alreadyFinished = false;
+  let finishedCommitted = false;
 
   // Side records wait here until the batch they belong to is handed on.
   const decodeSide: SideRecord[] = [];
@@ -251,6 +252,7 @@ async function execute(opts: RunOptions, control: StopControl): Promise<RunRepor
         if (rejectsPath) trimSideOutput(rejectsPath, resumeFrom.side.rejects);
         if (!alreadyFinished) log(`mixstream: resuming from ${store.file} (checkpoint ${seq}: ${partsDone} part(s) written, ${inputsReport.filter((x) => x.complete).length} of ${inputs.length} input(s) done)`);
       } else {
+        store.clearWork();
         trimOutputDir(outputPath, 0);
         if (errorsPath) trimSideOutput(errorsPath, 0);
         if (rejectsPath) trimSideOutput(rejectsPath, 0);
@@ -264,7 +266,9 @@ async function execute(opts: RunOptions, control: StopControl): Promise<RunRepor
     } else {
       for (let i = 0; i < p.steps.length; i++) {
         const s = p.steps[i];
-        const stepTmp = path.join(tmpDir, `step-${s.index}`);
+        // With --checkpoint a step's scratch directory lives beside the checkpoint and survives a
+        // crash: spill files written before a checkpoint are part of the state restore() resumes.
+        const stepTmp = checkpointing ? path.join(store!.workDir, `step-${s.index}`) : path.join(tmpDir, `step-${s.index}`);
         mkdirSync(stepTmp, { recursive: true });
         const ctx = createStepContext({
           stepIndex: s.index,
@@ -318,6 +322,8 @@ async function execute(opts: RunOptions, control: StopControl): Promise<RunRepor
       failure ??= e as Error;
     }
     removeTmpDir(tmpDir);
+    // A finished run needs no scratch state any more; an interrupted one keeps it for the rerun.
+    if (store && (alreadyFinished || finishedCommitted)) store.clearWork();
   }
 
   async function runStreams(inputs: InputSource[], firstGenerates: boolean): Promise<void> {
@@ -353,12 +359,15 @@ async function execute(opts: RunOptions, control: StopControl): Promise<RunRepor
 
     async function* source(): AsyncGenerator<Batch> {
       if (firstGenerates) {
+        // A source step's barriers sit between its batches: its checkpoint records how far it got.
         for await (const batch of steps[0].generate!()) {
           decodeCounters.recordsOut += batch.length;
           yield batch;
+          if (checkpointDue()) yield makeBarrier(false);
           await turn();
-          if (stopped()) return;
+          if (stopped()) break;
         }
+        if (checkpointing && stopped()) yield makeBarrier(false);
         return;
       }
       for (let k = 0; k < inputs.length; k++) {
@@ -532,6 +541,7 @@ async function execute(opts: RunOptions, control: StopControl): Promise<RunRepor
               finished: barrier.finished,
               updatedAt: new Date().toISOString(),
             });
+            if (barrier.finished) finishedCommitted = true;
             continue;
           }
           if (!batch.length) continue;

@@ -51,6 +51,7 @@ t.test('the reference run is complete and non-trivial', async (t) => {
   t.ok(lines(reference.rejects).length > 100, 'some records rejected');
   t.ok(lines(reference.errors).length >= 5, 'bad lines reported');
   t.equal(reference.report.status, 'input-errors');
+  t.notOk(existsSync(path.join(dir, 'reference', 'ckpt', 'work')), 'a finished run leaves no step scratch state behind');
 });
 
 function checkpointSeq(base: string): number {

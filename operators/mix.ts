@@ -1,7 +1,9 @@
 // `mix`: a source step that interleaves several sources (files or globs each) to target token
 // shares or weights, repeating sources that are too small.
+import { readFileSync, writeFileSync, existsSync } from 'node:fs';
+import path from 'node:path';
 import type { ErrorEntry } from '../lib/context.ts';
-import { decodeInput, DEFAULT_DECODE, fileInput, type InputProgress } from '../lib/io/decode.ts';
+import { decodeInput, DEFAULT_DECODE, fileInput, POSITION, type InputProgress, type PositionedBatch } from '../lib/io/decode.ts';
 import { expandGlob } from '../lib/io/glob.ts';
 import { nextSource, passOffset, planTargets, selected, type SourcePlan } from '../lib/mix/plan.ts';
 import { defineOperator, type Rec } from '../lib/operator.ts';
@@ -31,41 +33,145 @@ export function recordTokens(rec: Rec, tokenField: string): number {
   return typeof v === 'number' && Number.isFinite(v) && v >= 0 ? v : estimateTokens(rec.text);
 }
 
-/** Bad lines of every file are reported once, on its first complete read (later passes skip them). */
-interface FileErrors {
-  read: Set<string>;
-  report(file: string, e: ErrorEntry): void;
+interface ErrorsMark {
+  read: number;
+  seen: [string, { line: number; unlined: number }][];
+}
+interface ErrorsState {
+  read: string[];
+  seen: ErrorsMark['seen'];
+}
+
+/**
+ * Bad lines of every file are reported once, on its first complete read (later passes skip them).
+ * Within that read, an error is reported only past the furthest line already reported for the
+ * file, so a read resumed from a checkpoint does not report the lines it decodes again.
+ */
+class FileErrors {
+  /** Files read to their end once. */
+  readonly read = new Set<string>();
+  /** Per file not yet read to its end: furthest error line reported, and errors without a line. */
+  readonly seen = new Map<string, { line: number; unlined: number }>();
+
+  constructor(private readonly sink: (e: ErrorEntry) => void) {}
+
+  report(file: string, e: ErrorEntry, resumedUnlined?: { n: number }): void {
+    if (this.read.has(file)) return;
+    let s = this.seen.get(file);
+    if (!s) this.seen.set(file, (s = { line: 0, unlined: 0 }));
+    if (e.line === undefined) {
+      // Errors without a line (a file that cannot be opened, a truncated end): the first `n` of a resumed read were reported before.
+      if (resumedUnlined && resumedUnlined.n > 0) {
+        resumedUnlined.n--;
+        return;
+      }
+      s.unlined++;
+    } else {
+      if (e.line <= s.line) return;
+      s.line = e.line;
+    }
+    this.sink(e);
+  }
+
+  /** The state now, cheaply: `read` only grows, so its first `read` entries are the files read then. */
+  mark(): ErrorsMark {
+    return { read: this.read.size, seen: [...this.seen].map(([f, v]) => [f, { ...v }]) };
+  }
+
+  save(mark: ErrorsMark): ErrorsState {
+    return { read: [...this.read].slice(0, mark.read), seen: mark.seen };
+  }
+
+  load(state: ErrorsState): void {
+    this.read.clear();
+    for (const f of state.read) this.read.add(f);
+    this.seen.clear();
+    for (const [f, v] of state.seen) this.seen.set(f, { ...v });
+  }
+}
+
+/**
+ * Where a reader of a list of files is: the next record is the `taken`-th record (0-based) after
+ * line (row) `line` of file `file`. Lines up to `line` are skipped unparsed on resume.
+ */
+export interface FilePosition {
+  file: number;
+  line: number;
+  taken: number;
 }
 
 /** Reads the records of a list of files in order, one at a time (bounded: one decoded batch in memory). */
 class FileRecords {
-  private batches: AsyncGenerator<Rec[]>;
-  private batch: Rec[] = [];
+  private batches: AsyncGenerator<{ k: number; batch: PositionedBatch }>;
+  private batch: PositionedBatch = [];
   private pos = 0;
+  private readonly at: FilePosition;
+  /** Records of a resumed position still to be passed over before the next one is returned. */
+  private skip: number;
 
-  constructor(files: string[], errors: FileErrors) {
+  /** `resume`: continue a read from a checkpointed position instead of starting at the first file. */
+  constructor(files: string[], errors: FileErrors, resume?: FilePosition) {
+    const start = resume ?? { file: 0, line: 0, taken: 0 };
+    this.at = { file: start.file, line: start.line, taken: 0 };
+    this.skip = start.taken;
+    // On resume, errors without a line number that the interrupted read of this file already reported.
+    const unlined = { n: resume ? (errors.seen.get(files[start.file])?.unlined ?? 0) : 0 };
     this.batches = (async function* () {
-      for (const file of files) {
+      for (let k = start.file; k < files.length; k++) {
+        const file = files[k];
         const progress: InputProgress = { bytes: 0, records: 0, complete: false };
-        yield* decodeInput(fileInput(file), DEFAULT_DECODE, { error: (e) => errors.report(file, e) }, progress);
+        const opts = { ...DEFAULT_DECODE, skipLines: k === start.file ? start.line : 0 };
+        for await (const batch of decodeInput(fileInput(file), opts, { error: (e) => errors.report(file, e, k === start.file ? unlined : undefined) }, progress)) {
+          yield { k, batch };
+        }
         errors.read.add(file);
+        errors.seen.delete(file);
       }
     })();
   }
 
-  async next(): Promise<Rec | undefined> {
+  /** The position of the next record. */
+  position(): FilePosition {
+    return { ...this.at };
+  }
+
+  private async take(): Promise<Rec | undefined> {
     while (this.pos >= this.batch.length) {
+      // Every line up to a batch's position is consumed once all its records are.
+      const done = this.batch[POSITION];
+      if (done !== undefined) {
+        this.at.line = done;
+        this.at.taken = 0;
+      }
       const r = await this.batches.next();
       if (r.done) return undefined;
-      this.batch = r.value;
+      if (r.value.k !== this.at.file) Object.assign(this.at, { file: r.value.k, line: 0, taken: 0 });
+      this.batch = r.value.batch;
       this.pos = 0;
     }
+    this.at.taken++;
     return this.batch[this.pos++];
+  }
+
+  async next(): Promise<Rec | undefined> {
+    for (; this.skip > 0; this.skip--) if ((await this.take()) === undefined) return undefined;
+    return this.take();
   }
 
   async close(): Promise<void> {
     await this.batches.return(undefined);
   }
+}
+
+type Phase = 'full' | 'partial' | 'fill' | 'done';
+
+/** A source reader's state at a checkpoint. */
+interface SourceState {
+  pass: number;
+  phase: Phase;
+  j: number;
+  passesStarted: number[];
+  at?: FilePosition;
 }
 
 /**
@@ -76,11 +182,11 @@ class FileRecords {
  */
 class SourceStream {
   pass = 0;
-  private phase: 'full' | 'partial' | 'fill' | 'done' = 'full';
+  private phase: Phase = 'full';
   private reader: FileRecords | undefined;
   private j = 0;
   private u = 0;
-  readonly passesStarted: number[] = [];
+  passesStarted: number[] = [];
 
   constructor(
     private readonly index: number,
@@ -88,8 +194,22 @@ class SourceStream {
     private readonly factor: number,
     private readonly seed: number,
     private readonly errors: FileErrors,
+    from?: SourceState,
   ) {
-    this.startPass(0);
+    if (!from) {
+      this.startPass(0);
+      return;
+    }
+    this.pass = from.pass;
+    this.phase = from.phase;
+    this.j = from.j;
+    this.passesStarted = [...from.passesStarted];
+    this.u = passOffset(this.seed, this.index, this.pass);
+    if (this.phase !== 'done') this.reader = new FileRecords(this.files, this.errors, from.at);
+  }
+
+  save(): SourceState {
+    return { pass: this.pass, phase: this.phase, j: this.j, passesStarted: [...this.passesStarted], ...(this.reader && this.phase !== 'done' && { at: this.reader.position() }) };
   }
 
   private startPass(pass: number): void {
@@ -139,6 +259,21 @@ class SourceStream {
   }
 }
 
+/** What `mix` writes at a checkpoint: enough to continue with exactly the next document. */
+interface MixState {
+  version: 1;
+  files: string[][];
+  sizes: number[];
+  emitted: number[];
+  docs: number[];
+  repeated: number[];
+  finished: number[];
+  sources: SourceState[];
+  errors: ErrorsState;
+}
+
+const STATE_FILE = 'mix-state.json';
+
 function sourceFiles(src: MixSource, baseDir: string, i: number): string[] {
   const files = [...new Set(src.paths.flatMap((p) => expandGlob(p, baseDir)))];
   if (files.length === 0) throw new Error(`option sources[${i}].paths: no file matches ${src.paths.map((p) => JSON.stringify(p)).join(', ')} (relative to ${baseDir})`);
@@ -149,7 +284,7 @@ const fmtTokens = (n: number) => Math.round(n).toLocaleString('en-US');
 
 export default defineOperator<MixOptions>({
   name: 'mix',
-  // Its read positions in every source are state; it has no checkpoint yet, so --checkpoint refuses this pipeline.
+  // Its read positions in every source are state: with --checkpoint, a run resumes with exactly the next document.
   stateful: true,
   summary: 'Source step: interleaves several sources (files or globs) to target token shares or weights, repeating small sources',
   source: true,
@@ -217,12 +352,11 @@ export default defineOperator<MixOptions>({
   create(o, ctx) {
     const files = o.sources.map((s, i) => sourceFiles(s, ctx.baseDir, i));
     let readers: SourceStream[] = [];
-    const errors: FileErrors = {
-      read: new Set(),
-      report(file, e) {
-        if (!this.read.has(file)) ctx.error(undefined, e.reason, `${e.input}${e.line !== undefined ? `:${e.line}` : ''}: ${e.message}`);
-      },
-    };
+    const errors = new FileErrors((e) => ctx.error(undefined, e.reason, `${e.input}${e.line !== undefined ? `:${e.line}` : ''}: ${e.message}`));
+    /** The state after the last batch handed on: what a checkpoint taken before the next one records. */
+    let lastYield: (Omit<MixState, 'errors'> & { errors: ErrorsMark | ErrorsState }) | undefined;
+    /** State to continue from (restore). */
+    let resumed: MixState | undefined;
 
     async function countSource(i: number): Promise<number> {
       let tokens = 0;
@@ -246,8 +380,10 @@ export default defineOperator<MixOptions>({
         return batch;
       },
       async *generate() {
+        const from = resumed;
         const sizes: number[] = [];
-        for (let i = 0; i < o.sources.length; i++) sizes.push(o.sources[i].tokens ?? (await countSource(i)));
+        if (from) sizes.push(...from.sizes);
+        else for (let i = 0; i < o.sources.length; i++) sizes.push(o.sources[i].tokens ?? (await countSource(i)));
         let plan: SourcePlan[];
         try {
           plan = planTargets(o.sources, sizes, { totalTokens: o.totalTokens, upsample: o.upsample });
@@ -257,14 +393,42 @@ export default defineOperator<MixOptions>({
         for (const p of plan) {
           ctx.log(`source ${p.name}: target ${fmtTokens(p.target)} tokens (share ${(p.share * 100).toFixed(2)}%), ${p.factor.toFixed(3)} x its ${fmtTokens(p.size)} tokens`);
         }
-        readers = plan.map((p, i) => new SourceStream(i, files[i], p.factor, o.seed, errors));
+        readers = plan.map((p, i) => new SourceStream(i, files[i], p.factor, o.seed, errors, from?.sources[i]));
         const k = plan.length;
-        const emitted = new Float64Array(k);
-        const docs = new Float64Array(k);
-        const repeated = new Float64Array(k);
+        const emitted = Float64Array.from(from?.emitted ?? plan.map(() => 0));
+        const docs = Float64Array.from(from?.docs ?? plan.map(() => 0));
+        const repeated = Float64Array.from(from?.repeated ?? plan.map(() => 0));
         const targets = Float64Array.from(plan, (p) => p.target);
-        const finished = new Uint8Array(k);
+        const finished = Uint8Array.from(from?.finished ?? plan.map(() => 0));
+        if (from) {
+          const done = docs.reduce((a, b) => a + b, 0);
+          ctx.log(`resuming after ${done.toLocaleString('en-US')} documents (${fmtTokens(emitted.reduce((a, b) => a + b, 0))} tokens)`);
+        }
+        const snapshot = (): typeof lastYield => ({
+          version: 1,
+          files,
+          sizes,
+          emitted: [...emitted],
+          docs: [...docs],
+          repeated: [...repeated],
+          finished: [...finished],
+          sources: readers.map((r) => r.save()),
+          errors: errors.mark(),
+        });
         let out: Rec[] = [];
+        /**
+         * Hands a batch on. The runner may take a checkpoint right after it; it may also already
+         * ask for the next batch before the barrier behind this one reached this step. The state is
+         * therefore recorded here, and the next batch starts only after a turn of the event loop,
+         * once the barrier (handled in microtasks) has taken its checkpoint.
+         */
+        async function* handOn(): AsyncGenerator<Rec[]> {
+          lastYield = snapshot();
+          const batch = out;
+          out = [];
+          yield batch;
+          await new Promise((r) => setImmediate(r));
+        }
         try {
           for (;;) {
             if (ctx.signal.aborted) return;
@@ -298,12 +462,9 @@ export default defineOperator<MixOptions>({
               await readers[i].close();
             }
             out.push(rec);
-            if (out.length >= o.batchSize) {
-              yield out;
-              out = [];
-            }
+            if (out.length >= o.batchSize) yield* handOn();
           }
-          if (out.length) yield out;
+          if (out.length) yield* handOn();
         } finally {
           await Promise.all(readers.map((r) => r.close()));
         }
@@ -319,6 +480,26 @@ export default defineOperator<MixOptions>({
               `(target ${(plan[i].share * 100).toFixed(2)}%), ${repeated[i].toLocaleString('en-US')} repeated copies over ${Math.ceil(plan[i].factor - 1e-12)} pass(es)`,
           );
         }
+      },
+      checkpoint(dir) {
+        // Nothing handed on yet: a resumed run starts from the beginning.
+        if (!lastYield) return;
+        const e = lastYield.errors;
+        const state: MixState = { ...lastYield, errors: typeof e.read === 'number' ? errors.save(e as ErrorsMark) : (e as ErrorsState) };
+        writeFileSync(path.join(dir, STATE_FILE), JSON.stringify(state));
+      },
+      restore(dir) {
+        const file = path.join(dir, STATE_FILE);
+        if (!existsSync(file)) return;
+        const state = JSON.parse(readFileSync(file, 'utf8')) as MixState;
+        if (state.version !== 1) throw new Error(`mix: ${file}: unknown state version ${state.version}`);
+        const changed = state.files.findIndex((f, i) => JSON.stringify(f) !== JSON.stringify(files[i]));
+        if (state.files.length !== files.length || changed >= 0) {
+          throw new Error(`mix: the files of source ${o.sources[Math.max(0, changed)]?.name} are not the ones the checkpoint was taken with (files were added or removed); start the run again without the checkpoint`);
+        }
+        errors.load(state.errors);
+        resumed = state;
+        lastYield = state;
       },
       async close() {
         await Promise.all(readers.map((r) => r.close()));

@@ -87,6 +87,12 @@ export interface Step {
    * pulled one at a time, so the end of input stays within the step's memory budget.
    */
   flushBatches?(): AsyncIterable<Rec[]> | Iterable<Rec[]>;
+  /**
+   * Steps that hand a batch's records on later than the `process` call that took them (worker
+   * threads computing ahead) return every record they hold back. Called at each checkpoint
+   * barrier, before `checkpoint`: a checkpoint must not cover records still inside a step.
+   */
+  drain?(): Rec[] | Promise<Rec[]>;
   /** Releases resources; always called once, also after errors. */
   close?(): void | Promise<void>;
   /**

@@ -282,6 +282,9 @@ export function orderedTextStep(
     flush() {
       return window.drain();
     },
+    drain() {
+      return window.drain();
+    },
     async close() {
       ctx.signal.removeEventListener('abort', onAbort);
       await o.pool()?.destroy();

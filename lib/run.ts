@@ -424,6 +424,14 @@ async function execute(opts: RunOptions, control: StopControl): Promise<RunRepor
         for await (const batch of src) {
           const barrier = batch[BARRIER];
           if (barrier) {
+            if (step.drain && !isGenerator) {
+              const t = performance.now();
+              const out = (await step.drain()) as Batch;
+              c.timeMs += performance.now() - t;
+              c.recordsOut += out.length;
+              c.tokensOut += tokenSum(out);
+              if (out.length) yield withSide(out, undefined);
+            }
             if (step.checkpoint && barrier.stateDir) {
               const dir = path.join(store!.dir, barrier.stateDir, `step-${i}`);
               mkdirSync(dir, { recursive: true });

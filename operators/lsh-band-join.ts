@@ -1,7 +1,7 @@
 // lsh-band-join: near-duplicate removal with MinHash LSH (Zyda-2 cross-dedup, Ziya2 content dedup).
 // Joins each document against the kept documents seen before it (and against persisted indexes
 // of other datasets), verifies candidates, and keeps one document per cluster.
-import { existsSync, readdirSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, openSync, readdirSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import { defineOperator, internals, peekInternals, type Rec, type StepContext } from '../lib/operator.ts';
@@ -37,8 +37,9 @@ export function resolveBands(o: Pick<LshBandJoinOptions, 'threshold' | 'bands' |
 interface Match {
   id: string;
   similarity: number;
-  /** Cluster key: `<source>:<slot>` (source -1 = this run's index, i >= 0 = against[i]). */
-  key: string;
+  /** Where the kept document is: -1 = this run's index, i >= 0 = against[i]; and its slot there. */
+  source: number;
+  slot: number;
 }
 
 interface Decision {
@@ -114,16 +115,52 @@ class RecordSpool {
     return this.count++;
   }
 
+  private openEnv(): void {
+    this.env = open({ path: this.dir(), noSync: true, maxDbs: 2, remapChunks: true, noSubdir: false } as any);
+    this.db = this.env.openDB({ name: 'records', keyEncoding: 'uint32', encoding: 'binary' } as any) as any;
+  }
+
   private spill(): void {
-    if (!this.env) {
-      this.env = open({ path: this.dir(), noSync: true, maxDbs: 2, remapChunks: true, noSubdir: false } as any);
-      this.db = this.env.openDB({ name: 'records', keyEncoding: 'uint32', encoding: 'binary' } as any) as any;
-    }
-    this.env.transactionSync(() => {
+    if (!this.env) this.openEnv();
+    this.env!.transactionSync(() => {
       for (const b of this.ram) this.db!.putSync(this.spilled++, b);
     });
     this.ram = [];
     this.ramBytes = 0;
+  }
+
+  /** Checkpoint: the records still in RAM go to a file; the spilled ones stay in LMDB (synced). */
+  save(dir: string): { count: number; spilled: number } {
+    if (this.env) syncFile(path.join(this.dir(), 'data.mdb'));
+    const fd = openSync(path.join(dir, 'spool-ram.bin'), 'w');
+    try {
+      const len = Buffer.alloc(4);
+      for (const b of this.ram) {
+        len.writeUInt32LE(b.length, 0);
+        writeAll(fd, len);
+        writeAll(fd, b);
+      }
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    return { count: this.count, spilled: this.spilled };
+  }
+
+  restore(dir: string, state: { count: number; spilled: number }): void {
+    this.spilled = state.spilled;
+    this.count = state.count;
+    if (state.spilled > 0) this.openEnv();
+    const buf = readFileSync(path.join(dir, 'spool-ram.bin'));
+    this.ram = [];
+    this.ramBytes = 0;
+    for (let at = 0; at < buf.length; ) {
+      const n = buf.readUInt32LE(at);
+      this.ram.push(Buffer.from(buf.subarray(at + 4, at + 4 + n)));
+      this.ramBytes += n + 96;
+      at += 4 + n;
+    }
+    if (this.spilled + this.ram.length !== this.count) throw new Error(`${dir}: the checkpointed record spool is incomplete`);
   }
 
   get(seq: number): Rec {
@@ -137,6 +174,32 @@ class RecordSpool {
     this.env?.close();
     this.env = undefined;
   }
+}
+
+function writeAll(fd: number, b: Uint8Array): void {
+  for (let at = 0; at < b.length; ) at += writeSync(fd, b, at, b.length - at);
+}
+
+function syncFile(file: string): void {
+  if (!existsSync(file)) return;
+  const fd = openSync(file, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function u32(a: ArrayLike<number>): Buffer {
+  const w = Uint32Array.from(a);
+  return Buffer.from(w.buffer, w.byteOffset, w.byteLength);
+}
+
+function readU32(file: string): Uint32Array {
+  const b = readFileSync(file);
+  const w = new Uint32Array(b.length >>> 2);
+  new Uint8Array(w.buffer).set(b.subarray(0, w.length * 4));
+  return w;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -155,8 +218,9 @@ export default defineOperator<LshBandJoinOptions>({
     'Only kept documents enter the index, so every removed document duplicates a document that is kept. ' +
     'keep "priority" holds every record until the end of input (spooled to disk beyond half of memoryMB) and decides in order of ' +
     'priority, then arrival; output then starts at the end of input. The index lives in RAM up to memoryMB and spills to LMDB beyond it ' +
-    '(same results). Deterministic: the same input in the same order gives the same output.',
-  // Keeps an index across records; checkpoint/restore are not implemented, so --checkpoint refuses it.
+    '(same results). Deterministic: the same input in the same order gives the same output. Resumes exactly with --checkpoint ' +
+    '(spilled index segments are kept in the checkpoint directory; each checkpoint saves the RAM part of the index).',
+  // Keeps an index across records; checkpoints it (see checkpoint/restore in createJoin).
   stateful: true,
   options: {
     threshold: { type: 'number', default: 0.85, min: 0, exclusiveMin: true, max: 1, description: 'Jaccard similarity at or above which two documents are near-duplicates (Zyda-2: 0.85)' },
@@ -210,9 +274,13 @@ function createJoin(o: LshBandJoinOptions, ctx: StepContext) {
   const memory = o.memoryMB * 1024 * 1024;
   const indexBudget = o.keep === 'priority' ? memory / 2 : memory;
   const writePath = o.writeIndex ? resolve(o.writeIndex) : undefined;
-  if (writePath && existsSync(writePath) && readdirSync(writePath).length > 0) {
-    throw new Error(`writeIndex: ${writePath} already exists and is not empty; remove it or choose another path`);
-  }
+  // A resumed run finds its own partly written index there: restore() skips this check.
+  const checkWritePath = () => {
+    if (writePath && existsSync(writePath) && readdirSync(writePath).length > 0) {
+      throw new Error(`writeIndex: ${writePath} already exists and is not empty; remove it or choose another path`);
+    }
+  };
+  let restored = false;
   const readers = o.against.map((p) => {
     const r = new LshIndexReader(resolve(p), memory / 8);
     if (o.verify === 'exact' && !r.params.shingles) {
@@ -227,11 +295,14 @@ function createJoin(o: LshBandJoinOptions, ctx: StepContext) {
   let rows = 0;
   let index: LshIndex | undefined;
   let keys = new Uint32Array(0);
-  const clusterSizes = new Map<string, number>();
+  // Duplicates found per kept document: by slot for this run's index, sparse for the `against` indexes.
+  let ownDuplicates = new Uint32Array(1024);
+  const againstDuplicates = readers.map(() => new Map<number, number>());
   let candidatesSeen = 0;
   let rejected = 0;
 
-  function setup(len: number): void {
+  function setup(len: number, state?: string): void {
+    if (!state && !restored) checkWritePath();
     perms = len;
     ({ bands, rows } = resolveBands(o, perms));
     if (bands < 1 || rows < 1 || bands * rows > perms) {
@@ -245,7 +316,7 @@ function createJoin(o: LshBandJoinOptions, ctx: StepContext) {
     });
     ctx.log(`${bands} bands x ${rows} rows over ${perms} perms; P(candidate) at ${o.threshold} = ${candidateProbability(o.threshold, bands, rows).toFixed(4)}`);
     keys = new Uint32Array(2 * bands);
-    index = new LshIndex({
+    const indexOptions = {
       bands,
       rows,
       perms,
@@ -256,8 +327,9 @@ function createJoin(o: LshBandJoinOptions, ctx: StepContext) {
       persist: !!writePath,
       // A scratch index verified exactly never reads signatures: not keeping them saves RAM and spill I/O.
       signatures: !!writePath || o.verify !== 'exact',
-      warn: (m) => ctx.log(`warning: ${m}`),
-    });
+      warn: (m: string) => ctx.log(`warning: ${m}`),
+    };
+    index = state ? LshIndex.restore(indexOptions, state) : new LshIndex(indexOptions);
   }
 
   /** Validates a record's sketch data; returns false (after reporting) when it cannot be joined. */
@@ -298,7 +370,7 @@ function createJoin(o: LshBandJoinOptions, ctx: StepContext) {
           rejected++;
           continue;
         }
-        if (!best || sim > best.similarity) best = { id: doc.id, similarity: sim, key: `${source}:${slot}` };
+        if (!best || sim > best.similarity) best = { id: doc.id, similarity: sim, source, slot };
       }
     };
     readers.forEach((r, i) => consider(i, r.candidates(keys), (s) => r.getDoc(s)));
@@ -312,7 +384,17 @@ function createJoin(o: LshBandJoinOptions, ctx: StepContext) {
   }
 
   function markDuplicate(m: Match): void {
-    clusterSizes.set(m.key, (clusterSizes.get(m.key) ?? 1) + 1);
+    if (m.source >= 0) {
+      const counts = againstDuplicates[m.source];
+      counts.set(m.slot, (counts.get(m.slot) ?? 0) + 1);
+    } else {
+      if (m.slot >= ownDuplicates.length) {
+        const grown = new Uint32Array(Math.max(m.slot + 1, ownDuplicates.length * 2));
+        grown.set(ownDuplicates);
+        ownDuplicates = grown;
+      }
+      ownDuplicates[m.slot]++;
+    }
     ctx.stats.count('near_duplicates');
   }
 
@@ -354,10 +436,12 @@ function createJoin(o: LshBandJoinOptions, ctx: StepContext) {
 
   function finishStats(): void {
     let clusters = 0;
-    for (const size of clusterSizes.values()) {
+    const observe = (duplicates: number) => {
       clusters++;
-      ctx.stats.observe('cluster_size', size);
-    }
+      ctx.stats.observe('cluster_size', duplicates + 1);
+    };
+    for (const counts of againstDuplicates) for (const n of counts.values()) observe(n);
+    for (const n of ownDuplicates) if (n > 0) observe(n);
     ctx.stats.count('clusters', clusters);
     ctx.stats.count('candidates', candidatesSeen);
     ctx.stats.count('rejected_candidates', rejected);
@@ -370,6 +454,27 @@ function createJoin(o: LshBandJoinOptions, ctx: StepContext) {
     index?.close();
     for (const r of readers) r.close();
   };
+
+  /** The join's state (the spool's, with keep "priority", is added by the caller). */
+  function saveJoin(dir: string, extra: object = {}): void {
+    if (index) index.save(dir);
+    writeFileSync(path.join(dir, 'own-duplicates.bin'), u32(ownDuplicates.subarray(0, index?.size ?? 0)));
+    const state = { perms, candidatesSeen, rejected, against: againstDuplicates.map((m) => [...m]), ...extra };
+    writeFileSync(path.join(dir, 'lsh-band-join.json'), JSON.stringify(state));
+  }
+
+  function restoreJoin(dir: string): any {
+    restored = true;
+    const state = JSON.parse(readFileSync(path.join(dir, 'lsh-band-join.json'), 'utf8'));
+    if (state.perms) setup(state.perms, dir);
+    const own = readU32(path.join(dir, 'own-duplicates.bin'));
+    ownDuplicates = new Uint32Array(Math.max(1024, own.length));
+    ownDuplicates.set(own);
+    candidatesSeen = state.candidatesSeen;
+    rejected = state.rejected;
+    (state.against as [number, number][][]).forEach((entries, i) => againstDuplicates[i] && entries.forEach(([k, v]) => againstDuplicates[i].set(k, v)));
+    return state;
+  }
 
   if (o.keep === 'first') {
     return {
@@ -385,6 +490,10 @@ function createJoin(o: LshBandJoinOptions, ctx: StepContext) {
       flush(): Rec[] {
         finishStats();
         return [];
+      },
+      checkpoint: (dir: string) => saveJoin(dir),
+      restore(dir: string) {
+        restoreJoin(dir);
       },
       close,
     };
@@ -425,6 +534,20 @@ function createJoin(o: LshBandJoinOptions, ctx: StepContext) {
         }
       }
       if (out.length) yield out;
+    },
+    checkpoint(dir: string) {
+      const ranks: number[] = [];
+      byRank.forEach((seqs, r) => {
+        writeFileSync(path.join(dir, `rank-${r}.bin`), u32(seqs));
+        ranks.push(seqs.length);
+      });
+      saveJoin(dir, { spool: spool.save(dir), ranks });
+    },
+    restore(dir: string) {
+      const state = restoreJoin(dir);
+      spool.restore(dir, state.spool);
+      if (state.ranks.length !== byRank.length) throw new Error(`${dir}: checkpoint of a different priority list`);
+      byRank.forEach((_, r) => (byRank[r] = Array.from(readU32(path.join(dir, `rank-${r}.bin`)))));
     },
     close() {
       spool.close();

@@ -1,10 +1,9 @@
 import t from 'tap';
-import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { compress as zstdCompress, decompress as zstdDecompress } from 'zstd-napi';
-import { BIN, cli, lines, SAMPLES, tmpdir } from './helpers.ts';
+import { compress as zstdCompress } from 'zstd-napi';
+import { cli, killRepeatedly, lines, partsOutput, runUntilKilled, SAMPLES, tmpdir } from './helpers.ts';
 
 const dir = tmpdir();
 const pipeline = path.join(dir, 'p.json');
@@ -25,13 +24,7 @@ const inputs: string[] = [];
   inputs.push(path.join(dir, 'in-0.jsonl'), path.join(dir, 'in-1.jsonl.gz'), path.join(dir, 'in-2.jsonl.zst'));
 }
 
-function outputOf(outDir: string): string {
-  return readdirSync(outDir)
-    .filter((f) => /^part-\d+\.jsonl\.zst$/.test(f))
-    .sort()
-    .map((f) => zstdDecompress(readFileSync(path.join(outDir, f))).toString())
-    .join('');
-}
+const outputOf = partsOutput;
 
 function args(name: string, interval = 0.02): string[] {
   const base = path.join(dir, name);
@@ -54,47 +47,9 @@ t.test('the reference run is complete and non-trivial', async (t) => {
   t.notOk(existsSync(path.join(dir, 'reference', 'ckpt', 'work')), 'a finished run leaves no step scratch state behind');
 });
 
-function checkpointSeq(base: string): number {
-  try {
-    return JSON.parse(readFileSync(path.join(base, 'ckpt', 'checkpoint.json'), 'utf8')).seq;
-  } catch {
-    return -1;
-  }
-}
-
-/** Starts a run and kills it (signal) a random moment after it has committed a new checkpoint; resolves with its exit code. */
-function runUntilKilled(a: string[], base: string, delayMs: number, signal: NodeJS.Signals = 'SIGKILL'): Promise<number | null> {
-  return new Promise((resolve) => {
-    const before = checkpointSeq(base);
-    const child = spawn(process.execPath, [BIN, ...a], { stdio: 'ignore' });
-    let timer: NodeJS.Timeout | undefined;
-    const poll = setInterval(() => {
-      if (checkpointSeq(base) > before) {
-        clearInterval(poll);
-        timer = setTimeout(() => child.kill(signal), delayMs);
-      }
-    }, 20);
-    child.on('exit', (code) => {
-      clearInterval(poll);
-      clearTimeout(timer);
-      resolve(code);
-    });
-  });
-}
-
 t.test('kill -9 at random points, rerun until done: output equals an uninterrupted run, byte for byte', async (t) => {
-  // A seeded generator: the kill points are random but the test is repeatable.
-  let s = 12345;
-  const rand = () => ((s = (Math.imul(s, 1103515245) + 12345) >>> 0) / 2 ** 32);
-  const a = args('killed');
-  let kills = 0;
-  let code: number | null = null;
-  for (let attempt = 0; attempt < 40; attempt++) {
-    // Six kills at random moments, then the run is let finish.
-    code = await runUntilKilled(a, path.join(dir, 'killed'), kills < 6 ? Math.floor(rand() * 30) : 1e9);
-    if (code !== null) break;
-    kills++;
-  }
+  // Six kills at seeded random moments (repeatable), then the run is let finish.
+  const { kills, code } = await killRepeatedly(args('killed'), path.join(dir, 'killed', 'ckpt'));
   t.ok(kills >= 3, `killed ${kills} times before it finished`);
   t.equal(code, 3, 'the final run ends like the reference (bad lines seen)');
   const base = path.join(dir, 'killed');
@@ -126,7 +81,7 @@ t.test('a finished run is not redone; a different pipeline is refused', async (t
 
 t.test('SIGTERM writes a checkpoint; the rerun continues exactly', async (t) => {
   const a = args('term', 0.3);
-  const code = await runUntilKilled(a, path.join(dir, 'term'), 100, 'SIGTERM');
+  const code = await runUntilKilled(a, path.join(dir, 'term', 'ckpt'), 100, 'SIGTERM');
   t.equal(code, 143);
   const ckpt = JSON.parse(readFileSync(path.join(dir, 'term', 'ckpt', 'checkpoint.json'), 'utf8'));
   t.equal(ckpt.finished, false);

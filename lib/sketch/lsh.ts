@@ -3,7 +3,8 @@
 //
 // Layout of the index (the same for a spill directory and for a persisted `writeIndex` path):
 // - RAM tier: an open-addressing multimap (band key -> slot) over typed arrays, plus the
-//   documents (id, signature, optional shingle set) of the slots added since the last spill.
+//   documents (id, signature, optional shingle set) of the slots added since the last spill,
+//   packed into large word chunks (no per-document allocations: a spill frees whole chunks).
 // - Spilled segments: when the RAM tier outgrows its budget, its band entries are sorted and
 //   written to LMDB as blocks of BLOCK_ENTRIES sorted entries; the segment keeps in RAM a
 //   blocked Bloom filter of its keys and the first key of every block (fences). A lookup checks
@@ -11,10 +12,14 @@
 //   Documents go to LMDB in blocks of consecutive slots.
 // Lookups, candidate sets and therefore every dedup decision are identical whether or not the
 // index spilled: spilling only moves entries.
+// Checkpoints (`save`/`restore`): spilled segments are never rewritten, so a checkpoint records
+// how many of them (and of the document blocks) exist, and dumps the RAM tier; whatever a
+// crashed run wrote to LMDB after its last checkpoint is overwritten by the resumed run.
 //
 // Binary values are little-endian 32-bit words (the byte order of every platform Node runs on
 // in practice; opening an index on a big-endian machine is refused).
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
+import path from 'node:path';
 import os from 'node:os';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import { fmix32 as mix32 } from '../text/shingle.ts';
@@ -187,17 +192,23 @@ function writeDoc(words: Uint32Array, at: number, d: IndexedDoc, idBytes: Uint8A
   return at;
 }
 
-function readDoc(words: Uint32Array, at: number): IndexedDoc {
+/** Reads a document; `view` returns arrays that share `words` instead of copies. */
+function readDoc(words: Uint32Array, at: number, view = false): IndexedDoc {
   const idLen = words[at];
   const sigLen = words[at + 1];
   const shLen = words[at + 2];
   at += 3;
   const id = utf8d.decode(new Uint8Array(words.buffer, words.byteOffset + at * 4, idLen));
   at += (idLen + 3) >>> 2;
-  const signature = words.slice(at, at + sigLen);
+  const signature = view ? words.subarray(at, at + sigLen) : words.slice(at, at + sigLen);
   at += sigLen;
-  const shingles = shLen === 0xffffffff ? undefined : words.slice(at, at + shLen);
+  const shingles = shLen === 0xffffffff ? undefined : view ? words.subarray(at, at + shLen) : words.slice(at, at + shLen);
   return { id, signature, shingles };
+}
+
+/** Words a stored document takes, from its header. */
+function storedDocWords(words: Uint32Array, at: number): number {
+  return 3 + ((words[at] + 3) >>> 2) + words[at + 1] + (words[at + 2] === 0xffffffff ? 0 : words[at + 2]);
 }
 
 /** Copies an LMDB value into an aligned word array. */
@@ -209,6 +220,13 @@ function toWords(buf: Uint8Array): Uint32Array {
 
 function wordsToBuffer(w: Uint32Array): Buffer {
   return Buffer.from(w.buffer, w.byteOffset, w.length * 4);
+}
+
+function segmentAux(bloom: BlockedBloom, fences: Uint32Array): Buffer {
+  const w = new Uint32Array(bloom.words.length + fences.length);
+  w.set(bloom.words, 0);
+  w.set(fences, bloom.words.length);
+  return wordsToBuffer(w);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -372,6 +390,7 @@ class Store {
         fences[2 * k + 1] = lo[s];
         this.blocks.putSync(firstBlock + k, wordsToBuffer(w));
       }
+      this.aux.putSync(this.segments.length, segmentAux(bloom, fences));
     });
     this.nextBlock += blocks;
     const seg: Segment = { meta: { entries: n, firstBlock, blocks, bloomWords: bloom.words.length }, bloom, fences };
@@ -379,26 +398,29 @@ class Store {
     return seg;
   }
 
-  writeDocBlocks(firstSlot: number, docs: IndexedDoc[]): void {
+  writeDocBlocks(firstSlot: number, count: number, doc: (i: number) => IndexedDoc): void {
     this.env.transactionSync(() => {
       let i = 0;
-      while (i < docs.length) {
+      while (i < count) {
         const start = i;
+        const docs: IndexedDoc[] = [];
         const ids: Uint8Array[] = [];
         let words = 0;
-        while (i < docs.length && (i === start || words * 4 < DOC_BLOCK_BYTES)) {
-          const idb = utf8.encode(docs[i].id);
+        while (i < count && (i === start || words * 4 < DOC_BLOCK_BYTES)) {
+          const d = doc(i);
+          const idb = utf8.encode(d.id);
+          docs.push(d);
           ids.push(idb);
-          words += docWords(docs[i], idb);
+          words += docWords(d, idb);
           i++;
         }
-        const count = i - start;
-        const w = new Uint32Array(1 + count + words);
-        w[0] = count;
-        let at = 1 + count;
-        for (let k = 0; k < count; k++) {
+        const n = i - start;
+        const w = new Uint32Array(1 + n + words);
+        w[0] = n;
+        let at = 1 + n;
+        for (let k = 0; k < n; k++) {
           w[1 + k] = at;
-          at = writeDoc(w, at, docs[start + k], ids[k]);
+          at = writeDoc(w, at, docs[k], ids[k]);
         }
         this.docs.putSync(this.docBlockStarts.length, wordsToBuffer(w));
         this.docBlockStarts.push(firstSlot + start);
@@ -428,28 +450,49 @@ class Store {
     }
   }
 
+  /** Metadata of what is stored now (the segments' filters and fences are already in LMDB). */
+  describe(params: IndexParams, docs: number): StoreMeta {
+    return { format: FORMAT, params, docs, segments: this.segments.map((s) => s.meta), docBlocks: this.docBlockStarts.slice() };
+  }
+
   saveMeta(params: IndexParams, docs: number): void {
-    this.env.transactionSync(() => {
-      this.segments.forEach((s, i) => {
-        const w = new Uint32Array(s.bloom.words.length + s.fences.length);
-        w.set(s.bloom.words, 0);
-        w.set(s.fences, s.bloom.words.length);
-        this.aux.putSync(i, wordsToBuffer(w));
-      });
-      const meta: StoreMeta = { format: FORMAT, params, docs, segments: this.segments.map((s) => s.meta), docBlocks: this.docBlockStarts };
-      this.meta.putSync('index', meta);
-    });
+    this.env.transactionSync(() => this.meta.putSync('index', this.describe(params, docs)));
   }
 
   loadMeta(dir: string): StoreMeta {
     const meta = this.meta.get('index') as StoreMeta | undefined;
     if (!meta || meta.format !== FORMAT) throw new Error(`${dir} is not a mixstream LSH index (no "${FORMAT}" metadata; was it written with writeIndex and finished?)`);
+    this.adopt(meta);
+    return meta;
+  }
+
+  /** Takes the segments and document blocks a metadata record describes (entries beyond it are ignored and later overwritten). */
+  adopt(meta: StoreMeta): void {
     this.segments = meta.segments.map((m, i) => {
-      const w = toWords(this.aux.getBinaryFast(i)!);
+      const b = this.aux.getBinaryFast(i);
+      if (!b) throw new Error(`LSH index ${this.dir}: segment ${i} is missing (corrupt index?)`);
+      const w = toWords(b);
       return { meta: m, bloom: new BlockedBloom(w.slice(0, m.bloomWords)), fences: w.slice(m.bloomWords) };
     });
-    this.docBlockStarts = meta.docBlocks;
-    return meta;
+    this.docBlockStarts = meta.docBlocks.slice();
+    const last = meta.segments[meta.segments.length - 1];
+    this.nextBlock = last ? last.firstBlock + last.blocks : 0;
+    this.cacheBlock = -1;
+    this.cacheWords = undefined;
+  }
+
+  /** Forces what LMDB wrote to stable storage (a checkpoint then never points at lost pages). */
+  sync(): void {
+    for (const f of ['data.mdb']) {
+      const file = path.join(this.dir, f);
+      if (!existsSync(file)) continue;
+      const fd = openSync(file, 'r');
+      try {
+        fsyncSync(fd);
+      } finally {
+        closeSync(fd);
+      }
+    }
   }
 
   /** Bytes the store keeps in RAM (Bloom filters, fences, block directory). */
@@ -508,8 +551,13 @@ export class LshIndex {
   private tLo = new Uint32Array(0);
   private tSlot = new Uint32Array(0);
   private used = 0;
-  private ramDocs: IndexedDoc[] = [];
-  private ramDocBytes = 0;
+  // RAM tier documents, stored as in document blocks, packed into chunks of words.
+  private readonly chunkWords: number;
+  private chunks: Uint32Array[] = [];
+  private chunkFill: number[] = [];
+  private arenaWords = 0;
+  private docChunk: number[] = [];
+  private docAt: number[] = [];
   /** First slot of the RAM tier. */
   private ramStart = 0;
   private nextSlot = 0;
@@ -524,6 +572,7 @@ export class LshIndex {
     this.persist = !!o.persist;
     this.warn = o.warn;
     this.signatures = o.signatures ?? true;
+    this.chunkWords = Math.min(1 << 20, Math.max(4096, Math.floor(this.budget / 256)));
     this.resize(1024);
   }
 
@@ -561,7 +610,7 @@ export class LshIndex {
    * 24 bytes per entry for the sorted copy) plus the spilled segments' filters and fences.
    */
   ramBytes(cap = this.cap): number {
-    return cap * 12 + this.used * 24 + this.ramDocBytes + this.ramDocs.length * 16 + (this.store?.ramBytes() ?? 0);
+    return cap * 12 + this.used * 24 + this.arenaWords * 4 + this.docAt.length * 16 + (this.store?.ramBytes() ?? 0);
   }
 
   /** Adds a kept document with its band keys (from `bandKeys`); returns its slot. */
@@ -575,11 +624,38 @@ export class LshIndex {
     const slot = this.nextSlot++;
     for (let b = 0; b < bands; b++) this.insert(keys[2 * b], keys[2 * b + 1], slot);
     if (!this.signatures) doc = { id: doc.id, signature: NO_SIGNATURE, shingles: doc.shingles };
-    this.ramDocs.push(doc);
-    // Object, string and typed-array headers included (a Uint32Array with its ArrayBuffer costs ~160 bytes besides its data).
-    this.ramDocBytes += 96 + doc.id.length * 2 + (doc.signature.length ? doc.signature.byteLength + 160 : 0) + (doc.shingles ? doc.shingles.byteLength + 160 : 0);
+    this.storeRamDoc(doc);
     if (this.ramBytes() > this.budget) this.spill();
     return slot;
+  }
+
+  private storeRamDoc(doc: IndexedDoc): void {
+    const idb = utf8.encode(doc.id);
+    const need = docWords(doc, idb);
+    let c = this.chunks.length - 1;
+    if (c < 0 || this.chunkFill[c] + need > this.chunks[c].length) {
+      const size = Math.max(this.chunkWords, need);
+      this.chunks.push(new Uint32Array(size));
+      this.chunkFill.push(0);
+      this.arenaWords += size;
+      c++;
+    }
+    this.docChunk.push(c);
+    this.docAt.push(this.chunkFill[c]);
+    this.chunkFill[c] = writeDoc(this.chunks[c], this.chunkFill[c], doc, idb);
+  }
+
+  /** A document of the RAM tier (its arrays are views into the tier's chunks). */
+  private ramDoc(k: number): IndexedDoc {
+    return readDoc(this.chunks[this.docChunk[k]], this.docAt[k], true);
+  }
+
+  private clearRamDocs(): void {
+    this.chunks = [];
+    this.chunkFill = [];
+    this.arenaWords = 0;
+    this.docChunk = [];
+    this.docAt = [];
   }
 
   /** Distinct slots sharing a band key with `keys`, ascending. */
@@ -600,7 +676,7 @@ export class LshIndex {
   }
 
   getDoc(slot: number): IndexedDoc {
-    if (slot >= this.ramStart) return this.ramDocs[slot - this.ramStart];
+    if (slot >= this.ramStart) return this.ramDoc(slot - this.ramStart);
     return this.store!.getDoc(slot);
   }
 
@@ -625,9 +701,8 @@ export class LshIndex {
     // Order among equal keys does not matter: candidate lists are sorted by slot.
     radixSortEntries(hi, lo, sl);
     store.writeSegment(hi, lo, sl, this.bloomBits(n));
-    store.writeDocBlocks(this.ramStart, this.ramDocs);
-    this.ramDocs = [];
-    this.ramDocBytes = 0;
+    store.writeDocBlocks(this.ramStart, this.docAt.length, (k) => this.ramDoc(k));
+    this.clearRamDocs();
     this.ramStart = this.nextSlot;
     // The next RAM tier fills to the same size: keep the table's capacity instead of regrowing it.
     this.resize(this.cap, false);
@@ -656,10 +731,85 @@ export class LshIndex {
     this.store!.saveMeta(this.params, this.nextSlot);
   }
 
+  /**
+   * Writes the index's state into `dir` (a checkpoint): the RAM tier as two files, and what the
+   * LMDB store holds so far (synced first). `LshIndex.restore` continues from it.
+   */
+  save(dir: string): void {
+    this.store?.sync();
+    const entries = new Uint32Array(3 * this.used);
+    let k = 0;
+    for (let i = 0; i < this.cap; i++) {
+      if (this.tSlot[i] === EMPTY) continue;
+      entries[k++] = this.tHi[i];
+      entries[k++] = this.tLo[i];
+      entries[k++] = this.tSlot[i];
+    }
+    writeFileSync(path.join(dir, 'ram-entries.bin'), wordsToBuffer(entries));
+    const fd = openSync(path.join(dir, 'ram-docs.bin'), 'w');
+    try {
+      this.chunks.forEach((c, i) => {
+        const b = wordsToBuffer(c.subarray(0, this.chunkFill[i]));
+        for (let at = 0; at < b.length; ) at += writeSync(fd, b, at, b.length - at);
+      });
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    const state: SavedIndex = {
+      format: FORMAT,
+      params: this.params,
+      cap: this.cap,
+      ramStart: this.ramStart,
+      nextSlot: this.nextSlot,
+      spills: this.spills,
+      signatures: this.signatures,
+      store: this.store?.describe(this.params, this.nextSlot),
+    };
+    writeFileSync(path.join(dir, 'lsh-index.json'), JSON.stringify(state));
+  }
+
+  /** An index continuing from a checkpoint written by `save`, over the same LMDB directory. */
+  static restore(o: LshIndexOptions, dir: string): LshIndex {
+    const state = JSON.parse(readFileSync(path.join(dir, 'lsh-index.json'), 'utf8')) as SavedIndex;
+    if (state.format !== FORMAT) throw new Error(`${dir}: not a checkpoint of a mixstream LSH index`);
+    const index = new LshIndex({ ...o, ...state.params, signatures: state.signatures });
+    index.resize(state.cap, false);
+    const entries = toWords(readFileSync(path.join(dir, 'ram-entries.bin')));
+    for (let k = 0; k < entries.length; k += 3) index.insert(entries[k], entries[k + 1], entries[k + 2]);
+    const docs = toWords(readFileSync(path.join(dir, 'ram-docs.bin')));
+    if (docs.length) {
+      index.chunks.push(docs);
+      index.chunkFill.push(docs.length);
+      index.arenaWords = docs.length;
+      for (let at = 0; at < docs.length; at += storedDocWords(docs, at)) {
+        index.docChunk.push(0);
+        index.docAt.push(at);
+      }
+    }
+    index.ramStart = state.ramStart;
+    index.nextSlot = state.nextSlot;
+    index.spills = state.spills;
+    if (index.docAt.length !== state.nextSlot - state.ramStart) throw new Error(`${dir}: the checkpointed LSH index is incomplete`);
+    if (state.store) index.openStore().adopt(state.store);
+    return index;
+  }
+
   close(): void {
     this.store?.close();
     this.store = undefined;
   }
+}
+
+interface SavedIndex {
+  format: string;
+  params: IndexParams;
+  cap: number;
+  ramStart: number;
+  nextSlot: number;
+  spills: number;
+  signatures: boolean;
+  store?: StoreMeta;
 }
 
 function mappedAllowance(budget: number): number {

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { internals, type Rec } from '../../lib/operator.ts';
 import { createMinHasher } from '../../lib/sketch/minhash.ts';
 import { exactJaccard, shingleText } from '../../lib/text/shingle.ts';
-import { readJsonl, runOperator } from '../../lib/testing.ts';
+import { readJsonl, runOperator, runOperatorResumed } from '../../lib/testing.ts';
 import lsh from '../../operators/lsh-band-join.ts';
 
 const samples = new URL('../../samples/', import.meta.url);
@@ -163,6 +163,36 @@ t.test('a spilled run gives the same output as an all-in-RAM run', async (t) => 
   t.ok(ram.counters.counters.near_duplicates > 50);
   t.equal(json(spill.output), json(ram.output));
   t.same(spill.counters.counters.near_duplicates, ram.counters.counters.near_duplicates);
+});
+
+t.test('checkpoint and restore: a resumed step gives the uninterrupted output', async (t) => {
+  const base = [...kjv, ...fortunes.slice(0, 600)];
+  const mk = () => sketch([...base.map((r) => copy(r, r.id)), ...base.filter((_, i) => i % 3 === 0).map((r, i) => edit(r, `${r.id}~`, [40, 20, 10][i % 3]))]);
+  const n = mk().length;
+  for (const options of [{ emit: 'all' }, { emit: 'all', memoryMB: 0.05 }, { memoryMB: 0.05, verify: 'signature' }, { keep: 'priority', priority: ['kjv'], priorityField: 'src', emit: 'all', memoryMB: 0.01 }]) {
+    const recs = () => mk().map((r, i) => ({ ...r, src: i % 2 ? 'kjv' : 'other' }));
+    const whole = await runOperator(lsh, options, recs());
+    t.ok(whole.counters.counters.near_duplicates > 50, `${JSON.stringify(options)}: duplicates found`);
+    for (const splitAt of [0, 1, Math.floor(n / 3), n - 5, n]) {
+      const resumed = await runOperatorResumed(lsh, options, recs(), splitAt);
+      t.equal(json(resumed.output), json(whole.output), `${JSON.stringify(options)}, checkpoint after ${splitAt} records: same output`);
+      t.same(ids(resumed.dropped.map((d) => d.rec)), ids(whole.dropped.map((d) => d.rec)));
+      t.same(resumed.counters.histograms.cluster_size?.count, whole.counters.histograms.cluster_size?.count, 'cluster sizes survive the checkpoint');
+    }
+  }
+});
+
+t.test('checkpoint with writeIndex: the resumed run completes the same index', async (t) => {
+  const dir = tmp();
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const first = () => sketch([...kjv.slice(0, 60).map((r) => copy(r, `a/${r.id}`)), ...fortunes.slice(0, 300)]);
+  await runOperator(lsh, { writeIndex: 'whole.idx', memoryMB: 0.02 }, first(), { baseDir: dir });
+  await runOperatorResumed(lsh, { writeIndex: 'resumed.idx', memoryMB: 0.02 }, first(), 150, { baseDir: dir });
+  const probe = () => sketch([...kjv.slice(30, 90).map((r) => copy(r, `b/${r.id}`)), ...fortunes.slice(250, 350).map((r) => copy(r, `b/${r.id}`))]);
+  const viaWhole = await runOperator(lsh, { against: ['whole.idx'], emit: 'all' }, probe(), { baseDir: dir });
+  const viaResumed = await runOperator(lsh, { against: ['resumed.idx'], emit: 'all' }, probe(), { baseDir: dir });
+  t.ok(viaWhole.output.filter((r) => r.dup_of).length >= 80, 'the index finds the overlap');
+  t.equal(json(viaResumed.output), json(viaWhole.output));
 });
 
 t.test('bad records and options are reported clearly', async (t) => {

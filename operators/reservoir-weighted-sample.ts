@@ -2,6 +2,7 @@
 // budget or a count (Efraimidis-Spirakis keys), in bounded memory.
 import { defineOperator, type Rec, type Step, type StepContext } from '../lib/operator.ts';
 import { compileExpression, ExpressionError, type Evaluator } from '../lib/sketch/expression.ts';
+import { emptyDir } from '../lib/sketch/spill-file.ts';
 import { esKey, uniformFor, WeightedReservoir } from '../lib/sketch/weighted-reservoir.ts';
 import { estimateTokens } from '../lib/text/tokenizer.ts';
 
@@ -51,7 +52,7 @@ export const recordCodec = {
 
 export default defineOperator<ReservoirOptions>({
   name: 'reservoir-weighted-sample',
-  // Holds the sample until the end of input; it has no checkpoint yet, so --checkpoint refuses this pipeline.
+  // Holds the sample until the end of input; with --checkpoint it is saved at each checkpoint.
   stateful: true,
   summary: 'Weighted sample without replacement in one pass, under a token budget or a count (Efraimidis-Spirakis keys)',
   description:
@@ -60,7 +61,8 @@ export default defineOperator<ReservoirOptions>({
     'largest keys whose tokens fit the budget: records are drawn one by one with probability proportional to ' +
     'weight, until the next draw would overflow the budget (records larger than the budget alone are skipped). ' +
     'Only sampled records are kept; beyond `memoryMB` their bodies go to a spill file. The sample is emitted ' +
-    'in input order at the end of input; records left out are dropped as `not_sampled`.',
+    'in input order at the end of input; records left out are dropped as `not_sampled`. With --checkpoint the ' +
+    'reservoir (keys, bodies, spill file by hard link) is saved at each checkpoint, and a resumed run samples exactly as an uninterrupted one.',
   options: {
     count: { type: 'integer', min: 1, description: 'sample size in records (or use budgetTokens)' },
     budgetTokens: { type: 'number', min: 0, exclusiveMin: true, description: 'sample size in tokens (or use count)' },
@@ -122,6 +124,13 @@ export default defineOperator<ReservoirOptions>({
       },
       flush() {
         return [...step.flushBatches()].flat();
+      },
+      checkpoint(dir) {
+        reservoir.save(dir);
+      },
+      restore(dir) {
+        emptyDir(ctx.tmpDir);
+        reservoir.load(dir);
       },
       close() {
         reservoir.close();

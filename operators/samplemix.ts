@@ -1,8 +1,11 @@
 // `samplemix`: SampleMix sample-wise mixing. Weighs every record by quality and diversity and
 // turns a token budget into a sampling count per record (0, 1, 2, ...).
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
 import { defineOperator, type Rec, type Step } from '../lib/operator.ts';
-import { KMeans, mulberry32, wordFeatures, type SparseFeatures } from '../lib/sketch/kmeans.ts';
+import { KMeans, mulberry32After, wordFeatures, type SparseFeatures } from '../lib/sketch/kmeans.ts';
 import { clusterDiversity, newClusterAggregates, QualityAggregates, roundCount, samplingScale } from '../lib/sketch/samplemix.ts';
+import { emptyDir, LineWriter } from '../lib/sketch/spill-file.ts';
 import { SpillLog } from '../lib/sketch/spill-log.ts';
 import { uniformFor } from '../lib/sketch/weighted-reservoir.ts';
 import { checkWeight, recordTokens, weightExpression } from './reservoir-weighted-sample.ts';
@@ -30,7 +33,7 @@ interface Held {
 
 export default defineOperator<SampleMixOptions>({
   name: 'samplemix',
-  // Holds every record until the end of input; it has no checkpoint yet, so --checkpoint refuses this pipeline.
+  // Holds every record until the end of input; with --checkpoint its state is saved at each checkpoint.
   stateful: true,
   summary: 'SampleMix: weight = α·diversity + (1-α)·quality, a token budget turns weights into sampling counts 0, 1, 2, ...',
   description:
@@ -39,7 +42,9 @@ export default defineOperator<SampleMixOptions>({
     'other clusters scores low, one in a loose, small, distinct cluster scores high (min-max normalized). ' +
     'Each record is drawn s·p(x) times in expectation (randomized rounding), s chosen so the expected output ' +
     'is the token budget. Records are held until the end of input (spilled to disk beyond memoryMB), then ' +
-    'emitted in input order, each one `sampling_count` times in a row; records drawn 0 times are dropped as `not_sampled`.',
+    'emitted in input order, each one `sampling_count` times in a row; records drawn 0 times are dropped as `not_sampled`. ' +
+    'With --checkpoint the held records, quality aggregates and fitting sample are saved at each checkpoint, and a resumed run ' +
+    'gives exactly the output of an uninterrupted one.',
   options: {
     alpha: { type: 'number', min: 0, max: 1, default: 0.8, description: 'weight of diversity against quality (the paper sweeps it in its Figure 5; tune it for your data)' },
     quality: { type: 'string', default: 'quality_score', description: 'quality: a numeric field or an expression of fields (see reservoir-weighted-sample `weight`)' },
@@ -84,7 +89,9 @@ export default defineOperator<SampleMixOptions>({
     });
     // A uniform sample of the stream (Algorithm R) to fit the clustering on.
     const fitSample: SparseFeatures[] = [];
-    const rand = mulberry32(o.seed ^ 0x6b43a9b5);
+    const randSeed = o.seed ^ 0x6b43a9b5;
+    let rand = mulberry32After(randSeed, 0);
+    let draws = 0;
     let seen = 0;
     const features = (rec: Rec) => wordFeatures(typeof rec.text === 'string' ? rec.text : '', o.features);
 
@@ -102,6 +109,7 @@ export default defineOperator<SampleMixOptions>({
           seen++;
           if (fitSample.length < o.fitDocs) fitSample.push(features(rec));
           else {
+            draws++;
             const j = Math.floor(rand() * seen);
             if (j < o.fitDocs) fitSample[j] = features(rec);
           }
@@ -174,6 +182,28 @@ export default defineOperator<SampleMixOptions>({
       flush() {
         return [...step.flushBatches()].flat();
       },
+      // The clustering is fitted at the end of input, after the last checkpoint: until then its
+      // state is the fitting sample and the position of the generator that keeps it uniform.
+      checkpoint(dir) {
+        mkdirSync(path.join(dir, 'log'));
+        log.save(path.join(dir, 'log'));
+        saveFeatures(path.join(dir, 'fit-sample.bin'), fitSample);
+        const state: SampleMixState = { version: 1, seen, draws, fitSample: fitSample.length, quality: [nullIfInfinite(quality.min), nullIfInfinite(quality.max), quality.qTokens, quality.tokens] };
+        writeFileSync(path.join(dir, 'state.json'), JSON.stringify(state));
+      },
+      restore(dir) {
+        const state = JSON.parse(readFileSync(path.join(dir, 'state.json'), 'utf8')) as SampleMixState;
+        if (state.version !== 1) throw new Error(`${dir}: samplemix state saved by an incompatible version (${state.version})`);
+        emptyDir(ctx.tmpDir);
+        log.load(path.join(dir, 'log'));
+        fitSample.push(...loadFeatures(path.join(dir, 'fit-sample.bin')));
+        if (fitSample.length !== state.fitSample) throw new Error(`${dir}: fit-sample.bin holds ${fitSample.length} documents, state.json says ${state.fitSample}`);
+        seen = state.seen;
+        draws = state.draws;
+        rand = mulberry32After(randSeed, draws);
+        const [min, max, qTokens, tokens] = state.quality;
+        Object.assign(quality, { min: min ?? Infinity, max: max ?? -Infinity, qTokens, tokens });
+      },
       close() {
         log.close();
       },
@@ -181,6 +211,47 @@ export default defineOperator<SampleMixOptions>({
     return step;
   },
 });
+
+interface SampleMixState {
+  version: 1;
+  seen: number;
+  /** Draws of the fitting sample's generator so far. */
+  draws: number;
+  fitSample: number;
+  /** QualityAggregates min, max (null: none yet), qTokens, tokens. */
+  quality: [number | null, number | null, number, number];
+}
+
+function nullIfInfinite(x: number): number | null {
+  return Number.isFinite(x) ? x : null;
+}
+
+/** Features as binary: per document its length n (u32), n indices (u32), n values (f64). */
+function saveFeatures(file: string, list: SparseFeatures[]): void {
+  const out = new LineWriter(file);
+  for (const f of list) {
+    out.bytesOut(new Uint8Array(Uint32Array.of(f.indices.length).buffer));
+    out.bytesOut(new Uint8Array(f.indices.buffer, f.indices.byteOffset, f.indices.byteLength));
+    out.bytesOut(new Uint8Array(f.values.buffer, f.values.byteOffset, f.values.byteLength));
+  }
+  out.close();
+}
+
+function loadFeatures(file: string): SparseFeatures[] {
+  const buf = readFileSync(file);
+  const list: SparseFeatures[] = [];
+  const length = new Uint32Array(1);
+  for (let pos = 0; pos < buf.length; ) {
+    new Uint8Array(length.buffer).set(buf.subarray(pos, (pos += 4)));
+    const n = length[0];
+    const indices = new Uint32Array(n);
+    const values = new Float64Array(n);
+    new Uint8Array(indices.buffer).set(buf.subarray(pos, (pos += 4 * n)));
+    new Uint8Array(values.buffer).set(buf.subarray(pos, (pos += 8 * n)));
+    list.push({ indices, values });
+  }
+  return list;
+}
 
 function round6(x: number): number {
   return Math.round(x * 1e6) / 1e6;

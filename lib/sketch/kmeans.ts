@@ -12,6 +12,14 @@ import { shingleText } from '../text/shingle.ts';
 
 export { mulberry32 };
 
+/**
+ * `mulberry32(seed)` after `draws` draws: its state only adds 0x6d2b79f5 per draw, so a
+ * resumed run continues the same sequence from a count instead of a saved closure.
+ */
+export function mulberry32After(seed: number, draws: number): () => number {
+  return mulberry32((seed + Math.imul(draws, 0x6d2b79f5)) >>> 0);
+}
+
 export interface SparseFeatures {
   indices: Uint32Array;
   values: Float64Array;

@@ -1,7 +1,8 @@
 // An ordered log of items that stays in memory up to a byte budget and continues in an
 // append-only file beyond it; read back once, in order. No stream code.
-import { closeSync, openSync, readSync, rmSync, writeSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { AppendFile, LineWriter, readFileLines } from './spill-file.ts';
 
 export interface SpillLogOptions<T> {
   memoryBytes: number;
@@ -12,35 +13,48 @@ export interface SpillLogOptions<T> {
   sizeOf(item: T): number;
 }
 
-let files = 0;
+interface SpillLogState {
+  version: 1;
+  length: number;
+  /** Items in memory.jsonl. */
+  memory: number;
+  memBytes: number;
+  spilledItems: number;
+  /** Length of spill.jsonl that counts; -1: no spill file. */
+  spilledBytes: number;
+}
+
 const CHUNK = 1 << 20;
 
 export class SpillLog<T> {
   private readonly mem: T[] = [];
   private memBytes = 0;
-  private fd: number | undefined;
-  private file: string | undefined;
+  private readonly file: AppendFile;
   private pending: string[] = [];
   private pendingBytes = 0;
-  /** Items written to disk, and the spill file's size. */
+  /** Items written to disk. */
   spilledItems = 0;
-  spilledBytes = 0;
   length = 0;
 
-  constructor(private readonly o: SpillLogOptions<T>) {}
+  constructor(private readonly o: SpillLogOptions<T>) {
+    this.file = new AppendFile(o.dir, 'spill');
+  }
+
+  /** The spill file's size (what has been written to it so far). */
+  get spilledBytes(): number {
+    return this.file.length;
+  }
 
   append(item: T): void {
     this.length++;
     // Once anything is on disk every later item goes there too, so the order is memory, then file.
-    if (this.fd === undefined) {
+    if (this.spilledItems === 0) {
       const size = this.o.sizeOf(item);
       if (this.memBytes + size <= this.o.memoryBytes) {
         this.mem.push(item);
         this.memBytes += size;
         return;
       }
-      this.file = path.join(this.o.dir(), `spill-${process.pid}-${++files}.jsonl`);
-      this.fd = openSync(this.file, 'w+');
     }
     const line = this.o.serialize(item) + '\n';
     this.pending.push(line);
@@ -51,9 +65,7 @@ export class SpillLog<T> {
 
   private writePending(): void {
     if (!this.pending.length) return;
-    const buf = Buffer.from(this.pending.join(''), 'utf8');
-    writeSync(this.fd!, buf, 0, buf.length, this.spilledBytes);
-    this.spilledBytes += buf.length;
+    this.file.append(Buffer.from(this.pending.join(''), 'utf8'));
     this.pending = [];
     this.pendingBytes = 0;
   }
@@ -70,45 +82,48 @@ export class SpillLog<T> {
     } else {
       for (let k = 0; k < this.mem.length; k += batchSize) yield this.mem.slice(k, k + batchSize);
     }
-    if (this.fd === undefined) return;
     this.writePending();
-    const buf = Buffer.allocUnsafe(CHUNK);
-    let pos = 0;
-    let rest = '';
     let batch: T[] = [];
-    for (;;) {
-      const n = readSync(this.fd, buf, 0, CHUNK, pos);
-      if (n === 0) break;
-      pos += n;
-      // Cut at the last newline so a multi-byte character never straddles two reads.
-      const cut = buf.lastIndexOf(10, n - 1);
-      const end = cut >= 0 ? cut + 1 : n;
-      const text = rest + buf.toString('utf8', 0, end);
-      pos -= n - end;
-      rest = '';
-      if (cut < 0) {
-        rest = text;
-        continue;
-      }
-      let start = 0;
-      for (let nl = text.indexOf('\n'); nl >= 0; nl = text.indexOf('\n', start)) {
-        batch.push(this.o.deserialize(text.slice(start, nl)));
-        start = nl + 1;
-        if (batch.length >= batchSize) {
-          yield batch;
-          batch = [];
-        }
+    for (const line of this.file.lines()) {
+      batch.push(this.o.deserialize(line));
+      if (batch.length >= batchSize) {
+        yield batch;
+        batch = [];
       }
     }
     if (batch.length) yield batch;
     if (last) this.close();
   }
 
+  /**
+   * Writes the log's state into the empty directory `dir` (a checkpoint): the items held in
+   * memory (streamed to a file), and the spill file by hard link with its length. Appending may
+   * go on afterwards; `load` cuts the file back to this length.
+   */
+  save(dir: string): void {
+    this.writePending();
+    const mem = new LineWriter(path.join(dir, 'memory.jsonl'));
+    for (const item of this.mem) mem.line(this.o.serialize(item));
+    mem.close();
+    const spilledBytes = this.file.save(path.join(dir, 'spill.jsonl'));
+    const state: SpillLogState = { version: 1, length: this.length, memory: this.mem.length, memBytes: this.memBytes, spilledItems: this.spilledItems, spilledBytes };
+    writeFileSync(path.join(dir, 'state.json'), JSON.stringify(state));
+  }
+
+  /** Replaces the contents of this (empty) log with what `save` wrote into `dir`. */
+  load(dir: string): void {
+    if (this.length) throw new Error('SpillLog.load: the log is not empty');
+    const state = JSON.parse(readFileSync(path.join(dir, 'state.json'), 'utf8')) as SpillLogState;
+    if (state.version !== 1) throw new Error(`${dir}: spill log saved by an incompatible version (${state.version})`);
+    for (const line of readFileLines(path.join(dir, 'memory.jsonl'))) this.mem.push(this.o.deserialize(line));
+    if (this.mem.length !== state.memory) throw new Error(`${dir}: memory.jsonl has ${this.mem.length} items, state.json says ${state.memory}`);
+    this.memBytes = state.memBytes;
+    this.length = state.length;
+    this.spilledItems = state.spilledItems;
+    this.file.resume(path.join(dir, 'spill.jsonl'), state.spilledBytes);
+  }
+
   close(): void {
-    if (this.fd !== undefined) {
-      closeSync(this.fd);
-      rmSync(this.file!, { force: true });
-    }
-    this.fd = undefined;
+    this.file.close();
   }
 }

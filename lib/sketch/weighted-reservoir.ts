@@ -10,11 +10,10 @@
 //                  the next draw would not fit; items larger than B alone are never drawn).
 // Both keep only sampled items. Item bodies beyond `memoryBytes` go to an append-only spill
 // file; keys stay in memory (a few dozen bytes per sampled item).
-import { closeSync, openSync, readSync, rmSync, writeSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fmix32 } from '../text/shingle.ts';
-
-let spillFiles = 0;
+import { AppendFile, LineWriter, readFileLines } from './spill-file.ts';
 
 function hashString(s: string, seed: number): number {
   let h = seed >>> 0;
@@ -128,17 +127,30 @@ export interface ReservoirStats {
   peakMemoryBytes: number;
 }
 
+interface ReservoirState {
+  version: 1;
+  count: number | null;
+  budgetTokens: number | null;
+  entries: number;
+  tokens: number;
+  seq: number;
+  /** null for -Infinity (JSON has no infinities). */
+  cutKey: number | null;
+  /** Length of spill.jsonl that counts; -1: no spill file. */
+  spillBytes: number;
+  stats: ReservoirStats;
+}
+
 export class WeightedReservoir<T> {
   private readonly heap = new MinHeap<T>();
   private tokens = 0;
   private seq = 0;
-  private fd: number | undefined;
-  private file: string | undefined;
-  private fileEnd = 0;
+  private readonly file: AppendFile;
   readonly stats: ReservoirStats = { offered: 0, admitted: 0, evicted: 0, tooLarge: 0, spilledItems: 0, spillFileBytes: 0, memoryBytes: 0, peakMemoryBytes: 0 };
 
   constructor(private readonly o: WeightedReservoirOptions<T>) {
     if ((o.count === undefined) === (o.budgetTokens === undefined)) throw new Error('exactly one of count and budgetTokens is required');
+    this.file = new AppendFile(o.spillDir, 'reservoir');
   }
 
   /** Current sample size and token total. */
@@ -201,16 +213,10 @@ export class WeightedReservoir<T> {
       if (this.stats.memoryBytes > this.stats.peakMemoryBytes) this.stats.peakMemoryBytes = this.stats.memoryBytes;
     } else {
       const buf = Buffer.from(this.o.serialize(item) + '\n', 'utf8');
-      if (this.fd === undefined) {
-        this.file = path.join(this.o.spillDir(), `reservoir-${process.pid}-${++spillFiles}.jsonl`);
-        this.fd = openSync(this.file, 'w+');
-      }
-      writeSync(this.fd, buf, 0, buf.length, this.fileEnd);
-      e.off = this.fileEnd;
+      e.off = this.file.append(buf);
       e.len = buf.length;
-      this.fileEnd += buf.length;
       this.stats.spilledItems++;
-      this.stats.spillFileBytes = this.fileEnd;
+      this.stats.spillFileBytes = this.file.length;
     }
     this.heap.push(e);
     this.tokens += tokens;
@@ -222,7 +228,7 @@ export class WeightedReservoir<T> {
     this.tokens -= e.tokens;
     this.stats.memoryBytes -= e.bytes;
     this.stats.evicted++;
-    if (this.o.onEvict) this.o.onEvict(this.load(e));
+    if (this.o.onEvict) this.o.onEvict(this.body(e));
     e.item = undefined;
     return e;
   }
@@ -237,7 +243,7 @@ export class WeightedReservoir<T> {
     try {
       for (let k = 0; k < entries.length; k += batchSize) {
         yield entries.slice(k, k + batchSize).map((e) => {
-          const item = this.load(e);
+          const item = this.body(e);
           e.item = undefined;
           return { item, key: e.key, tokens: e.tokens };
         });
@@ -247,18 +253,72 @@ export class WeightedReservoir<T> {
     }
   }
 
-  private load(e: Entry<T>): T {
+  private body(e: Entry<T>): T {
     if (e.item !== undefined) return e.item;
-    const buf = Buffer.allocUnsafe(e.len);
-    readSync(this.fd!, buf, 0, e.len, e.off);
-    return this.o.deserialize(buf.toString('utf8', 0, e.len - 1));
+    return this.o.deserialize(this.file.read(e.off, e.len).toString('utf8', 0, e.len - 1));
+  }
+
+  /**
+   * Writes the reservoir into the empty directory `dir` (a checkpoint): the kept entries in heap
+   * order with their keys, the bodies held in memory (all streamed to `entries.jsonl`), the
+   * spill file by hard link with the length that counts, and the counters. Offering may go on
+   * afterwards; `load` cuts the spill file back to this length.
+   */
+  save(dir: string): void {
+    const out = new LineWriter(path.join(dir, 'entries.jsonl'));
+    for (const e of this.heap.a) {
+      const inMemory = e.item !== undefined;
+      out.line(JSON.stringify([e.key, e.tokens, e.seq, e.off, e.len, e.bytes, inMemory ? 1 : 0]));
+      if (inMemory) out.line(this.o.serialize(e.item!));
+    }
+    out.close();
+    const spillBytes = this.file.save(path.join(dir, 'spill.jsonl'));
+    const state: ReservoirState = {
+      version: 1,
+      count: this.o.count ?? null,
+      budgetTokens: this.o.budgetTokens ?? null,
+      entries: this.heap.size,
+      tokens: this.tokens,
+      seq: this.seq,
+      cutKey: this.cutKey === -Infinity ? null : this.cutKey,
+      spillBytes,
+      stats: this.stats,
+    };
+    writeFileSync(path.join(dir, 'state.json'), JSON.stringify(state));
+  }
+
+  /** Replaces the contents of this (empty) reservoir with what `save` wrote into `dir`. */
+  load(dir: string): void {
+    if (this.stats.offered) throw new Error('WeightedReservoir.load: the reservoir is not empty');
+    const state = JSON.parse(readFileSync(path.join(dir, 'state.json'), 'utf8')) as ReservoirState;
+    if (state.version !== 1) throw new Error(`${dir}: reservoir saved by an incompatible version (${state.version})`);
+    if (state.count !== (this.o.count ?? null) || state.budgetTokens !== (this.o.budgetTokens ?? null)) {
+      const rule = (count: number | null | undefined, budget: number | null | undefined) => (count != null ? `a count of ${count}` : `a budget of ${budget} tokens`);
+      throw new Error(`${dir}: saved by a reservoir for ${rule(state.count, state.budgetTokens)}, this one is for ${rule(this.o.count, this.o.budgetTokens)}`);
+    }
+    let pending: Entry<T> | undefined;
+    // The heap array is restored as it was, so later evictions happen in the same order.
+    for (const line of readFileLines(path.join(dir, 'entries.jsonl'))) {
+      if (pending) {
+        pending.item = this.o.deserialize(line);
+        this.heap.a.push(pending);
+        pending = undefined;
+        continue;
+      }
+      const [key, tokens, seq, off, len, bytes, inMemory] = JSON.parse(line) as number[];
+      const e: Entry<T> = { key, tokens, seq, off, len, bytes };
+      if (inMemory) pending = e;
+      else this.heap.a.push(e);
+    }
+    if (pending || this.heap.size !== state.entries) throw new Error(`${dir}: entries.jsonl is incomplete (${this.heap.size} of ${state.entries} entries)`);
+    this.tokens = state.tokens;
+    this.seq = state.seq;
+    this.cutKey = state.cutKey ?? -Infinity;
+    Object.assign(this.stats, state.stats);
+    this.file.resume(path.join(dir, 'spill.jsonl'), state.spillBytes);
   }
 
   close(): void {
-    if (this.fd !== undefined) {
-      closeSync(this.fd);
-      rmSync(this.file!, { force: true });
-    }
-    this.fd = undefined;
+    this.file.close();
   }
 }

@@ -3,6 +3,7 @@ import op from '../../operators/reservoir-weighted-sample.ts';
 import tokens from '../../operators/tokens.ts';
 import { readJsonl, runOperator } from '../../lib/testing.ts';
 import type { Rec } from '../../lib/operator.ts';
+import { resumedRun } from '../checkpoint-helpers.ts';
 
 const load = (f: string) => readJsonl(new URL(`../../samples/${f}.jsonl`, import.meta.url));
 const counted = async (recs: Rec[]) => (await runOperator(tokens, {}, recs)).output;
@@ -60,4 +61,26 @@ t.test('option errors name the option; bad weights name the record', async (t) =
     { id: 'b', reason: 'bad_weight', message: /record b: weight "q": field "q" is missing/ },
     { id: 'c', reason: 'bad_weight', message: /expected a number >= 0/ },
   ]);
+});
+
+t.test('checkpoint, new step, restore: the same sample, drops and counters as one uninterrupted pass', async (t) => {
+  t.equal(op.stateful, true);
+  const recs = await counted([...load('fortunes'), ...load('kjv'), ...load('handbook')]);
+  const half = recs.length >> 1;
+  for (const options of [
+    { budgetTokens: 30000, weight: 'log(token_count + 1)', seed: 2 },
+    { budgetTokens: 30000, weight: 'log(token_count + 1)', seed: 2, memoryMB: 0.02 },
+    { count: 300, seed: 7, memoryMB: 0.01 },
+  ]) {
+    const whole = await resumedRun(op, options, recs);
+    t.ok(whole.counters.counters.sampled > 50, `${whole.counters.counters.sampled} sampled`);
+    if (options.memoryMB) t.ok(whole.counters.counters.spilled_records > 20, `${whole.counters.counters.spilled_records} spilled`);
+    for (const [cut, lost] of [[half, 0], [half, 500], [37, 1000], [recs.length - 1, 1]]) {
+      const resumed = await resumedRun(op, options, recs, { cut, lost });
+      const name = `${JSON.stringify(options)} cut at ${cut}, ${lost} records lost after it`;
+      t.ok(resumed.output === whole.output, `${name}: output identical`);
+      t.same(resumed.dropped, whole.dropped, `${name}: drops`);
+      t.same(resumed.counters.counters, whole.counters.counters, `${name}: counters`);
+    }
+  }
 });

@@ -3,6 +3,7 @@ import op from '../../operators/samplemix.ts';
 import tokens from '../../operators/tokens.ts';
 import { readJsonl, runOperator } from '../../lib/testing.ts';
 import type { Rec } from '../../lib/operator.ts';
+import { resumedRun } from '../checkpoint-helpers.ts';
 
 const load = (f: string) => readJsonl(new URL(`../../samples/${f}.jsonl`, import.meta.url));
 // A mixed corpus with a quality signal that is a real property of the text: the share of letters.
@@ -89,4 +90,24 @@ t.test('option and record errors', async (t) => {
   const run = await runOperator(op, { budgetRatio: 1 }, [{ id: 'a', text: 'some text here' }, { id: 'b', text: 'more text', quality_score: 3 }]);
   t.match(run.errors, [{ id: 'a', reason: 'bad_quality', message: /record a: quality "quality_score": field "quality_score" is missing/ }]);
   t.equal(run.output.length + run.dropped.length, 1 + (run.output.length > 1 ? run.output.length - 1 : 0));
+});
+
+t.test('checkpoint, new step, restore: the same output, drops and counters as one uninterrupted pass', async (t) => {
+  t.equal(op.stateful, true);
+  const half = corpus.length >> 1;
+  t.ok(half > fast.fitDocs, 'the fitting sample is full before the half: the generator has drawn when the checkpoint is taken');
+  for (const options of [
+    { ...fast, budgetRatio: 1, seed: 3, memoryMB: 256 },
+    { ...fast, budgetRatio: 0.5, seed: 3, memoryMB: 0.05 },
+  ]) {
+    const whole = await resumedRun(op, options, corpus);
+    if (options.memoryMB < 1) t.ok(whole.counters.counters.spilled_records > 500, `${whole.counters.counters.spilled_records} spilled`);
+    for (const [cut, lost] of [[half, 0], [half, 400], [300, 900], [corpus.length - 1, 1]]) {
+      const resumed = await resumedRun(op, options, corpus, { cut, lost });
+      const name = `${JSON.stringify(options)} cut at ${cut}, ${lost} records lost after it`;
+      t.ok(resumed.output === whole.output, `${name}: output identical`);
+      t.same(resumed.dropped, whole.dropped, `${name}: drops`);
+      t.same(resumed.counters.counters, whole.counters.counters, `${name}: counters`);
+    }
+  }
 });

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { KMeans, wordFeatures } from '../../lib/sketch/kmeans.ts';
+import { KMeans, mulberry32, mulberry32After, wordFeatures } from '../../lib/sketch/kmeans.ts';
 import { readJsonl } from '../../lib/testing.ts';
 
 const load = (f: string) => readJsonl(new URL(`../../samples/${f}.jsonl`, import.meta.url));
@@ -33,4 +33,14 @@ t.test('CJK text gets character bigrams', async (t) => {
   const km = new KMeans({ k: 4, dim: 64, iterations: 1, seed: 0 });
   km.fit([]);
   t.same(km.assign(wordFeatures('x', 64)), { cluster: 0, distance: 0 }, 'an empty fit assigns everything to cluster 0');
+});
+
+t.test('mulberry32After continues the generator after a number of draws', async (t) => {
+  for (const seed of [0, 1, 0x6b43a9b5, 0xffffffff]) {
+    const r = mulberry32(seed);
+    const seq = Array.from({ length: 300 }, () => r());
+    for (const n of [0, 1, 17, 299]) t.equal(mulberry32After(seed, n)(), seq[n], `seed ${seed}, after ${n} draws`);
+  }
+  // Past 2^32 draws the state wraps around: the draw count is taken modulo 2^32 too.
+  t.equal(mulberry32After(5, 2 ** 32 + 3)(), mulberry32After(5, 3)());
 });

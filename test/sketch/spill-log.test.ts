@@ -33,3 +33,34 @@ t.test('everything in memory when it fits', async (t) => {
   t.equal(readdirSync(dir).length, 0);
   t.same([...log.read()].flat(), recs);
 });
+
+t.test('save and load: a new log continues from the saved state; appends after the save are discarded', async (t) => {
+  for (const memoryBytes of [1 << 30, 50_000, 0]) {
+    const work = mkdtempSync(path.join(os.tmpdir(), 'spill-'));
+    const ckpt = mkdtempSync(path.join(os.tmpdir(), 'spill-ckpt-'));
+    const half = recs.length >> 1;
+    const a = make(memoryBytes, work);
+    for (const r of recs.slice(0, half)) a.append(r);
+    a.save(ckpt);
+    // The interrupted run goes on and reads its log to the end (which removes its file).
+    for (const r of recs.slice(half, half + 300)) a.append({ ...r, id: `lost-${r.id}` });
+    t.equal([...a.read()].flat().length, half + 300);
+    const b = make(memoryBytes, work);
+    b.load(ckpt);
+    t.equal(b.length, half);
+    for (const r of recs.slice(half)) b.append(r);
+    t.same([...b.read(64, false)].flat(), recs, `memoryBytes ${memoryBytes}: every item once, in order`);
+    const whole = make(memoryBytes, work);
+    for (const r of recs) whole.append(r);
+    t.same([...whole.read(64, false)].flat(), recs);
+    t.equal(b.spilledItems, whole.spilledItems, `${whole.spilledItems} spilled, as without the interruption`);
+    t.equal(b.spilledBytes, whole.spilledBytes);
+    whole.close();
+    b.close();
+    t.throws(() => {
+      const c = make(memoryBytes, work);
+      c.append(recs[0]);
+      c.load(ckpt);
+    }, /not empty/);
+  }
+});

@@ -132,3 +132,34 @@ t.test('uniformFor is uniform', async (t) => {
   const chi2 = bins.reduce((s, b) => s + (b - N / 10) ** 2 / (N / 10), 0);
   t.ok(chi2 < 30, `chi-square over 10 bins ${chi2.toFixed(1)} (9 dof)`);
 });
+
+t.test('save and load: a new reservoir continues exactly; the checkpoint outlives the working spill file', async (t) => {
+  for (const o of [{ budgetTokens: 20000 }, { budgetTokens: 20000, memoryBytes: 2000 }, { count: 150, memoryBytes: 0 }]) {
+    const work = mkdtempSync(path.join(os.tmpdir(), 'wr-'));
+    const ckpt = mkdtempSync(path.join(os.tmpdir(), 'wr-ckpt-'));
+    const half = docs.length >> 1;
+    const offer = (r: WeightedReservoir<Item>, xs: Item[], evicted: string[]) => {
+      for (const x of xs) if (!r.offer(x, esKey(uniformFor(3, x.id), x.w), x.tok)) evicted.push(x.id);
+    };
+    const whole = reservoir(o, mkdtempSync(path.join(os.tmpdir(), 'wr-')));
+    offer(whole, docs, []);
+    const expected = [...whole.drain(50)].flat();
+    const a = reservoir(o, work);
+    offer(a, docs.slice(0, half), []);
+    a.save(ckpt);
+    const saved = { ...a.stats };
+    // The interrupted run goes on to the end of input and drains (removing its spill file).
+    offer(a, docs.slice(half), []);
+    t.same([...a.drain(50)].flat(), expected);
+    t.same(readdirSync(work), []);
+    const b = reservoir(o, work);
+    b.load(ckpt);
+    t.same(b.stats, saved, 'counters restored');
+    offer(b, docs.slice(half), []);
+    t.same(b.stats, whole.stats, 'counters as without the interruption');
+    t.same([...b.drain(50)].flat(), expected, `${JSON.stringify(o)}: the same sample, keys and order`);
+    if (o.memoryBytes !== undefined) t.ok(whole.stats.spilledItems > 50, `${whole.stats.spilledItems} spilled`);
+    if (o.count === undefined) t.throws(() => reservoir({ count: 150 }, work).load(ckpt), /saved by a reservoir for a budget of 20000 tokens, this one is for a count of 150/);
+    else t.throws(() => b.load(ckpt), /not empty/);
+  }
+});

@@ -1,0 +1,77 @@
+// Drives one operator's step as `mixstream run --checkpoint` does across a crash: records up to
+// a cut, a checkpoint, optionally more records that the "crashed" run processes after it (their
+// output is lost, their spill-file appends stay behind in the scratch directory), then a NEW
+// step restored from the checkpoint in the same scratch directory, the rest, and the flush.
+import { createStepContext, StepCounters } from '../lib/context.ts';
+import type { OperatorDescriptor, Rec, Step } from '../lib/operator.ts';
+import { validateOptions, type OptionError } from '../lib/options.ts';
+import { tmpdir } from './helpers.ts';
+
+export interface ResumedRun {
+  /** The output as the sink would write it. */
+  output: string;
+  /** `id reason` of every drop, in order. */
+  dropped: string[];
+  counters: StepCounters;
+}
+
+export interface ResumeOptions {
+  /** Records processed before the checkpoint; none: one uninterrupted run. */
+  cut?: number;
+  /** Records the crashed run processes after the checkpoint (thrown away on resume). */
+  lost?: number;
+  batchSize?: number;
+}
+
+function copyCounters(from: StepCounters): StepCounters {
+  const c = new StepCounters();
+  const s = structuredClone(from);
+  Object.assign(c, { recordsIn: s.recordsIn, recordsOut: s.recordsOut, tokensIn: s.tokensIn, tokensOut: s.tokensOut, bytesIn: s.bytesIn, timeMs: s.timeMs });
+  Object.assign(c.dropped, s.dropped);
+  Object.assign(c.errors, s.errors);
+  Object.assign(c.counters, s.counters);
+  Object.assign(c.histograms, s.histograms);
+  return c;
+}
+
+export async function resumedRun(descriptor: OperatorDescriptor, options: Record<string, unknown>, recs: Rec[], { cut, lost = 0, batchSize = 100 }: ResumeOptions = {}): Promise<ResumedRun> {
+  const errors: OptionError[] = [];
+  const opts = validateOptions(options, descriptor.options, errors);
+  if (errors.length) throw new Error(errors.map((e) => `${e.path}: ${e.message}`).join('\n'));
+  // Each record is handed over as a fresh object, as decoding a line would.
+  const fresh = (from: number, to: number) => recs.slice(from, to).map((r) => structuredClone(r));
+  const tmpDir = tmpdir('mixstream-step-');
+  let dropped: string[] = [];
+  let output: Rec[] = [];
+  const start = async (counters: StepCounters, drops: string[]) => {
+    const ctx = createStepContext({ op: descriptor.name, tmpDir, counters, onDrop: (r, reason) => drops.push(`${r.id} ${reason}`), log: () => {} });
+    return { step: await descriptor.create(opts, ctx), counters };
+  };
+  const feed = async (step: Step, from: number, to: number, out: Rec[]) => {
+    for (let i = from; i < to; i += batchSize) out.push(...(await step.process(fresh(i, Math.min(i + batchSize, to)))));
+  };
+  let { step, counters } = await start(new StepCounters(), dropped);
+  const crashed: Step[] = [];
+  if (cut !== undefined) {
+    await feed(step, 0, cut, output);
+    const dir = tmpdir('mixstream-state-');
+    await step.checkpoint!(dir);
+    // What the engine commits with the checkpoint, and the crashed run's work after it.
+    const saved = { counters: copyCounters(counters), dropped: dropped.slice(), output: output.slice() };
+    await feed(step, cut, Math.min(recs.length, cut + lost), output);
+    crashed.push(step);
+    dropped = saved.dropped;
+    output = saved.output;
+    ({ step, counters } = await start(saved.counters, dropped));
+    await step.restore!(dir);
+  }
+  try {
+    await feed(step, cut ?? 0, recs.length, output);
+    if (step.flushBatches) for await (const b of step.flushBatches()) output.push(...b);
+    else if (step.flush) output.push(...(await step.flush()));
+  } finally {
+    await step.close?.();
+    for (const s of crashed) await s.close?.();
+  }
+  return { output: output.map((r) => JSON.stringify(r) + '\n').join(''), dropped, counters };
+}

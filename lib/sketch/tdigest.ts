@@ -3,6 +3,9 @@
 // tails. Values are buffered, then sorted and merged into centroids whose size is bounded by
 // the k1 scale function k(q) = δ/(2π)·asin(2q-1).
 
+const STATE_VERSION = 1;
+const STATE_HEADER = 8;
+
 export class TDigest {
   readonly compression: number;
   private means: Float64Array;
@@ -102,6 +105,37 @@ export class TDigest {
     const k = (d / (2 * Math.PI)) * Math.asin(2 * Math.min(1, Math.max(0, q)) - 1) + 1;
     if (k >= d / 4) return 1;
     return (Math.sin((k * 2 * Math.PI) / d) + 1) / 2;
+  }
+
+  /**
+   * The whole state (centroids, unmerged buffer, min, max) as one array of doubles, for
+   * checkpoints: `TDigest.fromState` rebuilds a digest that answers and evolves exactly alike.
+   */
+  state(): Float64Array {
+    const n = this.n;
+    const b = this.bufLen;
+    const out = new Float64Array(STATE_HEADER + 2 * n + b);
+    out.set([STATE_VERSION, this.compression, this.buf.length, n, b, this.total, this._min, this._max]);
+    out.set(this.means.subarray(0, n), STATE_HEADER);
+    out.set(this.weights.subarray(0, n), STATE_HEADER + n);
+    out.set(this.buf.subarray(0, b), STATE_HEADER + 2 * n);
+    return out;
+  }
+
+  static fromState(s: Float64Array): TDigest {
+    const [version, compression, bufferSize, n, b, total, min, max] = s;
+    if (version !== STATE_VERSION || s.length !== STATE_HEADER + 2 * n + b) throw new Error(`t-digest: not a saved state of this version (${s.length} values, version ${version})`);
+    const d = new TDigest(compression, bufferSize);
+    if (n > d.means.length || b > d.buf.length) throw new Error(`t-digest: saved state has ${n} centroids and ${b} buffered values, more than compression ${compression} allows`);
+    d.means.set(s.subarray(STATE_HEADER, STATE_HEADER + n));
+    d.weights.set(s.subarray(STATE_HEADER + n, STATE_HEADER + 2 * n));
+    d.buf.set(s.subarray(STATE_HEADER + 2 * n));
+    d.n = n;
+    d.bufLen = b;
+    d.total = total;
+    d._min = min;
+    d._max = max;
+    return d;
   }
 
   /** Estimated value at quantile q in [0, 1]. NaN when empty. */

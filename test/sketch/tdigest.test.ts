@@ -44,3 +44,26 @@ t.test('small inputs are exact', async (t) => {
   t.throws(() => td.add(NaN));
   t.throws(() => new TDigest(1));
 });
+
+t.test('a saved state continues exactly like the digest it came from', async (t) => {
+  const rnd = lcg(11);
+  const xs = Array.from({ length: 30_000 }, () => -Math.log(1 - rnd()));
+  // Cuts on a buffer boundary, inside the buffer, before anything merged, and on an empty digest.
+  for (const cut of [0, 3, 1000, 12_345]) {
+    const a = new TDigest(100);
+    for (const x of xs.slice(0, cut)) a.add(x);
+    const saved = a.state();
+    const b = TDigest.fromState(Float64Array.from(saved));
+    t.same(b.state(), saved, `cut ${cut}: same state`);
+    for (const x of xs.slice(cut)) {
+      a.add(x);
+      b.add(x);
+    }
+    t.same(QS.map((q) => b.quantile(q)), QS.map((q) => a.quantile(q)), `cut ${cut}: same quantiles`);
+    t.same(b.state(), a.state(), `cut ${cut}: same centroids`);
+    t.equal(b.min, a.min);
+    t.equal(b.max, a.max);
+  }
+  t.throws(() => TDigest.fromState(new Float64Array([2, 100, 500, 0, 0, 0, 0, 0])), /version/);
+  t.throws(() => TDigest.fromState(new TDigest(100).state().subarray(1)), /not a saved state/);
+});

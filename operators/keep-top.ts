@@ -20,7 +20,8 @@ export default defineOperator<KeepTopOptions>({
     'its score is above the running t-digest estimate of the (1 - fraction) quantile; the quantile aimed at is ' +
     'steered by the running error of the kept share, so the kept share stays within about half a point of the target ' +
     'on shuffled input (see docs/quality-rules.md). Exact mode holds records (spilling to disk beyond `memoryBytes`) ' +
-    'and keeps exactly round(fraction x n) at the end. Dropped records get the reason `below_top_fraction`.',
+    'and keeps exactly round(fraction x n) at the end. Dropped records get the reason `below_top_fraction`. ' +
+    'With --checkpoint it resumes exactly (the checkpoint holds the digest and warm-up buffer, or links the spill files).',
   options: {
     field: { type: 'string', default: 'quality_score', description: 'numeric field to rank by (higher is better)' },
     fraction: { type: 'number', required: true, min: 0, exclusiveMin: true, max: 1, description: 'share of records to keep, e.g. 0.15' },
@@ -29,7 +30,7 @@ export default defineOperator<KeepTopOptions>({
     memoryBytes: { type: 'integer', default: 256 * 2 ** 20, min: 0, description: 'exact mode: bytes of records held in memory before spilling to the step\'s tmp dir' },
     missing: { type: 'string', enum: ['error', 'drop'], default: 'error', description: 'a record whose field is missing or not a number: an error, or a drop with reason `missing_<field>`' },
   },
-  // Holds the warm-up buffer and the digest (stream) or every record (exact); no checkpoint yet.
+  // Holds the warm-up buffer and the digest (stream) or every record (exact); checkpointed by the selector.
   stateful: true,
   explain(o) {
     return `keeps the top ${(o.fraction * 100).toFixed(1)}% of records by "${o.field}" (${o.mode === 'stream' ? 'one pass, estimated threshold' : 'exact, two passes'})`;
@@ -58,11 +59,17 @@ export default defineOperator<KeepTopOptions>({
         }
         return out;
       },
-      async flush() {
-        const out = await selector.finish();
+      *flushBatches() {
+        // Exact mode reads its spill file back batch by batch.
+        yield* selector.finishBatches();
         const { seen, kept, threshold } = selector.stats;
         ctx.log(`kept ${kept} of ${seen} records (${seen ? ((kept / seen) * 100).toFixed(2) : '0'}%, target ${(o.fraction * 100).toFixed(2)}%), last threshold ${threshold}`);
-        return out;
+      },
+      checkpoint(dir) {
+        selector.save(dir);
+      },
+      restore(dir) {
+        selector.load(dir);
       },
       close() {
         selector.close();

@@ -67,7 +67,9 @@ class RuleScorer {
 
 export default defineOperator<ScoreOptions>({
   name: 'score',
-  // keepTop holds a quantile sketch (and, exact, the records): state without a checkpoint yet.
+  // keepTop holds a quantile sketch and warm-up buffer (stream) or every record (exact): state the
+  // step checkpoints. Without keepTop the scores depend on each record alone (records scored
+  // ahead in worker threads are handed on at each barrier by `drain`).
   stateful: (o: { keepTop?: number }) => o.keepTop !== undefined,
   summary: 'Quality score per document: ONNX model (hashed n-grams or tokenizer + transformer) or heuristic rule sets; keep the top fraction',
   description:
@@ -177,14 +179,17 @@ export default defineOperator<ScoreOptions>({
         ctx.error(rec, 'no_text', `record ${rec.id}: "text" is ${rec.text === undefined ? 'missing' : typeof rec.text}, not a string`);
         return false;
       });
-    const finish = async (): Promise<Rec[]> => {
-      if (!selector) return [];
-      const rest = await selector.finish();
+    // The end of input: keepTop's last decisions, batch by batch (exact mode reads its spill back).
+    const finish = function* (): Generator<Rec[]> {
+      if (!selector) return;
+      yield* selector.finishBatches();
       const s = selector.stats;
       ctx.stats.count('kept_top', s.kept);
       if (Number.isFinite(s.threshold)) ctx.log(`keepTop ${o.keepTop}: kept ${s.kept} of ${s.seen} (${((100 * s.kept) / Math.max(1, s.seen)).toFixed(2)}%), score threshold ${s.threshold.toFixed(4)}`);
-      return rest;
     };
+    // With --checkpoint: keepTop's state (the scorer itself has none).
+    const checkpoint = selector && ((dir: string) => selector.save(dir));
+    const restore = selector && ((dir: string) => selector.load(dir));
 
     if (o.rules) {
       let scorer: RuleScorer;
@@ -206,7 +211,9 @@ export default defineOperator<ScoreOptions>({
           });
           return select(recs, scores);
         },
-        flush: finish,
+        flushBatches: finish,
+        checkpoint,
+        restore,
         close: () => selector?.close(),
       };
     }
@@ -272,11 +279,17 @@ export default defineOperator<ScoreOptions>({
         }
         return out;
       },
-      async flush() {
+      async *flushBatches() {
         const out = release(await window.drain());
-        out.push(...(await finish()));
-        return out;
+        if (out.length) yield out;
+        yield* finish();
       },
+      // A checkpoint barrier: the records the workers are still scoring are handed on before it.
+      async drain() {
+        return release(await window.drain());
+      },
+      checkpoint,
+      restore,
       async close() {
         ctx.signal.removeEventListener('abort', onAbort);
         selector?.close();

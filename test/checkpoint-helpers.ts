@@ -54,8 +54,10 @@ export async function resumedRun(descriptor: OperatorDescriptor, options: Record
   const crashed: Step[] = [];
   if (cut !== undefined) {
     await feed(step, 0, cut, output);
+    // At a barrier the engine first takes the records a step still holds back (drain).
+    if (step.drain) output.push(...(await step.drain()));
     const dir = tmpdir('mixstream-state-');
-    await step.checkpoint!(dir);
+    await step.checkpoint?.(dir);
     // What the engine commits with the checkpoint, and the crashed run's work after it.
     const saved = { counters: copyCounters(counters), dropped: dropped.slice(), output: output.slice() };
     await feed(step, cut, Math.min(recs.length, cut + lost), output);
@@ -63,7 +65,7 @@ export async function resumedRun(descriptor: OperatorDescriptor, options: Record
     dropped = saved.dropped;
     output = saved.output;
     ({ step, counters } = await start(saved.counters, dropped));
-    await step.restore!(dir);
+    await step.restore?.(dir);
   }
   try {
     await feed(step, cut ?? 0, recs.length, output);

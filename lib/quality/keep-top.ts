@@ -10,12 +10,19 @@
 //
 // "exact": two passes. Records are held in memory up to `memoryBytes` and spilled to an NDJSON
 // file beyond it; scores stay in memory (8 bytes per record). At the end the exact top
-// round(fraction·n) records are kept (ties broken by input order) and emitted in input order.
-import { once } from 'node:events';
-import { createReadStream, createWriteStream, mkdirSync, rmSync, type WriteStream } from 'node:fs';
+// round(fraction·n) records are kept (ties broken by input order) and emitted in input order,
+// batch by batch.
+//
+// Checkpoints (`save`/`load`): stream mode writes its small state (counts, thresholds, digest,
+// warm-up buffer) into the checkpoint directory. Exact mode writes the records held in memory,
+// and keeps the spill file and a file of scores (appended at each checkpoint) by hard link with
+// their lengths, so a checkpoint does not copy what earlier ones already hold.
+import { closeSync, mkdirSync, openSync, readFileSync, readSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import path from 'node:path';
-import { createInterface } from 'node:readline';
 import type { Rec } from '../operator.ts';
+import { decodeRecord, encodeRecord } from '../record-codec.ts';
+import { emptyDir, keepInCheckpoint, LineWriter, readFileLines, resumeFromCheckpoint } from '../sketch/spill-file.ts';
+import { SpillLog } from '../sketch/spill-log.ts';
 import { TDigest } from '../sketch/tdigest.ts';
 
 export type KeepTopMode = 'stream' | 'exact';
@@ -60,7 +67,7 @@ export class TopFractionSelector {
   private readonly warmup: number;
   private readonly correct: boolean;
   private readonly onReject: (rec: Rec, score: number) => void;
-  private readonly digest: TDigest;
+  private digest: TDigest;
   private seen = 0;
   private kept = 0;
   private warm: { rec: Rec; score: number }[] | null = [];
@@ -73,13 +80,12 @@ export class TopFractionSelector {
   private sinceRefresh = 0;
   // exact mode
   private scores = new Float64Array(1024);
-  private held: Rec[] = [];
-  private heldBytes = 0;
+  /** The records, in memory up to `memoryBytes`, then in a spill file. */
+  private readonly records: SpillLog<Rec>;
   private readonly memoryBytes: number;
   private readonly tmpDir?: string;
-  private spillFile?: string;
-  private spill?: WriteStream;
-  private spilled = 0;
+  /** With checkpoints: the scores, appended at each checkpoint. */
+  private scoreFile?: { file: string; fd: number; bytes: number };
 
   constructor(o: TopFractionOptions) {
     if (!(o.fraction > 0 && o.fraction <= 1)) throw new Error(`keep-top: fraction must be in (0, 1], got ${o.fraction}`);
@@ -94,6 +100,19 @@ export class TopFractionSelector {
     this.digest = new TDigest(o.compression ?? 200);
     this.memoryBytes = o.memoryBytes ?? 256 * 2 ** 20;
     this.tmpDir = o.tmpDir;
+    this.records = new SpillLog<Rec>({
+      memoryBytes: this.memoryBytes,
+      dir: () => this.scratchDir('spill'),
+      serialize: encodeRecord,
+      deserialize: decodeRecord,
+      sizeOf: (rec) => rec.text.length * 2 + 200,
+    });
+  }
+
+  private scratchDir(what: string): string {
+    if (!this.tmpDir) throw new Error(`keep-top: exact mode needs a tmpDir to ${what}`);
+    mkdirSync(this.tmpDir, { recursive: true });
+    return this.tmpDir;
   }
 
   /** Records seen and kept so far (kept counts only decided records). */
@@ -165,62 +184,172 @@ export class TopFractionSelector {
       this.scores = s;
     }
     this.scores[i] = score;
-    if (this.spill) {
-      this.writeSpill(rec);
-      return;
-    }
-    this.held.push(rec);
-    this.heldBytes += rec.text.length * 2 + 200;
-    if (this.heldBytes > this.memoryBytes) {
-      if (!this.tmpDir) throw new Error('keep-top: exact mode over its memory budget needs a tmpDir to spill to');
-      mkdirSync(this.tmpDir, { recursive: true });
-      this.spillFile = path.join(this.tmpDir, `keep-top-${process.pid}-${Date.now()}.jsonl`);
-      this.spill = createWriteStream(this.spillFile);
-    }
+    this.records.append(rec);
   }
 
-  private writeSpill(rec: Rec): void {
-    this.spill!.write(JSON.stringify(rec) + '\n');
-    this.spilled++;
+  /**
+   * Ends the input: the remaining kept records, in input order, in batches of up to `batchSize`
+   * (exact mode reads its spill file back one batch at a time).
+   */
+  *finishBatches(batchSize = 1024): Generator<Rec[]> {
+    if (this.mode === 'stream') {
+      const out = this.warm ? this.releaseWarmup() : [];
+      for (let k = 0; k < out.length; k += batchSize) yield out.slice(k, k + batchSize);
+      return;
+    }
+    const keep = exactTop(this.scores.subarray(0, this.seen), this.fraction);
+    let i = 0;
+    let kept = 0;
+    for (const batch of this.records.read(batchSize)) {
+      const out: Rec[] = [];
+      for (const rec of batch) {
+        if (keep[i]) out.push(rec);
+        else this.onReject(rec, this.scores[i]);
+        i++;
+      }
+      kept += out.length;
+      if (out.length) yield out;
+    }
+    this.close();
+    this.kept = kept;
+    this.threshold = this.seen ? kthLargest(this.scores.subarray(0, this.seen), Math.max(1, Math.round(this.fraction * this.seen))) : NaN;
   }
 
   /** Ends the input: returns the remaining kept records, in input order. */
   async finish(): Promise<Rec[]> {
-    if (this.mode === 'stream') {
-      return this.warm ? this.releaseWarmup() : [];
-    }
-    const keep = exactTop(this.scores.subarray(0, this.seen), this.fraction);
     const out: Rec[] = [];
-    let i = 0;
-    const decide = (rec: Rec) => {
-      if (keep[i]) out.push(rec);
-      else this.onReject(rec, this.scores[i]);
-      i++;
-    };
-    for (const rec of this.held) decide(rec);
-    this.held = [];
-    if (this.spill) {
-      this.spill.end();
-      await once(this.spill, 'close');
-      const rl = createInterface({ input: createReadStream(this.spillFile!, 'utf8'), crlfDelay: Infinity });
-      for await (const line of rl) if (line) decide(JSON.parse(line));
-      this.close();
-    }
-    this.kept = out.length;
-    this.threshold = this.seen ? kthLargest(this.scores.subarray(0, this.seen), Math.max(1, Math.round(this.fraction * this.seen))) : NaN;
+    for (const batch of this.finishBatches()) for (const r of batch) out.push(r);
     return out;
   }
 
   /** Records written to the spill file (exact mode). */
   get spilledRecords(): number {
-    return this.spilled;
+    return this.records.spilledItems;
   }
 
-  /** Removes the spill file (also called by finish). */
+  /** Removes the spill and score files from tmpDir (also done at the end of finish); checkpoints that link them keep theirs. */
   close(): void {
-    if (this.spillFile) rmSync(this.spillFile, { force: true });
-    this.spillFile = undefined;
+    this.records.close();
+    if (this.scoreFile) {
+      closeSync(this.scoreFile.fd);
+      rmSync(this.scoreFile.file, { force: true });
+      this.scoreFile = undefined;
+    }
   }
+
+  /**
+   * Writes the state into the empty directory `dir` (a checkpoint): everything pushed so far,
+   * such that `load` on a new selector with the same options continues exactly.
+   */
+  save(dir: string): void {
+    emptyDir(dir);
+    const state: SavedState = { version: STATE_VERSION, mode: this.mode, fraction: this.fraction, seen: this.seen, kept: this.kept };
+    if (this.mode === 'stream') {
+      state.warmup = this.warmup;
+      state.sinceRefresh = this.sinceRefresh;
+      state.warm = this.warm ? this.warm.length : null;
+      writeFileSync(path.join(dir, 'thresholds.f64'), new Float64Array([this.threshold, this.lo, this.hi]));
+      writeFileSync(path.join(dir, 'digest.f64'), this.digest.state());
+      if (this.warm) {
+        writeFileSync(path.join(dir, 'warm-scores.f64'), Float64Array.from(this.warm, (w) => w.score));
+        const out = new LineWriter(path.join(dir, 'warm.jsonl'));
+        for (const w of this.warm) out.line(encodeRecord(w.rec));
+        out.close();
+      }
+    } else {
+      state.memoryBytes = this.memoryBytes;
+      const records = path.join(dir, 'records');
+      mkdirSync(records);
+      this.records.save(records);
+      // Scores only grow: append those that arrived since the last checkpoint, link the file.
+      if (this.seen > 0) {
+        const sf = (this.scoreFile ??= newScoreFile(this.scratchDir('keep its scores')));
+        const bytes = new Uint8Array(this.scores.buffer, sf.bytes, this.seen * 8 - sf.bytes);
+        for (let off = 0; off < bytes.length; ) off += writeSync(sf.fd, bytes, off, bytes.length - off, sf.bytes + off);
+        sf.bytes = this.seen * 8;
+        keepInCheckpoint(sf.file, path.join(dir, 'scores.f64'));
+      }
+    }
+    writeFileSync(path.join(dir, 'state.json'), JSON.stringify(state));
+  }
+
+  /**
+   * Restores what `save` wrote into `dir`, on a new selector (same options) that has seen no
+   * record. In exact mode the scratch files an interrupted run left in tmpDir are removed; the
+   * checkpoint's own files are cut back to their recorded lengths.
+   */
+  load(dir: string): void {
+    if (this.seen > 0) throw new Error('keep-top: load needs a selector that has seen no record');
+    const state = JSON.parse(readFileSync(path.join(dir, 'state.json'), 'utf8')) as SavedState;
+    const same = (what: string, saved: unknown, now: unknown) => {
+      if (saved !== now) throw new Error(`keep-top: the checkpoint in ${dir} was saved with ${what} ${JSON.stringify(saved)}, this step has ${JSON.stringify(now)}`);
+    };
+    same('state version', state.version, STATE_VERSION);
+    same('mode', state.mode, this.mode);
+    same('fraction', state.fraction, this.fraction);
+    this.seen = state.seen;
+    this.kept = state.kept;
+    if (this.mode === 'stream') {
+      same('warmup', state.warmup, this.warmup);
+      this.sinceRefresh = state.sinceRefresh!;
+      [this.threshold, this.lo, this.hi] = readF64(path.join(dir, 'thresholds.f64'));
+      this.digest = TDigest.fromState(readF64(path.join(dir, 'digest.f64')));
+      if (state.warm === null) this.warm = null;
+      else if (state.warm) {
+        const scores = readF64(path.join(dir, 'warm-scores.f64'));
+        this.warm = [];
+        for (const line of readFileLines(path.join(dir, 'warm.jsonl'))) this.warm.push({ rec: decodeRecord(line), score: scores[this.warm.length] });
+        if (this.warm.length !== state.warm || scores.length !== state.warm) throw new Error(`keep-top: ${dir}: a warm-up buffer of ${state.warm} records, found ${this.warm.length} records and ${scores.length} scores`);
+      }
+      return;
+    }
+    same('memoryBytes', state.memoryBytes, this.memoryBytes);
+    // What the interrupted run left in tmpDir is either linked from the checkpoint or newer than it.
+    emptyDir(this.scratchDir('restore a checkpoint'));
+    this.records.load(path.join(dir, 'records'));
+    if (this.records.length !== this.seen) throw new Error(`keep-top: ${dir}: ${this.seen} records seen, ${this.records.length} saved`);
+    this.scores = new Float64Array(Math.max(1024, 2 * this.seen));
+    if (this.seen > 0) {
+      const sf = newScoreFile(this.tmpDir!, path.join(dir, 'scores.f64'), this.seen * 8);
+      const bytes = new Uint8Array(this.scores.buffer, 0, sf.bytes);
+      for (let off = 0; off < bytes.length; ) {
+        const n = readSync(sf.fd, bytes, off, bytes.length - off, off);
+        if (n === 0) throw new Error(`keep-top: ${dir}/scores.f64 is shorter than the ${this.seen} scores the checkpoint recorded`);
+        off += n;
+      }
+      this.scoreFile = sf;
+    }
+  }
+}
+
+const STATE_VERSION = 1;
+let scoreFiles = 0;
+
+/** A new scores file in `dir`, or (with `from`) the checkpoint's file `from` cut back to `bytes`. */
+function newScoreFile(dir: string, from?: string, bytes = 0): { file: string; fd: number; bytes: number } {
+  const file = path.join(dir, `keep-top-scores-${process.pid}-${++scoreFiles}.f64`);
+  const fd = from ? resumeFromCheckpoint(from, file, bytes) : openSync(file, 'w+');
+  return { file, fd, bytes };
+}
+
+interface SavedState {
+  version: number;
+  mode: KeepTopMode;
+  fraction: number;
+  seen: number;
+  kept: number;
+  // stream mode
+  warmup?: number;
+  sinceRefresh?: number;
+  /** Records in the warm-up buffer; null once it was released. */
+  warm?: number | null;
+  // exact mode
+  memoryBytes?: number;
+}
+
+function readF64(file: string): Float64Array {
+  const b = readFileSync(file);
+  return new Float64Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
 }
 
 function kthLargest(scores: Float64Array, k: number): number {

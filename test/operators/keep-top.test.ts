@@ -4,6 +4,7 @@ import { gopherQuality } from '../../lib/quality/gopher-quality.ts';
 import { resolveRuleOptions } from '../../lib/quality/rules.ts';
 import { readJsonl, runOperator } from '../../lib/testing.ts';
 import type { Rec } from '../../lib/operator.ts';
+import { resumedRun } from '../checkpoint-helpers.ts';
 
 const gq = resolveRuleOptions('gopher-quality');
 function scoredCorpus(): Rec[] {
@@ -55,4 +56,24 @@ t.test('options are validated', async (t) => {
   await t.rejects(runOperator(keepTop, {}, []), /fraction: required/);
   await t.rejects(runOperator(keepTop, { fraction: 0 }, []), /fraction: out of range/);
   await t.rejects(runOperator(keepTop, { fraction: 0.1, mode: 'fast' }, []), /mode/);
+});
+
+t.test('checkpoint, new step, restore: the same output and drops as one uninterrupted step', async (t) => {
+  t.equal(keepTop.stateful, true);
+  const input = scoredCorpus();
+  const half = Math.floor(input.length / 2) + 17;
+  for (const options of [
+    { fraction: 0.15, warmup: 500 },
+    { fraction: 0.15, warmup: 2500 },
+    { fraction: 0.1, mode: 'exact' },
+    { fraction: 0.1, mode: 'exact', memoryBytes: 50_000 },
+  ]) {
+    const whole = await resumedRun(keepTop, options, input);
+    t.ok(whole.output.length > 1000 && whole.dropped.length > 1000, 'records kept and dropped');
+    for (const lost of [0, 400]) {
+      const r = await resumedRun(keepTop, options, input, { cut: half, lost });
+      t.ok(r.output === whole.output, `${JSON.stringify(options)}, ${lost} lost: same output`);
+      t.same(r.dropped, whole.dropped, `${JSON.stringify(options)}, ${lost} lost: same drops`);
+    }
+  }
 });

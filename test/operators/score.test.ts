@@ -10,6 +10,9 @@ import { SequenceTokenizer } from '../../lib/quality/hf-tokenizer.ts';
 import type { Rec } from '../../lib/operator.ts';
 import { readJsonl, runOperator } from '../../lib/testing.ts';
 import score from '../../operators/score.ts';
+import { createStepContext } from '../../lib/context.ts';
+import { validateOptions } from '../../lib/options.ts';
+import { resumedRun } from '../checkpoint-helpers.ts';
 import { JUNK } from '../../samples/make-quality-data.ts';
 
 const SAMPLES = new URL('../../samples/', import.meta.url).pathname;
@@ -194,4 +197,43 @@ t.test('keepTop keeps the best fraction, drops the rest as below_top_fraction', 
   const share = stream.output.length / q.length;
   t.ok(Math.abs(share - 0.25) <= 0.01, `stream: kept ${(share * 100).toFixed(2)}%`);
   t.match(stream.logs.join('\n'), /keepTop 0\.25: kept/);
+});
+
+t.test('keepTop resumes exactly from a checkpoint (new step, restore), stream and exact, rules and model', async (t) => {
+  const stateful = score.stateful as (o: { keepTop?: number }) => boolean;
+  t.equal(stateful({ keepTop: 0.2 }), true);
+  t.equal(stateful({}), false, 'without keepTop the step keeps no state across records');
+  const q = readJsonl(path.join(SAMPLES, 'quality.jsonl'));
+  const cut = 613;
+  for (const options of [
+    { rules: ['gopher-quality', 'fineweb'], keepTop: 0.3, keepTopWarmup: 300 },
+    { rules: ['gopher-quality', 'fineweb'], keepTop: 0.3, keepTopMode: 'exact', keepTopMemoryMB: 1 },
+    { model: MODEL, keepTop: 0.25, keepTopWarmup: 1000, workers: 0 },
+    { model: MODEL, keepTop: 0.25, keepTopMode: 'exact', keepTopMemoryMB: 1, workers: 1, batchSize: 16 },
+  ]) {
+    // Worker threads score exactly as the step's thread does (tested above), and start slowly:
+    // the uninterrupted reference runs in the thread, the threaded step resumes once.
+    const whole = await resumedRun(score, { ...options, workers: 0 }, q);
+    t.ok(whole.dropped.length > 500, `${whole.dropped.length} dropped`);
+    for (const lost of options.workers ? [150] : [0, 150]) {
+      const r = await resumedRun(score, options, q, { cut, lost });
+      t.ok(r.output === whole.output, `${JSON.stringify(options)}, ${lost} lost: same output`);
+      t.same(r.dropped, whole.dropped, `${JSON.stringify(options)}, ${lost} lost: same drops`);
+    }
+  }
+});
+
+t.test('with worker threads, records still being scored at a barrier are handed on by drain', async (t) => {
+  const q = readJsonl(path.join(SAMPLES, 'quality.jsonl'));
+  const options = { model: MODEL, workers: 1, batchSize: 16 };
+  const step = await score.create(validateOptions(options, score.options, []) as never, createStepContext({ op: 'score', log: () => {} }));
+  t.equal(step.checkpoint, undefined, 'without keepTop there is no state to checkpoint');
+  const first = await step.process(q.slice(0, 100).map((r) => ({ ...r })));
+  const drained = await step.drain!();
+  await step.close?.();
+  t.ok(first.length < 100 && drained.length > 0, `${drained.length} records still in the workers after process`);
+  t.same([...first, ...drained].map((r) => r.id), q.slice(0, 100).map((r) => r.id), 'all of them, in order');
+  const whole = await runOperator(score, { model: MODEL, workers: 0 }, q);
+  const r = await resumedRun(score, options, q, { cut: 100, lost: 150 });
+  t.ok(r.output === whole.output.map((x) => JSON.stringify(x) + '\n').join(''), 'a resumed threaded step: same output as an uninterrupted one');
 });

@@ -2,7 +2,7 @@ import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
-import { exactTop, TopFractionSelector } from '../../lib/quality/keep-top.ts';
+import { exactTop, TopFractionSelector, type TopFractionOptions } from '../../lib/quality/keep-top.ts';
 import type { Rec } from '../../lib/operator.ts';
 import { gopherQuality } from '../../lib/quality/gopher-quality.ts';
 import { resolveRuleOptions } from '../../lib/quality/rules.ts';
@@ -97,4 +97,94 @@ t.test('bad input', async (t) => {
   t.throws(() => new TopFractionSelector({ fraction: 1.5 }), /fraction/);
   const sel = new TopFractionSelector({ fraction: 0.5 });
   t.throws(() => sel.push({ id: 'x1', text: '' }, NaN), /x1/);
+});
+
+/**
+ * Pushes `input` through selectors with a checkpoint at each cut: the selector saves, goes on
+ * with `lost` more records (and a checkpoint of them that is never committed) as a run killed
+ * later would, and a NEW selector in the same tmpDir loads the committed checkpoint and
+ * continues. Returns every decision in order (+id kept, -id rejected) and the kept records.
+ */
+function resumed(o: Omit<TopFractionOptions, 'tmpDir' | 'onReject'>, input: { rec: Rec; score: number }[], cuts: number[] = [], lost = 0) {
+  const tmpDir = mkdtempSync(path.join(os.tmpdir(), 'keep-top-resume-'));
+  let events: string[] = [];
+  const make = () => new TopFractionSelector({ ...o, tmpDir, onReject: (r) => events.push(`-${r.id}`) });
+  const feed = (sel: TopFractionSelector, from: number, to: number, out: Rec[]) => {
+    for (const { rec, score } of input.slice(from, to)) {
+      for (const r of sel.push(JSON.parse(JSON.stringify(rec)), score)) {
+        events.push(`+${r.id}`);
+        out.push(r);
+      }
+    }
+  };
+  let sel = make();
+  let out: Rec[] = [];
+  let at = 0;
+  const crashed: TopFractionSelector[] = [];
+  for (const cut of cuts) {
+    feed(sel, at, cut, out);
+    at = cut;
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'keep-top-state-'));
+    sel.save(dir);
+    const committed = { events: events.slice(), out: out.slice() };
+    // The killed run: more records, and a later checkpoint that never got committed.
+    feed(sel, cut, cut + (lost >> 1), []);
+    sel.save(mkdtempSync(path.join(os.tmpdir(), 'keep-top-state-')));
+    feed(sel, cut + (lost >> 1), cut + lost, []);
+    crashed.push(sel);
+    ({ events, out } = committed);
+    sel = make();
+    sel.load(dir);
+  }
+  feed(sel, at, input.length, out);
+  for (const batch of sel.finishBatches(100)) {
+    for (const r of batch) events.push(`+${r.id}`);
+    out.push(...batch);
+  }
+  const left = readdirSync(tmpDir);
+  sel.close();
+  for (const c of crashed) c.close();
+  rmSync(tmpDir, { recursive: true, force: true });
+  return { events, out: out.map((r) => JSON.stringify(r)), left, stats: sel.stats };
+}
+
+t.test('save, load in a new selector, continue: the same decisions as one uninterrupted pass', async (t) => {
+  const input = shuffled(scored, 7);
+  const n = input.length;
+  const size = (r: Rec) => r.text.length * 2 + 200;
+  // A budget that the records fill between the first cut and the end: the spill starts after a restore.
+  const lateSpill = input.slice(0, 2000).reduce((s, x) => s + size(x.rec), 0);
+  const cases: [string, Omit<TopFractionOptions, 'tmpDir' | 'onReject'>, number[]][] = [
+    ['stream, cut in the warm-up', { fraction: 0.15, warmup: 500 }, [200]],
+    ['stream, cuts after the warm-up', { fraction: 0.15, warmup: 500 }, [1777, 2900]],
+    ['stream, cut at the end of the warm-up', { fraction: 0.3, warmup: 500 }, [500]],
+    ['exact, all in memory', { fraction: 0.15, mode: 'exact' }, [1777]],
+    ['exact, everything spilled', { fraction: 0.15, mode: 'exact', memoryBytes: 0 }, [1777, 2900]],
+    ['exact, spilling before the cut', { fraction: 0.1, mode: 'exact', memoryBytes: 100_000 }, [1001, 1002, 3000]],
+    ['exact, spilling starts after the cut', { fraction: 0.1, mode: 'exact', memoryBytes: lateSpill }, [1500, 2500]],
+  ];
+  for (const [name, o, cuts] of cases) {
+    const whole = resumed(o, input);
+    t.equal(whole.events.length, n, `${name}: every record decided`);
+    for (const lost of [0, 300]) {
+      const r = resumed(o, input, cuts, lost);
+      t.same(r.events, whole.events, `${name}, ${lost} lost: same decisions in the same order`);
+      t.same(r.out, whole.out, `${name}, ${lost} lost: same records`);
+      t.same(r.stats, whole.stats, `${name}, ${lost} lost: same counts and threshold`);
+      t.same(r.left, [], `${name}: the stale files of the killed run are gone`);
+    }
+  }
+});
+
+t.test('a checkpoint is refused by a selector with other options', async (t) => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'keep-top-state-'));
+  const sel = new TopFractionSelector({ fraction: 0.2, warmup: 10 });
+  for (const { rec, score } of scored.slice(0, 30)) sel.push(rec, score);
+  sel.save(dir);
+  t.throws(() => new TopFractionSelector({ fraction: 0.3, warmup: 10 }).load(dir), /saved with fraction 0.2, this step has 0.3/);
+  t.throws(() => new TopFractionSelector({ fraction: 0.2, warmup: 10, mode: 'exact' }).load(dir), /saved with mode "stream"/);
+  t.throws(() => new TopFractionSelector({ fraction: 0.2, warmup: 20 }).load(dir), /warmup 10, this step has 20/);
+  const used = new TopFractionSelector({ fraction: 0.2, warmup: 10 });
+  used.push(scored[0].rec, scored[0].score);
+  t.throws(() => used.load(dir), /seen no record/);
 });

@@ -1,7 +1,7 @@
 // `partition`: a terminal step that writes records into partitions by metadata fields, each split
 // into base units of equal token size (the data-ablation paper's "base unit" partitions), as
 // zstd-compressed NDJSON shards with a size limit, and a manifest.json describing them.
-import { mkdirSync, existsSync, rmSync, readdirSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmdirSync, rmSync, statSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs';
 import { open, rename, writeFile, unlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
@@ -105,6 +105,8 @@ interface OpenShard {
 }
 
 class Partition {
+  /** Key of the partition in the writer's map. */
+  id = '';
   readonly info: PartitionInfo;
   unit: UnitInfo;
   shard: OpenShard | undefined;
@@ -116,9 +118,9 @@ class Partition {
   /** Shards of the original data (before upsampling), in order. */
   originalShards: string[] = [];
 
-  constructor(key: Record<string, string>, rel: string) {
-    this.info = { key, path: rel, docs: 0, tokens: 0, bytes: 0, repeatedDocs: 0, units: [], shards: [] };
-    this.unit = this.newUnit();
+  constructor(key: Record<string, string>, rel: string, info?: PartitionInfo) {
+    this.info = info ?? { key, path: rel, docs: 0, tokens: 0, bytes: 0, repeatedDocs: 0, units: [], shards: [] };
+    this.unit = info ? info.units[info.units.length - 1] : this.newUnit();
   }
 
   newUnit(): UnitInfo {
@@ -128,8 +130,32 @@ class Partition {
   }
 }
 
+/** A partition as a checkpoint records it; its buffered records are in the checkpoint's pending file. */
+interface SavedPartition {
+  id: string;
+  info: PartitionInfo;
+  shardCount: number;
+  /** The shard being written: its temporary file is cut back to `info.bytes` on restore. */
+  shard: { tmp: string; info: ShardInfo } | null;
+  pending: { offset: number; bytes: number; docs: number; tokens: number };
+}
+
+interface PartitionState {
+  version: 1;
+  parts: SavedPartition[];
+  /** Paths of the partitions in the open set, least recently used first. */
+  open: string[];
+}
+
+const STATE_FILE = 'partition-state.json';
+const PENDING_FILE = 'pending.jsonl';
+/** Written into the output directory while a run owns it; names the step's scratch directory. */
+export const OWNER_FILE = '.mixstream-partition-run';
+
 class PartitionWriter {
   private readonly parts = new Map<string, Partition>();
+  /** Files written since the last checkpoint (made durable by the next one). */
+  private readonly dirty = new Set<string>();
   /** Partitions with an open shard or buffered records, least recently used first. */
   private readonly open = new Map<string, Partition>();
   private readonly compressor = new Compressor();
@@ -158,6 +184,7 @@ class PartitionWriter {
     let p = this.parts.get(id);
     if (!p) {
       p = new Partition(key, segs.length ? segs.join('/') : 'all');
+      p.id = id;
       this.parts.set(id, p);
       mkdirSync(path.join(this.root, p.info.path), { recursive: true });
       this.ctx.stats.count('partitions');
@@ -244,6 +271,7 @@ class PartitionWriter {
     s ??= await this.openShard(p);
     s.fh ??= await open(s.tmp, 'a');
     await s.fh.write(frame);
+    this.dirty.add(s.tmp);
     s.info.bytes += frame.length;
     s.info.docs += p.pendingDocs;
     s.info.tokens += p.pendingTokens;
@@ -275,7 +303,9 @@ class PartitionWriter {
     if (!s) return;
     p.shard = undefined;
     await s.fh?.close();
-    await rename(s.tmp, path.join(this.root, s.info.file));
+    const final = path.join(this.root, s.info.file);
+    await rename(s.tmp, final);
+    if (this.dirty.delete(s.tmp)) this.dirty.add(final);
     p.info.shards.push(s.info);
     p.unit.shards.push(s.info.file);
     this.ctx.stats.count('shards');
@@ -357,6 +387,104 @@ class PartitionWriter {
     this.ctx.log(`upsampled ${p.info.path} from ${before} to ${p.info.docs} documents (${passes} pass(es) over its data) to reach ${want} units`);
   }
 
+  /**
+   * Checkpoint: what is written so far is made durable (fsync) and recorded with every
+   * partition's counts and open shard size. Buffered records are saved as they are instead of
+   * being written as a frame, so frames (and with them shard sizes and boundaries) are the same
+   * however often checkpoints are taken: the output equals an uninterrupted run's byte for byte.
+   */
+  async save(dir: string): Promise<void> {
+    for (const file of this.dirty) {
+      const fh = [...this.parts.values()].find((p) => p.shard?.tmp === file)?.shard?.fh;
+      if (fh) await fh.datasync();
+      else {
+        const fd = openSync(file, 'r');
+        try {
+          fsyncSync(fd);
+        } finally {
+          closeSync(fd);
+        }
+      }
+    }
+    this.dirty.clear();
+    const chunks: Buffer[] = [];
+    let offset = 0;
+    const parts: SavedPartition[] = [...this.parts.values()].map((p) => {
+      const buf = Buffer.from(p.pending.join(''), 'utf8');
+      chunks.push(buf);
+      const pending = { offset, bytes: buf.length, docs: p.pendingDocs, tokens: p.pendingTokens };
+      offset += buf.length;
+      const shard = p.shard ? { tmp: path.relative(this.root, p.shard.tmp), info: p.shard.info } : null;
+      return { id: p.id, info: p.info, shardCount: p.shardCount, shard, pending };
+    });
+    writeFileSync(path.join(dir, PENDING_FILE), Buffer.concat(chunks));
+    const state: PartitionState = { version: 1, parts, open: [...this.open.keys()] };
+    writeFileSync(path.join(dir, STATE_FILE), JSON.stringify(state));
+  }
+
+  /**
+   * Restore: takes the partitions back to the checkpoint and makes the directory match it: the
+   * open shards are cut back to their size then (renamed back to their temporary name if they
+   * were finished since), files and directories created later are removed.
+   */
+  load(dir: string): void {
+    const state = JSON.parse(readFileSync(path.join(dir, STATE_FILE), 'utf8')) as PartitionState;
+    if (state.version !== 1) throw new Error(`partition: ${dir}: unknown state version ${state.version}`);
+    const pending = readFileSync(path.join(dir, PENDING_FILE));
+    const keep = new Set<string>([OWNER_FILE]);
+    const dirs = new Set<string>();
+    for (const sp of state.parts) {
+      const p = new Partition(sp.info.key, sp.info.path, sp.info);
+      p.id = sp.id;
+      p.shardCount = sp.shardCount;
+      if (sp.pending.bytes > 0) {
+        p.pending = [pending.subarray(sp.pending.offset, sp.pending.offset + sp.pending.bytes).toString('utf8')];
+        p.pendingBytes = sp.pending.bytes;
+        p.pendingDocs = sp.pending.docs;
+        p.pendingTokens = sp.pending.tokens;
+      }
+      for (const shard of p.info.shards) {
+        const file = path.join(this.root, shard.file);
+        if (!existsSync(file) || statSync(file).size !== shard.bytes) throw new Error(`partition: ${file} is missing or changed since the checkpoint; cannot resume`);
+        keep.add(shard.file);
+      }
+      if (sp.shard) {
+        const tmp = path.join(this.root, sp.shard.tmp);
+        const final = path.join(this.root, sp.shard.info.file);
+        // Finished and renamed after the checkpoint: it becomes the open shard again.
+        if (!existsSync(tmp) && existsSync(final)) renameSync(final, tmp);
+        if (!existsSync(tmp) || statSync(tmp).size < sp.shard.info.bytes) throw new Error(`partition: ${tmp} is missing or shorter than at the checkpoint; cannot resume`);
+        truncateSync(tmp, sp.shard.info.bytes);
+        keep.add(sp.shard.tmp);
+        p.shard = { fh: undefined, tmp, info: sp.shard.info };
+      }
+      this.parts.set(p.id, p);
+      for (let d = p.info.path; d !== '.'; d = path.dirname(d)) dirs.add(d);
+    }
+    const byPath = new Map([...this.parts.values()].map((p) => [p.info.path, p]));
+    for (const rel of state.open) this.open.set(rel, byPath.get(rel)!);
+    // Whatever else is in the directory was written after the checkpoint.
+    const clean = (rel: string): void => {
+      for (const e of readdirSync(path.join(this.root, rel), { withFileTypes: true })) {
+        const r = rel ? path.join(rel, e.name) : e.name;
+        if (e.isDirectory()) {
+          clean(r);
+          if (!dirs.has(r) && readdirSync(path.join(this.root, r)).length === 0) rmdirSync(path.join(this.root, r));
+        } else if (!keep.has(r)) unlinkSync(path.join(this.root, r));
+      }
+    };
+    clean('');
+    for (const d of dirs) mkdirSync(path.join(this.root, d), { recursive: true });
+  }
+
+  /** Closes the open files and leaves them for a resumed run. */
+  async release(): Promise<void> {
+    for (const p of this.parts.values()) {
+      await p.shard?.fh?.close().catch(() => {});
+      if (p.shard) p.shard.fh = undefined;
+    }
+  }
+
   /** Removes unfinished shards after a failed run. */
   async abort(): Promise<void> {
     for (const p of this.parts.values()) {
@@ -371,7 +499,7 @@ class PartitionWriter {
 
 export default defineOperator<PartitionOptions>({
   name: 'partition',
-  // Open shards and the manifest are state; it has no checkpoint yet, so --checkpoint refuses this pipeline.
+  // Partitions, open shards and buffered records are state: with --checkpoint they are saved, and cut back to the checkpoint on resume.
   stateful: true,
   summary: 'Terminal step: writes records into partitions by fields, split into equal-token base units, as size-limited .jsonl.zst shards with a manifest',
   description:
@@ -409,17 +537,34 @@ export default defineOperator<PartitionOptions>({
   },
   create(o, ctx) {
     const root = path.resolve(ctx.baseDir, o.dir);
-    if (existsSync(path.join(root, 'manifest.json'))) {
-      if (!o.overwrite) throw new Error(`option dir: ${root} already holds a partitioned dataset (manifest.json); choose another dir or set overwrite: true`);
-      rmSync(root, { recursive: true, force: true });
-    } else if (existsSync(root) && readdirSync(root).length > 0 && !o.overwrite) {
-      throw new Error(`option dir: ${root} exists and is not empty; choose another dir or set overwrite: true`);
+    const ownerFile = path.join(root, OWNER_FILE);
+    // With --checkpoint the scratch directory survives a crash, so it identifies the run that owns the output directory.
+    const owner = path.resolve(ctx.tmpDir);
+    const owned = existsSync(ownerFile) && readFileSync(ownerFile, 'utf8') === owner;
+    if (!owned) {
+      if (existsSync(path.join(root, 'manifest.json'))) {
+        if (!o.overwrite) throw new Error(`option dir: ${root} already holds a partitioned dataset (manifest.json); choose another dir or set overwrite: true`);
+        rmSync(root, { recursive: true, force: true });
+      } else if (existsSync(root) && readdirSync(root).length > 0 && !o.overwrite) {
+        throw new Error(`option dir: ${root} exists and is not empty; choose another dir or set overwrite: true`);
+      }
+      mkdirSync(root, { recursive: true });
+      writeFileSync(ownerFile, owner);
     }
-    mkdirSync(root, { recursive: true });
     const w = new PartitionWriter(o, root, ctx);
     let finished = false;
+    /** A checkpoint was taken or restored: what is on disk belongs to it and stays on failure. */
+    let checkpointed = false;
+    // An owned directory is either restored to a checkpoint or (the interrupted run took none) started over.
+    let ready = !owned;
+    const start = () => {
+      if (ready) return;
+      for (const e of readdirSync(root)) if (e !== OWNER_FILE) rmSync(path.join(root, e), { recursive: true, force: true });
+      ready = true;
+    };
     return {
       async process(batch) {
+        start();
         let tokens = 0;
         for (const rec of batch) {
           if (typeof rec.text !== 'string') {
@@ -434,13 +579,26 @@ export default defineOperator<PartitionOptions>({
         return [];
       },
       async flush() {
+        start();
         const m = await w.finish();
         finished = true;
         ctx.log(`${m.totals.docs.toLocaleString('en-US')} documents, ${m.totals.tokens.toLocaleString('en-US')} tokens in ${m.totals.partitions} partition(s), ${m.totals.shards} shard(s), ${(m.totals.bytes / 2 ** 20).toFixed(2)} MiB -> ${path.join(root, 'manifest.json')}`);
         return [];
       },
+      async checkpoint(dir) {
+        start();
+        await w.save(dir);
+        checkpointed = true;
+      },
+      restore(dir) {
+        w.load(dir);
+        ready = true;
+        checkpointed = true;
+      },
       async close() {
-        if (!finished) await w.abort();
+        if (finished) rmSync(ownerFile, { force: true });
+        else if (checkpointed) await w.release();
+        else await w.abort();
       },
     };
   },

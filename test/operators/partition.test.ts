@@ -2,10 +2,12 @@ import t from 'tap';
 import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
-import partition, { fieldValue, segmentFor, type Manifest } from '../../operators/partition.ts';
+import partition, { fieldValue, OWNER_FILE, segmentFor, type Manifest } from '../../operators/partition.ts';
+import { createStepContext } from '../../lib/context.ts';
+import { validateOptions } from '../../lib/options.ts';
 import { recordTokens } from '../../operators/mix.ts';
 import { readJsonl, runOperator } from '../../lib/testing.ts';
-import type { Rec } from '../../lib/operator.ts';
+import type { Rec, Step } from '../../lib/operator.ts';
 import { decompress } from 'zstd-napi';
 import { SAMPLES, tmpdir } from '../helpers.ts';
 
@@ -142,4 +144,100 @@ t.test('refuses to overwrite; option errors; no output left behind by a failed r
   t.equal(JSON.parse(readFileSync(path.join(dir, 'manifest.json'), 'utf8')).totals.docs, 3);
   await t.rejects(runOperator(partition, { dir: path.join(dir, 'x'), upsampleTo: 3 }, []), /upsampleTo: upsampling counts base units: set unitTokens too/);
   t.notOk(existsSync(path.join(dir, 'x')));
+});
+
+/** Every file under `dir` (path -> bytes), the manifest without its creation time. */
+function snapshotDir(dir: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const f of allFiles(dir).sort()) {
+    if (f === 'manifest.json') {
+      const m = JSON.parse(readFileSync(path.join(dir, f), 'utf8'));
+      delete m.created;
+      out[f] = JSON.stringify(m);
+    } else out[f] = readFileSync(path.join(dir, f)).toString('base64');
+  }
+  return out;
+}
+
+/**
+ * Partitions `docs` like a `--checkpoint` run killed once: the first `cut` records, a checkpoint,
+ * `lost` more records (and the flush, when they reach the end) that the crash loses, then a new
+ * step on the same scratch directory restored from the checkpoint does the rest.
+ */
+async function resumedPartition(options: Record<string, unknown>, cut: number | undefined, lost: number) {
+  const opts = validateOptions(options, partition.options, []);
+  const work = tmpdir();
+  const newStep = async () => {
+    const ctx = createStepContext({ op: 'partition', tmpDir: work, log: () => {} });
+    return { step: await partition.create(opts as never, ctx), ctx };
+  };
+  const feed = async (step: Step, from: number, to: number) => {
+    for (let i = from; i < to; i += 100) await step.process(docs.slice(i, Math.min(i + 100, to)));
+  };
+  const first = await newStep();
+  const state = tmpdir();
+  // The runner keeps a step's counters with the checkpoint and restores them.
+  let atCheckpoint: Record<string, number> = {};
+  if (cut !== undefined) {
+    await feed(first.step, 0, cut);
+    await first.step.checkpoint!(state);
+    atCheckpoint = { ...first.ctx.counters.counters };
+  }
+  const end = Math.min(docs.length, (cut ?? 0) + lost);
+  await feed(first.step, cut ?? 0, end);
+  if (end === docs.length) await first.step.flush!();
+  else await first.step.close!(); // a crash: nothing more is written; close only releases file handles
+  const second = await newStep();
+  if (cut !== undefined) await second.step.restore!(state);
+  await feed(second.step, cut ?? 0, docs.length);
+  await second.step.flush!();
+  await second.step.close!();
+  const counters = { ...atCheckpoint };
+  for (const [k, n] of Object.entries(second.ctx.counters.counters)) counters[k] = (counters[k] ?? 0) + n;
+  return counters;
+}
+
+t.test('checkpoint, crash, fresh step restored on the same directory: files and manifest equal an uninterrupted run', async (t) => {
+  t.equal(partition.stateful, true);
+  const cuts: [number | undefined, number][] = [
+    [undefined, 500], // killed before its first checkpoint: the rerun starts over in the same directory
+    [300, 800],
+    [1700, 1200],
+    [docs.length - 100, 50],
+    [docs.length, 0], // killed during the flush (units closed, upsampling, manifest written)
+  ];
+  const variants = [
+    { options: { by: ['source'], unitTokens: 20_000, maxShardBytes: 16_384, frameBytes: 4096, upsampleTo: 4 }, cuts },
+    // Evictions: the order of the open set is part of the state.
+    { options: { by: ['source', 'meta.bucket'], maxOpenPartitions: 2, frameBytes: 2048, level: 1 }, cuts: cuts.slice(1, 3) },
+  ];
+  for (const { options: v, cuts } of variants) {
+    const refDir = path.join(tmpdir(), 'out');
+    const ref = await runOperator(partition, { ...v, dir: refDir }, docs);
+    const want = snapshotDir(refDir);
+    t.ok(Object.keys(want).length > 10, `${Object.keys(want).length} files`);
+    for (const [cut, lost] of cuts) {
+      const dir = path.join(tmpdir(), 'out');
+      const counters = await resumedPartition({ ...v, dir }, cut, lost);
+      t.same(snapshotDir(dir), want, `${JSON.stringify(v)} cut ${cut} lost ${lost}`);
+      t.same(counters, ref.counters.counters, 'counters (shards, partitions, evictions, tokens) counted once over both steps');
+    }
+  }
+});
+
+t.test('an owner mark lets the same run take its directory back; another run is refused', async (t) => {
+  const dir = path.join(tmpdir(), 'out');
+  const opts = validateOptions({ dir, by: ['source'] }, partition.options, []);
+  const work = tmpdir();
+  const step = await partition.create(opts as never, createStepContext({ op: 'partition', tmpDir: work, log: () => {} }));
+  await step.process(docs.slice(0, 50));
+  await step.close!();
+  t.ok(existsSync(path.join(dir, OWNER_FILE)));
+  await t.rejects(async () => partition.create(opts as never, createStepContext({ op: 'partition', tmpDir: tmpdir(), log: () => {} })), /exists and is not empty/);
+  const again = await partition.create(opts as never, createStepContext({ op: 'partition', tmpDir: work, log: () => {} }));
+  await again.process(docs.slice(0, 10));
+  await again.flush!();
+  await again.close!();
+  t.equal(JSON.parse(readFileSync(path.join(dir, 'manifest.json'), 'utf8')).totals.docs, 10, 'started over');
+  t.notOk(existsSync(path.join(dir, OWNER_FILE)), 'a finished run removes its mark');
 });

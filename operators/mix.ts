@@ -295,7 +295,8 @@ export default defineOperator<MixOptions>({
     'document of its target. A first pass counts every source\'s tokens (skipped for sources that give `tokens`). A source ' +
     'whose target exceeds its size is repeated (whole passes, then a systematic sample of one more pass); a larger one is ' +
     'cut to a systematic sample spread evenly over it. Tokens come from `token_count` when records carry it, else from ' +
-    'the calibrated estimate of the `tokens` operator. Must be the first step: the pipeline reads no other input.',
+    'the calibrated estimate of the `tokens` operator. Must be the first step: the pipeline reads no other input. With ' +
+      '--checkpoint it resumes with exactly the next document (read positions, mixing counters and the counted sizes are saved).',
   options: {
     sources: {
       type: 'array',

@@ -394,8 +394,10 @@ class PartitionWriter {
    * however often checkpoints are taken: the output equals an uninterrupted run's byte for byte.
    */
   async save(dir: string): Promise<void> {
+    const handles = new Map<string, FileHandle>();
+    for (const p of this.parts.values()) if (p.shard?.fh) handles.set(p.shard.tmp, p.shard.fh);
     for (const file of this.dirty) {
-      const fh = [...this.parts.values()].find((p) => p.shard?.tmp === file)?.shard?.fh;
+      const fh = handles.get(file);
       if (fh) await fh.datasync();
       else {
         const fd = openSync(file, 'r');
@@ -514,7 +516,8 @@ export default defineOperator<PartitionOptions>({
     'buffering (the least recently used is written out and its file closed, to be reopened for appending: zstd frames ' +
     'concatenate), so memory is bounded by maxOpenPartitions x frameBytes. `upsampleTo` repeats the ' +
     'documents of partitions smaller than that many units until they have that many (the paper upsamples small ' +
-    'partitions so that mixtures give every partition roughly equal weight). Passes nothing on.',
+    'partitions so that mixtures give every partition roughly equal weight). Passes nothing on. With --checkpoint it ' +
+    'resumes exactly (shards cut back to the checkpoint, buffered records saved with it); its dir may be the -o directory.',
   options: {
     dir: { type: 'string', required: true, description: 'output directory (relative to the pipeline file)' },
     by: { type: 'array', items: { type: 'string', description: 'field name; dots reach into objects (metadata.year)' }, default: [], description: 'fields whose values name the partition (none: one partition "all")' },

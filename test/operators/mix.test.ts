@@ -188,9 +188,11 @@ t.test('checkpoint between batches, fresh step, restore: the rest of the output 
   writeFileSync(path.join(dir, 'f.jsonl.gz'), gzipSync(nd(fortunes.slice(0, 900)) + 'not json\n' + nd(fortunes.slice(900))));
   const options = {
     sources: [
-      { name: 'kjv', paths: ['k-*.jsonl*'], share: 0.45, tokens: SIZES.kjv },
+      { name: 'kjv', paths: ['k-*.jsonl*'], share: 0.4, tokens: SIZES.kjv },
       { name: 'dictionary', paths: [path.join(SAMPLES, 'gcide.jsonl')], share: 0.15 },
-      { name: 'quotes', paths: ['f.jsonl.gz'], share: 0.4 },
+      { name: 'quotes', paths: ['f.jsonl.gz'], share: 0.35 },
+      // Parquet: positions are rows.
+      { name: 'parquet', paths: [path.join(SAMPLES, '..', 'test', 'fixtures', 'kjv.parquet')], share: 0.1 },
     ],
     seed: 3,
     batchSize: 37,
@@ -236,7 +238,7 @@ t.test('checkpoint between batches, fresh step, restore: the rest of the output 
     await second.step.close!();
     t.same(key(got), key(batches), `cut after batch ${cut}: same records in the same batches`);
     t.same([...first.errors.slice(0, reported), ...second.errors], whole.errors, `cut after batch ${cut}: every bad line reported once`);
-    for (const name of ['kjv', 'dictionary', 'quotes']) {
+    for (const name of ['kjv', 'dictionary', 'quotes', 'parquet']) {
       for (const c of [`docs_${name}`, `tokens_${name}`, `repeated_docs_${name}`, `passes_${name}`]) t.equal(second.ctx.counters.counters[c], whole.ctx.counters.counters[c], `cut ${cut}: ${c}`);
     }
   }

@@ -1,6 +1,7 @@
 // `reservoir-weighted-sample`: one pass, weighted sampling without replacement under a token
 // budget or a count (Efraimidis-Spirakis keys), in bounded memory.
 import { defineOperator, type Rec, type Step, type StepContext } from '../lib/operator.ts';
+import { decodeRecord, encodeRecord } from '../lib/record-codec.ts';
 import { compileExpression, ExpressionError, type Evaluator } from '../lib/sketch/expression.ts';
 import { emptyDir } from '../lib/sketch/spill-file.ts';
 import { esKey, uniformFor, WeightedReservoir } from '../lib/sketch/weighted-reservoir.ts';
@@ -43,10 +44,10 @@ export function recordTokens(rec: Rec, field: string, ctx: StepContext): number 
   return typeof rec.text === 'string' ? estimateTokens(rec.text) : 0;
 }
 
-/** Spill-file codec and size measure for records. */
+/** Spill-file and checkpoint codec (keeps internals and step-written fields) and size measure for records. */
 export const recordCodec = {
-  serialize: (r: Rec) => JSON.stringify(r),
-  deserialize: (s: string) => JSON.parse(s) as Rec,
+  serialize: encodeRecord,
+  deserialize: decodeRecord,
   sizeOf: (r: Rec) => 256 + (typeof r.text === 'string' ? r.text.length * 2 : 0),
 };
 

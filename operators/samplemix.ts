@@ -3,6 +3,7 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { defineOperator, type Rec, type Step } from '../lib/operator.ts';
+import { decodeRecord, encodeRecord } from '../lib/record-codec.ts';
 import { KMeans, mulberry32After, wordFeatures, type SparseFeatures } from '../lib/sketch/kmeans.ts';
 import { clusterDiversity, newClusterAggregates, QualityAggregates, roundCount, samplingScale } from '../lib/sketch/samplemix.ts';
 import { emptyDir, LineWriter } from '../lib/sketch/spill-file.ts';
@@ -80,10 +81,12 @@ export default defineOperator<SampleMixOptions>({
     const log = new SpillLog<Held>({
       memoryBytes: o.memoryMB * 1024 * 1024,
       dir: () => ctx.tmpDir,
-      serialize: (h) => JSON.stringify([h.quality, h.tokens, h.rec]),
+      // `[quality,tokens]`, a tab (JSON never holds a raw one), the record.
+      serialize: (h) => `[${h.quality},${h.tokens}]\t${encodeRecord(h.rec)}`,
       deserialize: (s) => {
-        const [q, tokens, rec] = JSON.parse(s) as [number, number, Rec];
-        return { rec, quality: q, tokens };
+        const tab = s.indexOf('\t');
+        const [quality, tokens] = JSON.parse(s.slice(0, tab)) as [number, number];
+        return { rec: decodeRecord(s.slice(tab + 1)), quality, tokens };
       },
       sizeOf: (h) => 320 + (typeof h.rec.text === 'string' ? h.rec.text.length * 2 : 0),
     });

@@ -5,11 +5,14 @@
 import { createStepContext, StepCounters } from '../lib/context.ts';
 import type { OperatorDescriptor, Rec, Step } from '../lib/operator.ts';
 import { validateOptions, type OptionError } from '../lib/options.ts';
+import { decodeRecord, encodeRecord } from '../lib/record-codec.ts';
 import { tmpdir } from './helpers.ts';
 
 export interface ResumedRun {
   /** The output as the sink would write it. */
   output: string;
+  /** The output with what later steps would see besides the fields (internals, step-written fields). */
+  encoded: string;
   /** `id reason` of every drop, in order. */
   dropped: string[];
   counters: StepCounters;
@@ -18,7 +21,7 @@ export interface ResumedRun {
 export interface ResumeOptions {
   /** Records processed before the checkpoint; none: one uninterrupted run. */
   cut?: number;
-  /** Records the crashed run processes after the checkpoint (thrown away on resume). */
+  /** Records the crashed run processes after the checkpoint (thrown away on resume); Infinity: it reaches the end of input and emits. */
   lost?: number;
   batchSize?: number;
 }
@@ -38,8 +41,8 @@ export async function resumedRun(descriptor: OperatorDescriptor, options: Record
   const errors: OptionError[] = [];
   const opts = validateOptions(options, descriptor.options, errors);
   if (errors.length) throw new Error(errors.map((e) => `${e.path}: ${e.message}`).join('\n'));
-  // Each record is handed over as a fresh object, as decoding a line would.
-  const fresh = (from: number, to: number) => recs.slice(from, to).map((r) => structuredClone(r));
+  // Each record is handed over as a fresh object, with the internals an earlier step left on it.
+  const fresh = (from: number, to: number) => recs.slice(from, to).map((r) => decodeRecord(encodeRecord(r)));
   const tmpDir = tmpdir('mixstream-step-');
   let dropped: string[] = [];
   let output: Rec[] = [];
@@ -61,6 +64,8 @@ export async function resumedRun(descriptor: OperatorDescriptor, options: Record
     // What the engine commits with the checkpoint, and the crashed run's work after it.
     const saved = { counters: copyCounters(counters), dropped: dropped.slice(), output: output.slice() };
     await feed(step, cut, Math.min(recs.length, cut + lost), output);
+    // Lost through the end of input: the crashed run also emitted (and removed its spill files).
+    if (cut + lost >= recs.length && step.flushBatches) for await (const b of step.flushBatches()) output.push(...b);
     crashed.push(step);
     dropped = saved.dropped;
     output = saved.output;
@@ -75,5 +80,5 @@ export async function resumedRun(descriptor: OperatorDescriptor, options: Record
     await step.close?.();
     for (const s of crashed) await s.close?.();
   }
-  return { output: output.map((r) => JSON.stringify(r) + '\n').join(''), dropped, counters };
+  return { output: output.map((r) => JSON.stringify(r) + '\n').join(''), encoded: output.map(encodeRecord).join('\n'), dropped, counters };
 }

@@ -80,12 +80,12 @@ export class AppendFile {
   }
 }
 
-/** Writes lines to a new file through a 1 MiB buffer: memory stays bounded whatever is written. */
+/** Writes lines (and binary sections) to a new file through a 1 MiB buffer: memory stays bounded whatever is written. */
 export class LineWriter {
   private readonly fd: number;
-  private parts: string[] = [];
-  private pending = 0;
-  /** Bytes written so far (after `close`, the file's size). */
+  private readonly buf = Buffer.allocUnsafe(CHUNK);
+  private used = 0;
+  /** Bytes written to the file so far (after `close`, its size). */
   bytes = 0;
 
   constructor(readonly file: string) {
@@ -94,25 +94,38 @@ export class LineWriter {
 
   /** Appends `line` and a newline (`line` must not contain one). */
   line(line: string): void {
-    this.parts.push(line, '\n');
-    this.pending += line.length + 1;
-    if (this.pending >= CHUNK) this.flush();
+    this.text(line);
+    this.text('\n');
+  }
+
+  private text(s: string): void {
+    // At most 3 UTF-8 bytes per UTF-16 unit.
+    if (this.used + s.length * 3 > CHUNK) {
+      this.flush();
+      if (s.length * 3 > CHUNK) return this.direct(Buffer.from(s, 'utf8'));
+    }
+    this.used += this.buf.write(s, this.used, 'utf8');
   }
 
   /** Appends raw bytes (binary sections). */
-  bytesOut(buf: Uint8Array): void {
-    this.flush();
-    writeSync(this.fd, buf, 0, buf.length, this.bytes);
-    this.bytes += buf.length;
+  bytesOut(b: Uint8Array): void {
+    if (this.used + b.length > CHUNK) {
+      this.flush();
+      if (b.length > CHUNK) return this.direct(b);
+    }
+    this.buf.set(b, this.used);
+    this.used += b.length;
+  }
+
+  private direct(b: Uint8Array): void {
+    writeSync(this.fd, b, 0, b.length, this.bytes);
+    this.bytes += b.length;
   }
 
   private flush(): void {
-    if (!this.parts.length) return;
-    const buf = Buffer.from(this.parts.join(''), 'utf8');
-    writeSync(this.fd, buf, 0, buf.length, this.bytes);
-    this.bytes += buf.length;
-    this.parts = [];
-    this.pending = 0;
+    if (!this.used) return;
+    this.direct(this.buf.subarray(0, this.used));
+    this.used = 0;
   }
 
   close(): void {

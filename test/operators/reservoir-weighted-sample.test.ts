@@ -2,7 +2,8 @@ import t from 'tap';
 import op from '../../operators/reservoir-weighted-sample.ts';
 import tokens from '../../operators/tokens.ts';
 import { readJsonl, runOperator } from '../../lib/testing.ts';
-import type { Rec } from '../../lib/operator.ts';
+import { peekInternals, type Rec } from '../../lib/operator.ts';
+import normalize from '../../operators/normalize.ts';
 import { resumedRun } from '../checkpoint-helpers.ts';
 
 const load = (f: string) => readJsonl(new URL(`../../samples/${f}.jsonl`, import.meta.url));
@@ -65,7 +66,9 @@ t.test('option errors name the option; bad weights name the record', async (t) =
 
 t.test('checkpoint, new step, restore: the same sample, drops and counters as one uninterrupted pass', async (t) => {
   t.equal(op.stateful, true);
-  const recs = await counted([...load('fortunes'), ...load('kjv'), ...load('handbook')]);
+  // Through normalize and tokens first: records carry internals (the hashing form) and step-written fields.
+  const recs = await counted((await runOperator(normalize, {}, [...load('fortunes'), ...load('kjv'), ...load('handbook')])).output);
+  t.ok(peekInternals(recs[0])?.hashText, 'records carry a hashing form');
   const half = recs.length >> 1;
   for (const options of [
     { budgetTokens: 30000, weight: 'log(token_count + 1)', seed: 2 },
@@ -73,12 +76,14 @@ t.test('checkpoint, new step, restore: the same sample, drops and counters as on
     { count: 300, seed: 7, memoryMB: 0.01 },
   ]) {
     const whole = await resumedRun(op, options, recs);
+    t.match(whole.encoded, /"hashText":/, 'the sample keeps the internals');
     t.ok(whole.counters.counters.sampled > 50, `${whole.counters.counters.sampled} sampled`);
     if (options.memoryMB) t.ok(whole.counters.counters.spilled_records > 20, `${whole.counters.counters.spilled_records} spilled`);
-    for (const [cut, lost] of [[half, 0], [half, 500], [37, 1000], [recs.length - 1, 1]]) {
+    for (const [cut, lost] of [[half, 0], [half, 500], [37, 1000], [recs.length - 1, 1], [half, Infinity]]) {
       const resumed = await resumedRun(op, options, recs, { cut, lost });
       const name = `${JSON.stringify(options)} cut at ${cut}, ${lost} records lost after it`;
       t.ok(resumed.output === whole.output, `${name}: output identical`);
+      t.ok(resumed.encoded === whole.encoded, `${name}: internals and step-written fields identical`);
       t.same(resumed.dropped, whole.dropped, `${name}: drops`);
       t.same(resumed.counters.counters, whole.counters.counters, `${name}: counters`);
     }

@@ -28,6 +28,22 @@ t.test('LineWriter and readLines: lines of real text, lines longer than a read, 
   closeSync(fd);
 });
 
+t.test('LineWriter: binary sections between lines, small and larger than its buffer', async (t) => {
+  const file = path.join(tmpdir(), 'mixed.bin');
+  const small = new Uint8Array(Uint32Array.of(1, 2, 0xffffffff).buffer);
+  const big = new Uint8Array(1_500_000).map((_, i) => (i * 7) & 0xff);
+  const w = new LineWriter(file);
+  w.line(texts[0]);
+  w.bytesOut(small);
+  w.bytesOut(big);
+  w.line('ünïcode');
+  for (let i = 0; i < 2000; i++) w.bytesOut(small);
+  w.close();
+  const expected = Buffer.concat([Buffer.from(texts[0] + '\n'), small, big, Buffer.from('ünïcode\n'), ...Array.from({ length: 2000 }, () => small)]);
+  t.ok(readFileSync(file).equals(expected));
+  t.equal(w.bytes, expected.length);
+});
+
 t.test('keepInCheckpoint / resumeFromCheckpoint: a link, later appends cut back, the checkpoint copy intact', async (t) => {
   const work = tmpdir();
   const ckpt = tmpdir();

@@ -544,25 +544,31 @@ export default defineOperator<PartitionOptions>({
     // With --checkpoint the scratch directory survives a crash, so it identifies the run that owns the output directory.
     const owner = path.resolve(ctx.tmpDir);
     const owned = existsSync(ownerFile) && readFileSync(ownerFile, 'utf8') === owner;
-    if (!owned) {
-      if (existsSync(path.join(root, 'manifest.json'))) {
-        if (!o.overwrite) throw new Error(`option dir: ${root} already holds a partitioned dataset (manifest.json); choose another dir or set overwrite: true`);
-        rmSync(root, { recursive: true, force: true });
-      } else if (existsSync(root) && readdirSync(root).length > 0 && !o.overwrite) {
-        throw new Error(`option dir: ${root} exists and is not empty; choose another dir or set overwrite: true`);
-      }
+    const claim = () => {
       mkdirSync(root, { recursive: true });
       writeFileSync(ownerFile, owner);
-    }
+    };
+    const empty = !existsSync(root) || readdirSync(root).length === 0;
+    if (empty) claim();
     const w = new PartitionWriter(o, root, ctx);
     let finished = false;
     /** A checkpoint was taken or restored: what is on disk belongs to it and stays on failure. */
     let checkpointed = false;
-    // An owned directory is either restored to a checkpoint or (the interrupted run took none) started over.
-    let ready = !owned;
+    /**
+     * A directory with content is taken over by `restore` (the checkpoint of this pipeline
+     * describes it: a resumed run, also one stopped after its manifest was written) or, at the
+     * first batch, started over: when this run's mark is in it (the killed run took no
+     * checkpoint) or with `overwrite`; otherwise it is refused.
+     */
+    let ready = empty;
     const start = () => {
       if (ready) return;
-      for (const e of readdirSync(root)) if (e !== OWNER_FILE) rmSync(path.join(root, e), { recursive: true, force: true });
+      if (!owned && !o.overwrite) {
+        if (existsSync(path.join(root, 'manifest.json'))) throw new Error(`option dir: ${root} already holds a partitioned dataset (manifest.json); choose another dir or set overwrite: true`);
+        throw new Error(`option dir: ${root} exists and is not empty; choose another dir or set overwrite: true`);
+      }
+      for (const e of readdirSync(root)) rmSync(path.join(root, e), { recursive: true, force: true });
+      claim();
       ready = true;
     };
     return {
@@ -595,6 +601,7 @@ export default defineOperator<PartitionOptions>({
       },
       restore(dir) {
         w.load(dir);
+        claim();
         ready = true;
         checkpointed = true;
       },

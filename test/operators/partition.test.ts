@@ -185,8 +185,9 @@ async function resumedPartition(options: Record<string, unknown>, cut: number | 
   }
   const end = Math.min(docs.length, (cut ?? 0) + lost);
   await feed(first.step, cut ?? 0, end);
+  // Stopped (SIGTERM) after the flush, before the run's final checkpoint: the manifest is written and the mark removed.
   if (end === docs.length) await first.step.flush!();
-  else await first.step.close!(); // a crash: nothing more is written; close only releases file handles
+  await first.step.close!(); // otherwise a crash: nothing more is written; close only releases file handles
   const second = await newStep();
   if (cut !== undefined) await second.step.restore!(state);
   await feed(second.step, cut ?? 0, docs.length);
@@ -204,7 +205,7 @@ t.test('checkpoint, crash, fresh step restored on the same directory: files and 
     [300, 800],
     [1700, 1200],
     [docs.length - 100, 50],
-    [docs.length, 0], // killed during the flush (units closed, upsampling, manifest written)
+    [docs.length, 0], // stopped after the flush (units closed, upsampling, manifest written)
   ];
   const variants = [
     { options: { by: ['source'], unitTokens: 20_000, maxShardBytes: 16_384, frameBytes: 4096, upsampleTo: 4 }, cuts },
@@ -233,7 +234,9 @@ t.test('an owner mark lets the same run take its directory back; another run is 
   await step.process(docs.slice(0, 50));
   await step.close!();
   t.ok(existsSync(path.join(dir, OWNER_FILE)));
-  await t.rejects(async () => partition.create(opts as never, createStepContext({ op: 'partition', tmpDir: tmpdir(), log: () => {} })), /exists and is not empty/);
+  const other = await partition.create(opts as never, createStepContext({ op: 'partition', tmpDir: tmpdir(), log: () => {} }));
+  await t.rejects(async () => other.process(docs.slice(0, 1)), /exists and is not empty/, 'refused at its first batch (a resumed run would restore it first)');
+  await other.close!();
   const again = await partition.create(opts as never, createStepContext({ op: 'partition', tmpDir: work, log: () => {} }));
   await again.process(docs.slice(0, 10));
   await again.flush!();

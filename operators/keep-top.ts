@@ -62,6 +62,7 @@ export default defineOperator<KeepTopOptions>({
       *flushBatches() {
         // Exact mode reads its spill file back batch by batch.
         yield* selector.finishBatches();
+        if (selector.spilledRecords) ctx.stats.count('spilled_records', selector.spilledRecords);
         const { seen, kept, threshold } = selector.stats;
         ctx.log(`kept ${kept} of ${seen} records (${seen ? ((kept / seen) * 100).toFixed(2) : '0'}%, target ${(o.fraction * 100).toFixed(2)}%), last threshold ${threshold}`);
       },

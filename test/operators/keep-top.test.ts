@@ -37,6 +37,7 @@ t.test('exact mode keeps exactly round(f*n) highest', async (t) => {
   const input = scoredCorpus();
   const run = await runOperator(keepTop, { fraction: 0.1, mode: 'exact', memoryBytes: 50_000 }, input);
   t.equal(run.output.length, Math.round(0.1 * input.length));
+  t.ok(run.counters.counters.spilled_records > 1000, `${run.counters.counters.spilled_records} records spilled`);
   const cut = Math.min(...run.output.map((r) => r.quality_score as number));
   for (const { rec } of run.dropped) t.ok((rec.quality_score as number) <= cut);
 });

@@ -105,7 +105,7 @@ const scenarios = [
   {
     name: 'mix into partition (same directory as -o)',
     steps: [mixStep(64), { op: 'tokens', mode: 'estimate' }, { op: 'partition', dir: 'out', by: ['mix_source'], unitTokens: 20_000, maxShardBytes: 16_000, frameBytes: 8192, maxOpenPartitions: 2, upsampleTo: 4 }],
-    signals: ['SIGKILL', 'SIGTERM', 'SIGKILL', 'SIGKILL'] as NodeJS.Signals[],
+    signals: ['SIGKILL', 'SIGTERM', 'SIGKILL'] as NodeJS.Signals[],
   },
 ];
 

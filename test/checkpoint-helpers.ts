@@ -24,6 +24,10 @@ export interface ResumeOptions {
   /** Records the crashed run processes after the checkpoint (thrown away on resume); Infinity: it reaches the end of input and emits. */
   lost?: number;
   batchSize?: number;
+  /** Checkpoints taken before the one at `cut` (the engine takes one every interval). */
+  checkpointsBefore?: number;
+  /** The crashed run also takes a checkpoint after the cut that is never committed. */
+  checkpointAfter?: boolean;
 }
 
 function copyCounters(from: StepCounters): StepCounters {
@@ -37,7 +41,7 @@ function copyCounters(from: StepCounters): StepCounters {
   return c;
 }
 
-export async function resumedRun(descriptor: OperatorDescriptor, options: Record<string, unknown>, recs: Rec[], { cut, lost = 0, batchSize = 100 }: ResumeOptions = {}): Promise<ResumedRun> {
+export async function resumedRun(descriptor: OperatorDescriptor, options: Record<string, unknown>, recs: Rec[], { cut, lost = 0, batchSize = 100, checkpointsBefore = 0, checkpointAfter = false }: ResumeOptions = {}): Promise<ResumedRun> {
   const errors: OptionError[] = [];
   const opts = validateOptions(options, descriptor.options, errors);
   if (errors.length) throw new Error(errors.map((e) => `${e.path}: ${e.message}`).join('\n'));
@@ -55,15 +59,34 @@ export async function resumedRun(descriptor: OperatorDescriptor, options: Record
   };
   let { step, counters } = await start(new StepCounters(), dropped);
   const crashed: Step[] = [];
-  if (cut !== undefined) {
-    await feed(step, 0, cut, output);
+  const barrier = async (s: Step) => {
     // At a barrier the engine first takes the records a step still holds back (drain).
-    if (step.drain) output.push(...(await step.drain()));
+    if (s.drain) output.push(...(await s.drain()));
     const dir = tmpdir('mixstream-state-');
-    await step.checkpoint?.(dir);
+    await s.checkpoint?.(dir);
+    return dir;
+  };
+  if (cut !== undefined) {
+    // Earlier checkpoints (`checkpointsBefore`, evenly spaced), then the one the rerun resumes from.
+    let at = 0;
+    for (let k = 1; k <= checkpointsBefore; k++) {
+      const next = Math.floor((cut * k) / (checkpointsBefore + 1));
+      await feed(step, at, next, output);
+      await barrier(step);
+      at = next;
+    }
+    await feed(step, at, cut, output);
+    const dir = await barrier(step);
     // What the engine commits with the checkpoint, and the crashed run's work after it.
     const saved = { counters: copyCounters(counters), dropped: dropped.slice(), output: output.slice() };
-    await feed(step, cut, Math.min(recs.length, cut + lost), output);
+    const lostEnd = Math.min(recs.length, cut + lost);
+    if (checkpointAfter) {
+      // A checkpoint the crashed run wrote but did not commit.
+      const mid = cut + ((lostEnd - cut) >> 1);
+      await feed(step, cut, mid, output);
+      await barrier(step);
+      await feed(step, mid, lostEnd, output);
+    } else await feed(step, cut, lostEnd, output);
     // Lost through the end of input: the crashed run also emitted (and removed its spill files).
     if (cut + lost >= recs.length && step.flushBatches) for await (const b of step.flushBatches()) output.push(...b);
     crashed.push(step);

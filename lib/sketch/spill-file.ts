@@ -43,6 +43,27 @@ export class AppendFile {
     return off;
   }
 
+  /**
+   * Appends lines (each with a newline) through a 1 MiB buffer; `placed` learns where each one
+   * went (offset and length with its newline).
+   */
+  appendLines(lines: Iterable<string>, placed?: (off: number, len: number) => void): void {
+    let parts: string[] = [];
+    let size = 0;
+    for (const line of lines) {
+      const len = Buffer.byteLength(line) + 1;
+      placed?.(this.length + size, len);
+      parts.push(line, '\n');
+      size += len;
+      if (size >= CHUNK) {
+        this.append(Buffer.from(parts.join(''), 'utf8'));
+        parts = [];
+        size = 0;
+      }
+    }
+    if (parts.length) this.append(Buffer.from(parts.join(''), 'utf8'));
+  }
+
   read(off: number, len: number): Buffer {
     const buf = Buffer.allocUnsafe(len);
     readSync(this.fd!, buf, 0, len, off);
@@ -160,6 +181,29 @@ export function* readLines(fd: number, start = 0, end = Infinity): Generator<str
   }
 }
 
+/** A file of float64 rows of `width` numbers, read in chunks of whole rows. */
+export function* readRows(file: string, width: number): Generator<Float64Array> {
+  const fd = openSync(file, 'r');
+  try {
+    const rows = new Float64Array(width * 4096);
+    const bytes = new Uint8Array(rows.buffer);
+    for (let pos = 0; ; ) {
+      let n = 0;
+      while (n < bytes.length) {
+        const got = readSync(fd, bytes, n, bytes.length - n, pos + n);
+        if (got === 0) break;
+        n += got;
+      }
+      if (n % (width * 8)) throw new Error(`${file}: ends within a row`);
+      if (n === 0) return;
+      yield rows.subarray(0, n / 8);
+      pos += n;
+    }
+  } finally {
+    closeSync(fd);
+  }
+}
+
 /** Reads every line of a file (see `readLines`). */
 export function* readFileLines(file: string): Generator<string> {
   const fd = openSync(file, 'r');
@@ -170,8 +214,9 @@ export function* readFileLines(file: string): Generator<string> {
   }
 }
 
-/** A hard link, or a copy when the two paths are on different file systems. */
+/** A hard link, or a copy when the two paths are on different file systems; replaces `to`. */
 function linkOrCopy(from: string, to: string): void {
+  rmSync(to, { force: true });
   try {
     linkSync(from, to);
   } catch (e) {
@@ -195,7 +240,8 @@ export function keepInCheckpoint(file: string, to: string): void {
  * The other way: makes `from` (a file kept by `keepInCheckpoint`) the working file `to`, cut
  * back to `length` bytes (what an interrupted run appended after the checkpoint is discarded),
  * and opens it for reading and appending. Hard-linked when possible; bytes before `length` are
- * never rewritten, so the checkpoint's copy stays valid.
+ * never rewritten, so the checkpoint's copy stays valid (later checkpoints that linked the same
+ * file do not: the runner only resumes from its latest committed checkpoint).
  */
 export function resumeFromCheckpoint(from: string, to: string, length: number): number {
   linkOrCopy(from, to);

@@ -2,7 +2,7 @@
 // append-only file beyond it; read back once, in order. No stream code.
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { AppendFile, LineWriter, readFileLines } from './spill-file.ts';
+import { AppendFile } from './spill-file.ts';
 
 export interface SpillLogOptions<T> {
   memoryBytes: number;
@@ -14,11 +14,13 @@ export interface SpillLogOptions<T> {
 }
 
 interface SpillLogState {
-  version: 1;
+  version: 2;
   length: number;
   /** Items in memory.jsonl. */
   memory: number;
   memBytes: number;
+  /** Length of memory.jsonl that counts; -1: no file (nothing held). */
+  memoryFileBytes: number;
   spilledItems: number;
   /** Length of spill.jsonl that counts; -1: no spill file. */
   spilledBytes: number;
@@ -30,6 +32,9 @@ export class SpillLog<T> {
   private readonly mem: T[] = [];
   private memBytes = 0;
   private readonly file: AppendFile;
+  /** The items held in memory, as saved by checkpoints so far (they only grow until read). */
+  private readonly memFile: AppendFile;
+  private memSaved = 0;
   private pending: string[] = [];
   private pendingBytes = 0;
   /** Items written to disk. */
@@ -38,6 +43,7 @@ export class SpillLog<T> {
 
   constructor(private readonly o: SpillLogOptions<T>) {
     this.file = new AppendFile(o.dir, 'spill');
+    this.memFile = new AppendFile(o.dir, 'memory');
   }
 
   /** The spill file's size (what has been written to it so far). */
@@ -96,17 +102,30 @@ export class SpillLog<T> {
   }
 
   /**
-   * Writes the log's state into the empty directory `dir` (a checkpoint): the items held in
-   * memory (streamed to a file), and the spill file by hard link with its length. Appending may
-   * go on afterwards; `load` cuts the file back to this length.
+   * Writes the log's state into the empty directory `dir` (a checkpoint). Both parts only grow,
+   * so both are files in the scratch directory that the checkpoint hard-links with their
+   * lengths: the spill file, and a copy of the items held in memory to which each checkpoint
+   * appends only the items that arrived since the previous one. Appending may go on
+   * afterwards; `load` cuts the files back to these lengths.
    */
   save(dir: string): void {
     this.writePending();
-    const mem = new LineWriter(path.join(dir, 'memory.jsonl'));
-    for (const item of this.mem) mem.line(this.o.serialize(item));
-    mem.close();
-    const spilledBytes = this.file.save(path.join(dir, 'spill.jsonl'));
-    const state: SpillLogState = { version: 1, length: this.length, memory: this.mem.length, memBytes: this.memBytes, spilledItems: this.spilledItems, spilledBytes };
+    const { mem, o } = this;
+    this.memFile.appendLines(
+      (function* (from: number) {
+        for (let i = from; i < mem.length; i++) yield o.serialize(mem[i]);
+      })(this.memSaved),
+    );
+    this.memSaved = mem.length;
+    const state: SpillLogState = {
+      version: 2,
+      length: this.length,
+      memory: this.mem.length,
+      memBytes: this.memBytes,
+      memoryFileBytes: this.memFile.save(path.join(dir, 'memory.jsonl')),
+      spilledItems: this.spilledItems,
+      spilledBytes: this.file.save(path.join(dir, 'spill.jsonl')),
+    };
     writeFileSync(path.join(dir, 'state.json'), JSON.stringify(state));
   }
 
@@ -114,9 +133,11 @@ export class SpillLog<T> {
   load(dir: string): void {
     if (this.length) throw new Error('SpillLog.load: the log is not empty');
     const state = JSON.parse(readFileSync(path.join(dir, 'state.json'), 'utf8')) as SpillLogState;
-    if (state.version !== 1) throw new Error(`${dir}: spill log saved by an incompatible version (${state.version})`);
-    for (const line of readFileLines(path.join(dir, 'memory.jsonl'))) this.mem.push(this.o.deserialize(line));
+    if (state.version !== 2) throw new Error(`${dir}: spill log saved by an incompatible version (${state.version})`);
+    this.memFile.resume(path.join(dir, 'memory.jsonl'), state.memoryFileBytes);
+    for (const line of this.memFile.lines()) this.mem.push(this.o.deserialize(line));
     if (this.mem.length !== state.memory) throw new Error(`${dir}: memory.jsonl has ${this.mem.length} items, state.json says ${state.memory}`);
+    this.memSaved = this.mem.length;
     this.memBytes = state.memBytes;
     this.length = state.length;
     this.spilledItems = state.spilledItems;
@@ -125,5 +146,6 @@ export class SpillLog<T> {
 
   close(): void {
     this.file.close();
+    this.memFile.close();
   }
 }

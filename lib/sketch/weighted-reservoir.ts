@@ -13,7 +13,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fmix32 } from '../text/shingle.ts';
-import { AppendFile, LineWriter, readFileLines } from './spill-file.ts';
+import { AppendFile, LineWriter, readRows } from './spill-file.ts';
 
 function hashString(s: string, seed: number): number {
   let h = seed >>> 0;
@@ -47,7 +47,10 @@ interface Entry<T> {
   /** Arrival order: output order and tie-break. */
   seq: number;
   item?: T;
-  /** In the spill file when `item` is undefined. */
+  /**
+   * Where the body is on disk: in the spill file when `item` is undefined; when it is held in
+   * memory, in the checkpoints' copy of held bodies (`len` 0: not saved by a checkpoint yet).
+   */
   off: number;
   len: number;
   bytes: number;
@@ -127,8 +130,11 @@ export interface ReservoirStats {
   peakMemoryBytes: number;
 }
 
+/** Numbers per entry in a checkpoint's entries.f64: key, tokens, seq, off, len, bytes, held. */
+const ROW = 7;
+
 interface ReservoirState {
-  version: 1;
+  version: 2;
   count: number | null;
   budgetTokens: number | null;
   entries: number;
@@ -136,8 +142,9 @@ interface ReservoirState {
   seq: number;
   /** null for -Infinity (JSON has no infinities). */
   cutKey: number | null;
-  /** Length of spill.jsonl that counts; -1: no spill file. */
+  /** Lengths of spill.jsonl and held.jsonl that count; -1: no such file. */
   spillBytes: number;
+  heldBytes: number;
   stats: ReservoirStats;
 }
 
@@ -146,11 +153,14 @@ export class WeightedReservoir<T> {
   private tokens = 0;
   private seq = 0;
   private readonly file: AppendFile;
+  /** Bodies held in memory, as checkpoints saved them. */
+  private bodies: AppendFile;
   readonly stats: ReservoirStats = { offered: 0, admitted: 0, evicted: 0, tooLarge: 0, spilledItems: 0, spillFileBytes: 0, memoryBytes: 0, peakMemoryBytes: 0 };
 
   constructor(private readonly o: WeightedReservoirOptions<T>) {
     if ((o.count === undefined) === (o.budgetTokens === undefined)) throw new Error('exactly one of count and budgetTokens is required');
     this.file = new AppendFile(o.spillDir, 'reservoir');
+    this.bodies = new AppendFile(o.spillDir, 'reservoir-held');
   }
 
   /** Current sample size and token total. */
@@ -260,28 +270,56 @@ export class WeightedReservoir<T> {
 
   /**
    * Writes the reservoir into the empty directory `dir` (a checkpoint): the kept entries in heap
-   * order with their keys, the bodies held in memory (all streamed to `entries.jsonl`), the
-   * spill file by hard link with the length that counts, and the counters. Offering may go on
-   * afterwards; `load` cuts the spill file back to this length.
+   * order with their keys and where their bodies are (`entries.f64`, streamed), the counters,
+   * and two append-only files hard-linked with the lengths that count: the spill file, and a
+   * copy of the bodies held in memory to which each checkpoint appends only the bodies that
+   * entered since the previous one (rewritten without the evicted ones when they are most of
+   * it). Offering may go on afterwards; `load` cuts both files back to these lengths.
    */
   save(dir: string): void {
-    const out = new LineWriter(path.join(dir, 'entries.jsonl'));
-    for (const e of this.heap.a) {
-      const inMemory = e.item !== undefined;
-      out.line(JSON.stringify([e.key, e.tokens, e.seq, e.off, e.len, e.bytes, inMemory ? 1 : 0]));
-      if (inMemory) out.line(this.o.serialize(e.item!));
+    const held = this.heap.a.filter((e) => e.item !== undefined);
+    let live = 0;
+    for (const e of held) live += e.len;
+    if (this.bodies.length > 2 * live + (1 << 20)) {
+      this.bodies.close();
+      this.bodies = new AppendFile(this.o.spillDir, 'reservoir-held');
+      for (const e of held) e.len = 0;
     }
+    const fresh = held.filter((e) => e.len === 0);
+    const serialize = this.o.serialize;
+    let k = 0;
+    this.bodies.appendLines(
+      (function* () {
+        for (const e of fresh) yield serialize(e.item!);
+      })(),
+      (off, len) => {
+        fresh[k].off = off;
+        fresh[k++].len = len;
+      },
+    );
+    // Entries as float64 rows (exact for keys and for integers up to 2^53), 4096 rows per write.
+    const out = new LineWriter(path.join(dir, 'entries.f64'));
+    const rows = new Float64Array(ROW * 4096);
+    let n = 0;
+    for (const e of this.heap.a) {
+      rows.set([e.key, e.tokens, e.seq, e.off, e.len, e.bytes, e.item !== undefined ? 1 : 0], n * ROW);
+      if (++n === 4096) {
+        out.bytesOut(new Uint8Array(rows.buffer));
+        n = 0;
+      }
+    }
+    out.bytesOut(new Uint8Array(rows.buffer, 0, n * ROW * 8));
     out.close();
-    const spillBytes = this.file.save(path.join(dir, 'spill.jsonl'));
     const state: ReservoirState = {
-      version: 1,
+      version: 2,
       count: this.o.count ?? null,
       budgetTokens: this.o.budgetTokens ?? null,
       entries: this.heap.size,
       tokens: this.tokens,
       seq: this.seq,
       cutKey: this.cutKey === -Infinity ? null : this.cutKey,
-      spillBytes,
+      spillBytes: this.file.save(path.join(dir, 'spill.jsonl')),
+      heldBytes: this.bodies.save(path.join(dir, 'held.jsonl')),
       stats: this.stats,
     };
     writeFileSync(path.join(dir, 'state.json'), JSON.stringify(state));
@@ -291,34 +329,31 @@ export class WeightedReservoir<T> {
   load(dir: string): void {
     if (this.stats.offered) throw new Error('WeightedReservoir.load: the reservoir is not empty');
     const state = JSON.parse(readFileSync(path.join(dir, 'state.json'), 'utf8')) as ReservoirState;
-    if (state.version !== 1) throw new Error(`${dir}: reservoir saved by an incompatible version (${state.version})`);
+    if (state.version !== 2) throw new Error(`${dir}: reservoir saved by an incompatible version (${state.version})`);
     if (state.count !== (this.o.count ?? null) || state.budgetTokens !== (this.o.budgetTokens ?? null)) {
       const rule = (count: number | null | undefined, budget: number | null | undefined) => (count != null ? `a count of ${count}` : `a budget of ${budget} tokens`);
       throw new Error(`${dir}: saved by a reservoir for ${rule(state.count, state.budgetTokens)}, this one is for ${rule(this.o.count, this.o.budgetTokens)}`);
     }
-    let pending: Entry<T> | undefined;
+    this.file.resume(path.join(dir, 'spill.jsonl'), state.spillBytes);
+    this.bodies.resume(path.join(dir, 'held.jsonl'), state.heldBytes);
     // The heap array is restored as it was, so later evictions happen in the same order.
-    for (const line of readFileLines(path.join(dir, 'entries.jsonl'))) {
-      if (pending) {
-        pending.item = this.o.deserialize(line);
-        this.heap.a.push(pending);
-        pending = undefined;
-        continue;
+    for (const rows of readRows(path.join(dir, 'entries.f64'), ROW)) {
+      for (let r = 0; r < rows.length; r += ROW) {
+        const [key, tokens, seq, off, len, bytes, held] = rows.subarray(r, r + ROW);
+        const e: Entry<T> = { key, tokens, seq, off, len, bytes };
+        if (held) e.item = this.o.deserialize(this.bodies.read(off, len).toString('utf8', 0, len - 1));
+        this.heap.a.push(e);
       }
-      const [key, tokens, seq, off, len, bytes, inMemory] = JSON.parse(line) as number[];
-      const e: Entry<T> = { key, tokens, seq, off, len, bytes };
-      if (inMemory) pending = e;
-      else this.heap.a.push(e);
     }
-    if (pending || this.heap.size !== state.entries) throw new Error(`${dir}: entries.jsonl is incomplete (${this.heap.size} of ${state.entries} entries)`);
+    if (this.heap.size !== state.entries) throw new Error(`${dir}: entries.f64 is incomplete (${this.heap.size} of ${state.entries} entries)`);
     this.tokens = state.tokens;
     this.seq = state.seq;
     this.cutKey = state.cutKey ?? -Infinity;
     Object.assign(this.stats, state.stats);
-    this.file.resume(path.join(dir, 'spill.jsonl'), state.spillBytes);
   }
 
   close(): void {
     this.file.close();
+    this.bodies.close();
   }
 }

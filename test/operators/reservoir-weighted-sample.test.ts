@@ -80,8 +80,8 @@ t.test('checkpoint, new step, restore: the same sample, drops and counters as on
     t.ok(whole.counters.counters.sampled > 50, `${whole.counters.counters.sampled} sampled`);
     if (options.memoryMB) t.ok(whole.counters.counters.spilled_records > 20, `${whole.counters.counters.spilled_records} spilled`);
     for (const [cut, lost] of [[half, 0], [half, 500], [37, 1000], [recs.length - 1, 1], [half, Infinity]]) {
-      const resumed = await resumedRun(op, options, recs, { cut, lost });
-      const name = `${JSON.stringify(options)} cut at ${cut}, ${lost} records lost after it`;
+      const resumed = await resumedRun(op, options, recs, { cut, lost, checkpointsBefore: 2, checkpointAfter: lost > 0 });
+      const name = `${JSON.stringify(options)} checkpoints before, cut at ${cut}, ${lost} records lost after it`;
       t.ok(resumed.output === whole.output, `${name}: output identical`);
       t.ok(resumed.encoded === whole.encoded, `${name}: internals and step-written fields identical`);
       t.same(resumed.dropped, whole.dropped, `${name}: drops`);

@@ -103,8 +103,8 @@ t.test('checkpoint, new step, restore: the same output, drops and counters as on
     const whole = await resumedRun(op, options, corpus);
     if (options.memoryMB < 1) t.ok(whole.counters.counters.spilled_records > 500, `${whole.counters.counters.spilled_records} spilled`);
     for (const [cut, lost] of [[half, 0], [half, 400], [300, 900], [corpus.length - 1, 1], [half, Infinity]]) {
-      const resumed = await resumedRun(op, options, corpus, { cut, lost });
-      const name = `${JSON.stringify(options)} cut at ${cut}, ${lost} records lost after it`;
+      const resumed = await resumedRun(op, options, corpus, { cut, lost, checkpointsBefore: 2, checkpointAfter: lost > 0 });
+      const name = `${JSON.stringify(options)} checkpoints before, cut at ${cut}, ${lost} records lost after it`;
       t.ok(resumed.output === whole.output, `${name}: output identical`);
       t.ok(resumed.encoded === whole.encoded, `${name}: internals and step-written fields identical`);
       t.same(resumed.dropped, whole.dropped, `${name}: drops`);

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { mkdtempSync, readdirSync } from 'node:fs';
+import { mkdtempSync, readdirSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { esKey, uniformFor, WeightedReservoir } from '../../lib/sketch/weighted-reservoir.ts';
@@ -161,5 +161,38 @@ t.test('save and load: a new reservoir continues exactly; the checkpoint outlive
     if (o.memoryBytes !== undefined) t.ok(whole.stats.spilledItems > 50, `${whole.stats.spilledItems} spilled`);
     if (o.count === undefined) t.throws(() => reservoir({ count: 150 }, work).load(ckpt), /saved by a reservoir for a budget of 20000 tokens, this one is for a count of 150/);
     else t.throws(() => b.load(ckpt), /not empty/);
+  }
+});
+
+t.test('checkpoint after checkpoint: only new held bodies are written; the copy is compacted; any checkpoint resumes', async (t) => {
+  // 40 passes over the dictionary entries: most items that enter are evicted again later.
+  const texts = readJsonl(new URL('../../samples/gcide.jsonl', import.meta.url)).map((r) => r.text as string);
+  const items: (Item & { text: string })[] = [];
+  for (let copy = 0; copy < 40; copy++) docs.forEach((d, i) => items.push({ ...d, id: `${d.id}#${copy}`, text: texts[i] }));
+  const o = { count: 2000, memoryBytes: 1 << 30 };
+  const offer = (r: WeightedReservoir<Item>, xs: Item[]) => {
+    for (const x of xs) r.offer(x, esKey(uniformFor(9, x.id), x.w), x.tok);
+  };
+  const whole = reservoir(o);
+  offer(whole, items);
+  const expected = [...whole.drain()].flat();
+  const work = mkdtempSync(path.join(os.tmpdir(), 'wr-'));
+  const a = reservoir(o, work);
+  const saves: { dir: string; at: number; size: number }[] = [];
+  for (let at = 0; at < items.length; at += 500) {
+    offer(a, items.slice(at, at + 500));
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'wr-ckpt-'));
+    a.save(dir);
+    saves.push({ dir, at: Math.min(items.length, at + 500), size: statSync(path.join(dir, 'held.jsonl')).size });
+  }
+  t.ok(saves.some((s, i) => i > 0 && s.size < saves[i - 1].size), 'the copy of held bodies was rewritten without the evicted ones');
+  t.ok(saves[saves.length - 1].size < 4 << 20, `held.jsonl ${saves[saves.length - 1].size} bytes at the end`);
+  // Latest first: resuming from a checkpoint cuts back the files it shares with later ones
+  // (the runner only ever resumes from its latest committed checkpoint).
+  for (const s of [saves[saves.length - 2], saves[Math.floor(saves.length / 2)], saves[3]]) {
+    const b = reservoir(o, work);
+    b.load(s.dir);
+    offer(b, items.slice(s.at));
+    t.same([...b.drain()].flat(), expected, `resumed from the checkpoint after ${s.at} items`);
   }
 });

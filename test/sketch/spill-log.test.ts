@@ -1,5 +1,5 @@
 import t from 'tap';
-import { mkdtempSync, readdirSync } from 'node:fs';
+import { mkdtempSync, readdirSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { SpillLog } from '../../lib/sketch/spill-log.ts';
@@ -63,4 +63,27 @@ t.test('save and load: a new log continues from the saved state; appends after t
       c.load(ckpt);
     }, /not empty/);
   }
+});
+
+t.test('checkpoint after checkpoint: the held items are appended to their copy, the latest checkpoint resumes', async (t) => {
+  const work = mkdtempSync(path.join(os.tmpdir(), 'spill-'));
+  const a = make(200_000, work);
+  const dirs: { dir: string; at: number }[] = [];
+  for (let at = 0; at < recs.length; at += 400) {
+    for (const r of recs.slice(at, at + 400)) a.append(r);
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'spill-ckpt-'));
+    a.save(dir);
+    dirs.push({ dir, at: Math.min(recs.length, at + 400) });
+  }
+  t.ok(a.spilledItems > 0 && a.spilledItems < recs.length - 400, `${recs.length - a.spilledItems} items held, ${a.spilledItems} spilled`);
+  // Every checkpoint links the same copy of the held items, written once.
+  const copies = dirs.map((d) => statSync(path.join(d.dir, 'memory.jsonl')).ino);
+  t.equal(new Set(copies).size, 1);
+  t.ok(statSync(path.join(dirs[0].dir, 'memory.jsonl')).size < 250_000, 'the held items once, not once per checkpoint');
+  const last = dirs[dirs.length - 2];
+  const b = make(200_000, work);
+  b.load(last.dir);
+  for (const r of recs.slice(last.at)) b.append(r);
+  t.same([...b.read()].flat(), recs);
+  a.close();
 });

@@ -1,9 +1,9 @@
 // The running step shared by the `shingle` and `minhash` operators: records are cut into chunks,
 // each chunk is shingled (and MinHashed) by lib/sketch/signature-task.ts in a worker thread, and
-// the results are attached to the records in input order.
+// the results are attached to the records in input order, as views into the result blocks.
 import { internals, type Rec, type Step, type StepContext } from './operator.ts';
 import { createWorkerPool, type WorkerPool, orderedTextStep } from './parallel.ts';
-import { computeSignatures, DocForm, pack, unpackItem, type SignatureResult, type SignatureTask } from './sketch/signature-task.ts';
+import { computeSignatures, DocForm, pack, type SignatureResult, type SignatureTask } from './sketch/signature-task.ts';
 import type { MinHashScheme } from './sketch/minhash.ts';
 import type { ShingleOptions } from './text/shingle.ts';
 
@@ -62,15 +62,19 @@ export function createSignatureStage(o: SignatureStageOptions, ctx: StepContext)
     return { task, transfer };
   }
 
+  // Records get views into the result blocks (see lib/sketch/signature-task.ts), not copies.
   function apply(recs: Rec[], res: SignatureResult): void {
+    const { blocks, index } = res;
     for (let i = 0; i < recs.length; i++) {
       const rec = recs[i];
       const inner = internals(rec);
-      const computed = res.shingles.offsets[i + 1] > res.shingles.offsets[i];
-      if (computed) inner.shingles = unpackItem(res.shingles, i).slice();
-      if (computed || !o.minhash) ctx.stats.observe('shingles', inner.shingles!.length);
-      if (res.signatures) {
-        inner.signature = res.signatures.slice(i * perms, (i + 1) * perms);
+      const block = blocks[index[3 * i]];
+      const at = index[3 * i + 1];
+      const computed = index[3 * i + 2];
+      if (computed > 0) inner.shingles = block.subarray(at + perms, at + perms + computed);
+      if (computed > 0 || !o.minhash) ctx.stats.observe('shingles', inner.shingles!.length);
+      if (o.minhash) {
+        inner.signature = block.subarray(at, at + perms);
         if (o.emitField) ctx.annotate(rec, o.emitField, Array.from(inner.signature));
       } else if (o.emitField) ctx.annotate(rec, o.emitField, Array.from(inner.shingles!));
     }

@@ -39,6 +39,8 @@ export interface MinHasher {
   readonly seed: number;
   /** The signature of a set of 32-bit hashes (duplicates in the input do not matter). */
   signature(shingles: Uint32Array): Uint32Array;
+  /** The same signature written to out[offset .. offset + perms) (no allocation). */
+  signatureInto(shingles: Uint32Array, out: Uint32Array, offset: number): void;
 }
 
 /** SplitMix32: a deterministic stream of unsigned 32-bit values from a seed. */
@@ -60,6 +62,24 @@ export function createMinHasher({ perms = 128, seed = 1, scheme = 'classic' }: M
   return scheme === 'classic' ? classic(perms, seed, next) : oph(perms, seed, next);
 }
 
+/** A MinHasher from its kernel, which writes one signature to out[offset .. offset + perms). */
+function withSignature(perms: number, scheme: MinHashScheme, seed: number, into: (shingles: Uint32Array, out: Uint32Array, offset: number) => void): MinHasher {
+  return {
+    perms,
+    scheme,
+    seed,
+    signature(shingles) {
+      const sig = new Uint32Array(perms);
+      into(shingles, sig, 0);
+      return sig;
+    },
+    signatureInto(shingles, out, offset) {
+      if (!(Number.isInteger(offset) && offset >= 0 && offset + perms <= out.length)) throw new RangeError(`signatureInto: ${perms} values do not fit at offset ${offset} of an array of ${out.length}`);
+      into(shingles, out, offset);
+    },
+  };
+}
+
 function classic(perms: number, seed: number, next: () => number): MinHasher {
   const a = new Int32Array(perms);
   // b is stored with the sign bit flipped: (a*x + b) ^ 0x80000000 compares as a signed int32
@@ -70,47 +90,40 @@ function classic(perms: number, seed: number, next: () => number): MinHasher {
     b[i] = next() ^ SIGN;
   }
   const mins = new Int32Array(perms);
-  return {
-    perms,
-    scheme: 'classic',
-    seed,
-    signature(shingles: Uint32Array): Uint32Array {
-      mins.fill(0x7fffffff);
-      const n = shingles.length;
-      let s = 0;
-      // Four shingles per pass over the parameters: a quarter of the loads and stores.
-      for (; s + 3 < n; s += 4) {
-        const x0 = shingles[s] | 0;
-        const x1 = shingles[s + 1] | 0;
-        const x2 = shingles[s + 2] | 0;
-        const x3 = shingles[s + 3] | 0;
-        for (let i = 0; i < perms; i++) {
-          const ai = a[i];
-          const bi = b[i];
-          let m = mins[i];
-          let v = (Math.imul(ai, x0) + bi) | 0;
-          if (v < m) m = v;
-          v = (Math.imul(ai, x1) + bi) | 0;
-          if (v < m) m = v;
-          v = (Math.imul(ai, x2) + bi) | 0;
-          if (v < m) m = v;
-          v = (Math.imul(ai, x3) + bi) | 0;
-          if (v < m) m = v;
-          mins[i] = m;
-        }
+  return withSignature(perms, 'classic', seed, (shingles: Uint32Array, out: Uint32Array, offset: number): void => {
+    mins.fill(0x7fffffff);
+    const n = shingles.length;
+    let s = 0;
+    // Four shingles per pass over the parameters: a quarter of the loads and stores.
+    for (; s + 3 < n; s += 4) {
+      const x0 = shingles[s] | 0;
+      const x1 = shingles[s + 1] | 0;
+      const x2 = shingles[s + 2] | 0;
+      const x3 = shingles[s + 3] | 0;
+      for (let i = 0; i < perms; i++) {
+        const ai = a[i];
+        const bi = b[i];
+        let m = mins[i];
+        let v = (Math.imul(ai, x0) + bi) | 0;
+        if (v < m) m = v;
+        v = (Math.imul(ai, x1) + bi) | 0;
+        if (v < m) m = v;
+        v = (Math.imul(ai, x2) + bi) | 0;
+        if (v < m) m = v;
+        v = (Math.imul(ai, x3) + bi) | 0;
+        if (v < m) m = v;
+        mins[i] = m;
       }
-      for (; s < n; s++) {
-        const x = shingles[s] | 0;
-        for (let i = 0; i < perms; i++) {
-          const v = (Math.imul(a[i], x) + b[i]) | 0;
-          if (v < mins[i]) mins[i] = v;
-        }
+    }
+    for (; s < n; s++) {
+      const x = shingles[s] | 0;
+      for (let i = 0; i < perms; i++) {
+        const v = (Math.imul(a[i], x) + b[i]) | 0;
+        if (v < mins[i]) mins[i] = v;
       }
-      const sig = new Uint32Array(perms);
-      for (let i = 0; i < perms; i++) sig[i] = mins[i] ^ SIGN;
-      return sig;
-    },
-  };
+    }
+    for (let i = 0; i < perms; i++) out[offset + i] = mins[i] ^ SIGN;
+  });
 }
 
 // OPH supports signatures up to this length: densification keeps two perms x perms tables.
@@ -140,53 +153,49 @@ function oph(perms: number, seed: number, next: () => number): MinHasher {
   const mins = new Int32Array(perms);
   const filled = new Uint8Array(perms);
   const filledList = new Uint16Array(perms);
-  return {
-    perms,
-    scheme: 'oph',
-    seed,
-    signature(shingles: Uint32Array): Uint32Array {
-      mins.fill(0x7fffffff);
-      filled.fill(0);
-      let nonEmpty = 0;
-      for (let i = 0, n = shingles.length; i < n; i++) {
-        const h = fmix32(shingles[i] ^ s);
-        const bin = (h * scale) | 0;
-        const v = h ^ SIGN;
-        if (filled[bin] === 0) {
-          filled[bin] = 1;
-          filledList[nonEmpty++] = bin;
-          mins[bin] = v;
-        } else if (v < mins[bin]) mins[bin] = v;
+  return withSignature(perms, 'oph', seed, (shingles: Uint32Array, out: Uint32Array, offset: number): void => {
+    mins.fill(0x7fffffff);
+    filled.fill(0);
+    let nonEmpty = 0;
+    for (let i = 0, n = shingles.length; i < n; i++) {
+      const h = fmix32(shingles[i] ^ s);
+      const bin = (h * scale) | 0;
+      const v = h ^ SIGN;
+      if (filled[bin] === 0) {
+        filled[bin] = 1;
+        filledList[nonEmpty++] = bin;
+        mins[bin] = v;
+      } else if (v < mins[bin]) mins[bin] = v;
+    }
+    if (nonEmpty === 0) {
+      out.fill(0xffffffff, offset, offset + perms);
+      return;
+    }
+    const fewFilled = nonEmpty * nonEmpty < perms;
+    for (let j = 0; j < perms; j++) {
+      if (filled[j] === 1) {
+        out[offset + j] = mins[j] ^ SIGN;
+        continue;
       }
-      const sig = new Uint32Array(perms);
-      if (nonEmpty === 0) return sig.fill(0xffffffff);
-      const fewFilled = nonEmpty * nonEmpty < perms;
-      for (let j = 0; j < perms; j++) {
-        if (filled[j] === 1) {
-          sig[j] = mins[j] ^ SIGN;
-          continue;
-        }
-        const base = j * perms;
-        let from = 0;
-        if (fewFilled) {
-          let best = perms;
-          for (let f = 0; f < nonEmpty; f++) {
-            const r = rank[base + filledList[f]];
-            if (r < best) {
-              best = r;
-              from = filledList[f];
-            }
+      const base = j * perms;
+      let from = 0;
+      if (fewFilled) {
+        let best = perms;
+        for (let f = 0; f < nonEmpty; f++) {
+          const r = rank[base + filledList[f]];
+          if (r < best) {
+            best = r;
+            from = filledList[f];
           }
-        } else {
-          let t = base;
-          while (filled[order[t]] === 0) t++;
-          from = order[t];
         }
-        sig[j] = mins[from] ^ SIGN;
+      } else {
+        let t = base;
+        while (filled[order[t]] === 0) t++;
+        from = order[t];
       }
-      return sig;
-    },
-  };
+      out[offset + j] = mins[from] ^ SIGN;
+    }
+  });
 }
 
 /** Fraction of positions where two signatures agree: the MinHash estimate of their Jaccard similarity. */

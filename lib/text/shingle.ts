@@ -211,14 +211,28 @@ function checkOptions(opts: ShingleOptions): number {
  * shingle and texts that are equal in hashing form always share their shingle set.
  */
 export function shingleHashes(hashText: string, opts: ShingleOptions): Uint32Array {
-  return shingleWith(hashText, opts, ASCII_CLASS);
+  return shingleWith(hashText, opts, ASCII_CLASS).slice();
 }
 
+/**
+ * Like `shingleHashes` (or `shingleText` when `raw`), without allocating: the set is a view of
+ * a scratch buffer of this thread, valid until the next call of a shingle function. For loops
+ * that copy each set elsewhere at once (lib/sketch/signature-task.ts).
+ */
+export function shingleScratch(text: string, opts: ShingleOptions, raw: boolean): Uint32Array {
+  if (!raw || ASCII_ONLY.test(text)) return shingleWith(text, opts, ASCII_CLASS);
+  return shingleWith(text.normalize('NFKC').toLowerCase(), opts, unicodeTable());
+}
+
+/** The sorted unique shingle hashes of `text`, in the scratch buffer (a view valid until the next call). */
 function shingleWith(text: string, opts: ShingleOptions, table: Uint8Array): Uint32Array {
   const seed = checkOptions(opts);
   const n = opts.n;
   const count = opts.unit === 'word' ? wordKeys(text, table) : charKeys(text, table);
-  if (count < n) return Uint32Array.of(combine(seed, 0, count));
+  if (count < n) {
+    hashes[0] = combine(seed, 0, count);
+    return hashes.subarray(0, 1);
+  }
   const total = count - n + 1;
   if (hashes.length < total) hashes = new Uint32Array(Math.max(total, hashes.length * 2));
   for (let i = 0; i < total; i++) hashes[i] = combine(seed, i, n);
@@ -229,7 +243,7 @@ function shingleWith(text: string, opts: ShingleOptions, table: Uint8Array): Uin
     const v = view[i];
     if (v !== view[u - 1]) view[u++] = v;
   }
-  return view.slice(0, u);
+  return view.subarray(0, u);
 }
 
 const ASCII_ONLY = /^[\x00-\x7f]*$/;
@@ -241,8 +255,7 @@ const ASCII_ONLY = /^[\x00-\x7f]*$/;
  * and controls by a table of the same Unicode properties `hashForm` uses.
  */
 export function shingleText(text: string, opts: ShingleOptions): Uint32Array {
-  if (ASCII_ONLY.test(text)) return shingleWith(text, opts, ASCII_CLASS);
-  return shingleWith(text.normalize('NFKC').toLowerCase(), opts, unicodeTable());
+  return shingleScratch(text, opts, true).slice();
 }
 
 /** Shingles of a record: over `internals(rec).hashText` when `normalize` wrote it, else over `rec.text`. */

@@ -6,6 +6,7 @@ import { internals, type Rec } from '../../lib/operator.ts';
 import { readJsonl, runOperator } from '../../lib/testing.ts';
 import { createMinHasher, estimateJaccard } from '../../lib/sketch/minhash.ts';
 import { exactJaccard, recordShingles, shingleText } from '../../lib/text/shingle.ts';
+import { BLOCK_BYTES } from '../../lib/sketch/signature-task.ts';
 
 const load = (name: string) => readJsonl(new URL(`../../samples/${name}.jsonl`, import.meta.url));
 
@@ -51,6 +52,20 @@ t.test('worker threads and the main thread give identical signatures; emitField 
   t.same(a.output.map((r) => r.minhash), b.output.map((r) => r.minhash));
   t.equal((a.output[0].minhash as number[]).length, 128);
   t.same(a.output[0].minhash, Array.from(internals(a.output[0]).signature!));
+});
+
+t.test('records hold views of small shared blocks, never of a whole chunk', async (t) => {
+  const recs = load('fortunes').slice(0, 600);
+  const run = await runOperator(minhash, {}, structuredClone(recs), { workers: 2, batchSize: 300 });
+  const buffers = new Map<ArrayBufferLike, number>();
+  for (const rec of run.output) {
+    const { signature, shingles } = internals(rec);
+    t.equal(signature!.buffer, shingles!.buffer, 'signature and shingles of a record share one block');
+    t.ok(signature!.buffer.byteLength <= Math.max(BLOCK_BYTES, 4 * (128 + shingles!.length)), 'a record keeps at most one block alive');
+    buffers.set(signature!.buffer, (buffers.get(signature!.buffer) ?? 0) + 1);
+  }
+  const perBlock = run.output.length / buffers.size;
+  t.ok(perBlock > 2 && perBlock < 20, `a few short documents per block (${perBlock.toFixed(1)})`);
 });
 
 t.test('near-duplicates: estimated similarity tracks exact Jaccard on edited real documents', async (t) => {

@@ -125,6 +125,20 @@ t.test('the hash family is pinned: a fixed input keeps its signature', async (t)
   t.same([...createMinHasher({ perms: 4, seed: 1, scheme: 'oph' }).signature(s)], PINNED_OPH);
 });
 
+t.test('signatureInto writes the signature at an offset and nothing else', async (t) => {
+  const sets = samples.slice(0, 40).map((r) => shingleText(r.text, W5));
+  sets.push(shingleText('', W5));
+  for (const scheme of ['classic', 'oph'] as const) {
+    const mh = createMinHasher({ perms: 96, seed: 5, scheme });
+    const out = new Uint32Array(3 + sets.length * 96 + 2).fill(7);
+    sets.forEach((s, i) => mh.signatureInto(s, out, 3 + i * 96));
+    sets.forEach((s, i) => t.same(out.subarray(3 + i * 96, 3 + (i + 1) * 96), mh.signature(s), `${scheme}: set ${i}`));
+    t.same([...out.subarray(0, 3), ...out.subarray(out.length - 2)], [7, 7, 7, 7, 7], `${scheme}: values around the signatures untouched`);
+    t.throws(() => mh.signatureInto(sets[0], out, out.length - 95), RangeError);
+    t.throws(() => mh.signatureInto(sets[0], out, -1), RangeError);
+  }
+});
+
 t.test('bad options and mismatched signatures are errors', async (t) => {
   t.throws(() => createMinHasher({ perms: 0 }), /perms/);
   t.throws(() => createMinHasher({ seed: 1.5 }), /seed/);

@@ -1,6 +1,6 @@
 import t from 'tap';
 import { hashForm } from '../../lib/text/normalize.ts';
-import { exactJaccard, recordShingles, shingleHashes, shingleText } from '../../lib/text/shingle.ts';
+import { exactJaccard, recordShingles, shingleHashes, shingleScratch, shingleText } from '../../lib/text/shingle.ts';
 import { internals } from '../../lib/operator.ts';
 import { readJsonl } from '../../lib/testing.ts';
 
@@ -98,4 +98,20 @@ t.test('bad options are errors', async (t) => {
   t.throws(() => shingleHashes('a b', { unit: 'line' as 'word', n: 2 }), /unit/);
   t.throws(() => shingleHashes('a b', { unit: 'word', n: 0 }), /n must be/);
   t.throws(() => shingleHashes('a b', { unit: 'word', n: 2, seed: -1 }), /seed/);
+});
+
+t.test('shingleScratch gives the same sets as shingleText / shingleHashes, as a view reused by the next call', async (t) => {
+  for (const opts of [{ unit: 'word', n: 5 }, { unit: 'char', n: 4, seed: 3 }] as const) {
+    for (const rec of samples.slice(0, 120)) {
+      t.same(shingleScratch(rec.text, opts, true), shingleText(rec.text, opts));
+      const form = hashForm(rec.text);
+      t.same(shingleScratch(form, opts, false), shingleHashes(form, opts));
+    }
+  }
+  const a = shingleScratch('one two three four five six', { unit: 'word', n: 5 }, true);
+  const copy = a.slice();
+  const b = shingleScratch('seven eight nine ten eleven twelve', { unit: 'word', n: 5 }, true);
+  t.equal(a.buffer, b.buffer, 'both are views of one scratch buffer');
+  t.notSame(a, copy, 'the first view now shows the second set');
+  t.same(shingleScratch('short', { unit: 'word', n: 5 }, true), shingleText('short', { unit: 'word', n: 5 }), 'a text shorter than n: one shingle');
 });

@@ -1,7 +1,7 @@
 // The runner: wires source -> steps -> sink with stream.pipeline. Pull-driven: each stage asks
 // for the next batch only when it has handed on the previous one, so a slow sink slows the
 // source and memory does not grow with the input.
-import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Readable, type Writable } from 'node:stream';
@@ -341,6 +341,7 @@ async function execute(opts: RunOptions, control: StopControl): Promise<RunRepor
     };
 
     const takeSide = (list: SideRecord[]): SideRecord[] | undefined => (list.length ? list.splice(0) : undefined);
+    let barrierTaken: (() => void) | undefined;
     const makeBarrier = (finished: boolean): Batch => {
       seq++;
       lastCheckpoint = performance.now();
@@ -363,7 +364,15 @@ async function execute(opts: RunOptions, control: StopControl): Promise<RunRepor
         for await (const batch of steps[0].generate!()) {
           decodeCounters.recordsOut += batch.length;
           yield batch;
-          if (checkpointDue()) yield makeBarrier(false);
+          if (checkpointDue()) {
+            // The stream pulls ahead: the generator must not move on before it has checkpointed.
+            const taken = new Promise<void>((resolve) => {
+              barrierTaken = resolve;
+              abort.signal.addEventListener('abort', () => resolve(), { once: true });
+            });
+            yield makeBarrier(false);
+            await taken;
+          }
           await turn();
           if (stopped()) break;
         }
@@ -433,10 +442,13 @@ async function execute(opts: RunOptions, control: StopControl): Promise<RunRepor
               if (out.length) yield withSide(out, undefined);
             }
             if (step.checkpoint && barrier.stateDir) {
+              // A run killed between writing step states and committing leaves this directory behind.
               const dir = path.join(store!.dir, barrier.stateDir, `step-${i}`);
+              rmSync(dir, { recursive: true, force: true });
               mkdirSync(dir, { recursive: true });
               await step.checkpoint(dir);
             }
+            if (isGenerator) barrierTaken?.();
             barrier.steps[i] = serialize(c);
             yield withSide(batch, batch[SIDE]);
             continue;

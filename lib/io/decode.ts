@@ -495,6 +495,8 @@ export async function* decodeInput(source: InputSource, opts: DecodeOptions, sin
   try {
     ({ head, stream: wire } = await peek(wire, 8));
   } catch (e) {
+    // A stop (signal) destroys the input being read: not an input error; the input stays incomplete.
+    if (sink.shouldStop?.()) return;
     progress.error = (e as Error).message;
     checker.fail(source.name, undefined, 'unreadable_input', `cannot read input: ${(e as Error).message}`, undefined);
     return;

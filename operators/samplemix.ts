@@ -4,9 +4,10 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { defineOperator, type Rec, type Step } from '../lib/operator.ts';
 import { decodeRecord, encodeRecord } from '../lib/record-codec.ts';
-import { KMeans, mulberry32After, wordFeatures, type SparseFeatures } from '../lib/sketch/kmeans.ts';
+import { FitSample } from '../lib/sketch/fit-sample.ts';
+import { KMeans, wordFeatures } from '../lib/sketch/kmeans.ts';
 import { clusterDiversity, newClusterAggregates, QualityAggregates, roundCount, samplingScale } from '../lib/sketch/samplemix.ts';
-import { emptyDir, LineWriter } from '../lib/sketch/spill-file.ts';
+import { emptyDir } from '../lib/sketch/spill-file.ts';
 import { SpillLog } from '../lib/sketch/spill-log.ts';
 import { uniformFor } from '../lib/sketch/weighted-reservoir.ts';
 import { checkWeight, recordTokens, weightExpression } from './reservoir-weighted-sample.ts';
@@ -91,11 +92,7 @@ export default defineOperator<SampleMixOptions>({
       sizeOf: (h) => 320 + (typeof h.rec.text === 'string' ? h.rec.text.length * 2 : 0),
     });
     // A uniform sample of the stream (Algorithm R) to fit the clustering on.
-    const fitSample: SparseFeatures[] = [];
-    const randSeed = o.seed ^ 0x6b43a9b5;
-    let rand = mulberry32After(randSeed, 0);
-    let draws = 0;
-    let seen = 0;
+    const fitSample = new FitSample(o.fitDocs, o.seed ^ 0x6b43a9b5, () => ctx.tmpDir);
     const features = (rec: Rec) => wordFeatures(typeof rec.text === 'string' ? rec.text : '', o.features);
 
     const step: Omit<Step, 'flushBatches'> & { flushBatches(): Generator<Rec[]> } = {
@@ -109,13 +106,7 @@ export default defineOperator<SampleMixOptions>({
           const t = recordTokens(rec, o.tokensField, ctx);
           quality.add(q, t);
           log.append({ rec, quality: q, tokens: t });
-          seen++;
-          if (fitSample.length < o.fitDocs) fitSample.push(features(rec));
-          else {
-            draws++;
-            const j = Math.floor(rand() * seen);
-            if (j < o.fitDocs) fitSample[j] = features(rec);
-          }
+          fitSample.offer(() => features(rec));
         }
         return [];
       },
@@ -124,8 +115,8 @@ export default defineOperator<SampleMixOptions>({
        * a runner that iterates this keeps memory bounded at the end of input too).
        */
       *flushBatches(): Generator<Rec[]> {
-        km.fit(fitSample);
-        fitSample.length = 0;
+        km.fit(fitSample.items);
+        fitSample.close();
         // Second pass over the held records: cluster sizes, spreads and tokens. The cluster of
         // each record is kept (2 bytes per record) for the third pass.
         const clusters = newClusterAggregates(o.clusters);
@@ -190,25 +181,23 @@ export default defineOperator<SampleMixOptions>({
       checkpoint(dir) {
         mkdirSync(path.join(dir, 'log'));
         log.save(path.join(dir, 'log'));
-        saveFeatures(path.join(dir, 'fit-sample.bin'), fitSample);
-        const state: SampleMixState = { version: 1, seen, draws, fitSample: fitSample.length, quality: [nullIfInfinite(quality.min), nullIfInfinite(quality.max), quality.qTokens, quality.tokens] };
+        mkdirSync(path.join(dir, 'fit-sample'));
+        fitSample.save(path.join(dir, 'fit-sample'));
+        const state: SampleMixState = { version: 2, quality: [nullIfInfinite(quality.min), nullIfInfinite(quality.max), quality.qTokens, quality.tokens] };
         writeFileSync(path.join(dir, 'state.json'), JSON.stringify(state));
       },
       restore(dir) {
         const state = JSON.parse(readFileSync(path.join(dir, 'state.json'), 'utf8')) as SampleMixState;
-        if (state.version !== 1) throw new Error(`${dir}: samplemix state saved by an incompatible version (${state.version})`);
+        if (state.version !== 2) throw new Error(`${dir}: samplemix state saved by an incompatible version (${state.version})`);
         emptyDir(ctx.tmpDir);
         log.load(path.join(dir, 'log'));
-        fitSample.push(...loadFeatures(path.join(dir, 'fit-sample.bin')));
-        if (fitSample.length !== state.fitSample) throw new Error(`${dir}: fit-sample.bin holds ${fitSample.length} documents, state.json says ${state.fitSample}`);
-        seen = state.seen;
-        draws = state.draws;
-        rand = mulberry32After(randSeed, draws);
+        fitSample.load(path.join(dir, 'fit-sample'));
         const [min, max, qTokens, tokens] = state.quality;
         Object.assign(quality, { min: min ?? Infinity, max: max ?? -Infinity, qTokens, tokens });
       },
       close() {
         log.close();
+        fitSample.close();
       },
     };
     return step;
@@ -216,44 +205,13 @@ export default defineOperator<SampleMixOptions>({
 });
 
 interface SampleMixState {
-  version: 1;
-  seen: number;
-  /** Draws of the fitting sample's generator so far. */
-  draws: number;
-  fitSample: number;
+  version: 2;
   /** QualityAggregates min, max (null: none yet), qTokens, tokens. */
   quality: [number | null, number | null, number, number];
 }
 
 function nullIfInfinite(x: number): number | null {
   return Number.isFinite(x) ? x : null;
-}
-
-/** Features as binary: per document its length n (u32), n indices (u32), n values (f64). */
-function saveFeatures(file: string, list: SparseFeatures[]): void {
-  const out = new LineWriter(file);
-  for (const f of list) {
-    out.bytesOut(new Uint8Array(Uint32Array.of(f.indices.length).buffer));
-    out.bytesOut(new Uint8Array(f.indices.buffer, f.indices.byteOffset, f.indices.byteLength));
-    out.bytesOut(new Uint8Array(f.values.buffer, f.values.byteOffset, f.values.byteLength));
-  }
-  out.close();
-}
-
-function loadFeatures(file: string): SparseFeatures[] {
-  const buf = readFileSync(file);
-  const list: SparseFeatures[] = [];
-  const length = new Uint32Array(1);
-  for (let pos = 0; pos < buf.length; ) {
-    new Uint8Array(length.buffer).set(buf.subarray(pos, (pos += 4)));
-    const n = length[0];
-    const indices = new Uint32Array(n);
-    const values = new Float64Array(n);
-    new Uint8Array(indices.buffer).set(buf.subarray(pos, (pos += 4 * n)));
-    new Uint8Array(values.buffer).set(buf.subarray(pos, (pos += 8 * n)));
-    list.push({ indices, values });
-  }
-  return list;
 }
 
 function round6(x: number): number {

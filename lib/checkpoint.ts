@@ -84,6 +84,8 @@ export class CheckpointStore {
 
   /** Atomically replaces the checkpoint, then removes step-state directories it no longer needs. */
   commit(state: CheckpointState): void {
+    // Step states (and spill files hard-linked into them) reach the disk before the checkpoint names them.
+    if (state.stateDir) syncTree(path.join(this.dir, state.stateDir));
     const tmp = `${this.file}.tmp`;
     const fd = openSync(tmp, 'w');
     try {
@@ -104,6 +106,28 @@ export class CheckpointStore {
     for (const entry of readdirSync(this.dir)) {
       if (entry.startsWith('state-') && entry !== state.stateDir) rmSync(path.join(this.dir, entry), { recursive: true, force: true });
     }
+  }
+}
+
+function syncTree(dir: string): void {
+  if (!existsSync(dir)) return;
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const p = path.join(dir, entry.name);
+    if (entry.isDirectory()) syncTree(p);
+    else if (entry.isFile()) {
+      const fd = openSync(p, 'r');
+      try {
+        fsyncSync(fd);
+      } finally {
+        closeSync(fd);
+      }
+    }
+  }
+  const fd = openSync(dir, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
   }
 }
 

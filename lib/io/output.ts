@@ -24,7 +24,8 @@ export function openOutput(file: string | undefined): Output {
   }
   mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
   const tmp = `${file}.partial-${process.pid}`;
-  const fileStream = createWriteStream(tmp);
+  // Flushed to disk before the rename: a complete name never points at data a power loss can take.
+  const fileStream = createWriteStream(tmp, { flush: true } as Parameters<typeof createWriteStream>[1]);
   const c = compressor(compressionForPath(file));
   if (!c) {
     const done = new Promise<void>((resolve, reject) => {

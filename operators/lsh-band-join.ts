@@ -5,7 +5,7 @@ import { closeSync, existsSync, fsyncSync, openSync, readdirSync, readFileSync, 
 import path from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import { defineOperator, internals, peekInternals, type Rec, type StepContext } from '../lib/operator.ts';
-import { LshIndex, LshIndexReader, bandKeys, candidateProbability, chooseBands, type IndexedDoc } from '../lib/sketch/lsh.ts';
+import { LshIndex, LshIndexReader, bandKeys, candidateProbability, chooseBands, mappedAllowance, type IndexedDoc } from '../lib/sketch/lsh.ts';
 import { estimateJaccard } from '../lib/sketch/minhash.ts';
 import { exactJaccard } from '../lib/text/shingle.ts';
 
@@ -282,7 +282,7 @@ function createJoin(o: LshBandJoinOptions, ctx: StepContext) {
   };
   let restored = false;
   const readers = o.against.map((p) => {
-    const r = new LshIndexReader(resolve(p), memory / 8);
+    const r = new LshIndexReader(resolve(p), mappedAllowance(memory / 2));
     if (o.verify === 'exact' && !r.params.shingles) {
       r.close();
       throw new Error(`against: ${p} was written without shingle sets (verify "${'signature'}"); use verify "signature" or rebuild it with verify "exact"`);

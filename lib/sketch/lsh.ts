@@ -234,6 +234,9 @@ function segmentAux(bloom: BlockedBloom, fences: Uint32Array): Buffer {
 
 const BLOCK_ENTRIES = 512;
 const DOC_BLOCK_BYTES = 8 * 1024;
+/** Bytes written per LMDB transaction when spilling. */
+const TXN_BYTES = 4 * 1024 * 1024;
+const TXN_BLOCKS = Math.ceil(TXN_BYTES / (BLOCK_ENTRIES * 12));
 const FORMAT = 'mixstream-lsh-index/1';
 
 export interface IndexParams {
@@ -313,16 +316,37 @@ class Store {
    * LMDB reads through a memory map: every page read stays resident (and counts in the
    * process RSS) until unmapped. When the mapped pages outgrow their allowance, the environment
    * is closed and reopened, which unmaps them; the data stays in the file (and the OS page cache).
+   * How fast pages accumulate depends on the data (how many segments and blocks a lookup
+   * touches), so the next check is scheduled from the growth measured since the last one.
    */
-  releaseMappedPages(): void {
-    if (this.rssFileBase === undefined) return;
+  noteLookup(): void {
+    if (--this.untilCheck > 0) return;
+    this.checkEvery = this.untilCheck = this.checkMappedPages(this.checkEvery);
+  }
+
+  private untilCheck = 64;
+  private checkEvery = 64;
+  private mappedAtCheck = 0;
+
+  /** Releases the mapped pages if they exceed the allowance; returns the lookups until the next check. */
+  private checkMappedPages(lookups: number): number {
+    if (this.rssFileBase === undefined) return 1 << 20;
     const now = rssFile();
-    if (now === undefined || now - this.rssFileBase <= this.mappedAllowance) return;
-    this.env.close();
-    this.openEnv();
-    this.cacheBlock = -1;
-    this.cacheWords = undefined;
-    this.releases++;
+    if (now === undefined) return 1 << 20;
+    const mapped = Math.max(0, now - this.rssFileBase);
+    const perLookup = Math.max(1, (mapped - this.mappedAtCheck) / Math.max(1, lookups));
+    let left = this.mappedAllowance - mapped;
+    if (mapped > this.mappedAllowance * 0.75) {
+      this.env.close();
+      this.openEnv();
+      this.cacheBlock = -1;
+      this.cacheWords = undefined;
+      this.releases++;
+      left = this.mappedAllowance;
+      this.mappedAtCheck = 0;
+    } else this.mappedAtCheck = mapped;
+    // Check again when about half of what is left could be used up.
+    return Math.max(16, Math.min(4096, Math.floor(left / 2 / perLookup)));
   }
 
   /** Candidate slots of one band key in the spilled segments. */
@@ -374,24 +398,28 @@ class Store {
     const bloom = BlockedBloom.forKeys(n, bitsPerKey);
     const fences = new Uint32Array(2 * blocks);
     const firstBlock = this.nextBlock;
-    this.env.transactionSync(() => {
-      for (let k = 0; k < blocks; k++) {
-        const s = k * BLOCK_ENTRIES;
-        const e = Math.min(n, s + BLOCK_ENTRIES);
-        const w = new Uint32Array(3 * (e - s));
-        for (let i = s; i < e; i++) {
-          const j = 3 * (i - s);
-          w[j] = hi[i];
-          w[j + 1] = lo[i];
-          w[j + 2] = slot[i];
-          bloom.add(hi[i], lo[i]);
+    // Committed in slices: LMDB holds a transaction's dirty pages in malloc'd memory, which a
+    // whole segment in one transaction would add to the peak RSS (and leave fragmented).
+    for (let from = 0; from < blocks; from += TXN_BLOCKS) {
+      this.env.transactionSync(() => {
+        for (let k = from; k < Math.min(blocks, from + TXN_BLOCKS); k++) {
+          const s = k * BLOCK_ENTRIES;
+          const e = Math.min(n, s + BLOCK_ENTRIES);
+          const w = new Uint32Array(3 * (e - s));
+          for (let i = s; i < e; i++) {
+            const j = 3 * (i - s);
+            w[j] = hi[i];
+            w[j + 1] = lo[i];
+            w[j + 2] = slot[i];
+            bloom.add(hi[i], lo[i]);
+          }
+          fences[2 * k] = hi[s];
+          fences[2 * k + 1] = lo[s];
+          this.blocks.putSync(firstBlock + k, wordsToBuffer(w));
         }
-        fences[2 * k] = hi[s];
-        fences[2 * k + 1] = lo[s];
-        this.blocks.putSync(firstBlock + k, wordsToBuffer(w));
-      }
-      this.aux.putSync(this.segments.length, segmentAux(bloom, fences));
-    });
+      });
+    }
+    this.env.transactionSync(() => this.aux.putSync(this.segments.length, segmentAux(bloom, fences)));
     this.nextBlock += blocks;
     const seg: Segment = { meta: { entries: n, firstBlock, blocks, bloomWords: bloom.words.length }, bloom, fences };
     this.segments.push(seg);
@@ -399,33 +427,38 @@ class Store {
   }
 
   writeDocBlocks(firstSlot: number, count: number, doc: (i: number) => IndexedDoc): void {
-    this.env.transactionSync(() => {
-      let i = 0;
-      while (i < count) {
-        const start = i;
-        const docs: IndexedDoc[] = [];
-        const ids: Uint8Array[] = [];
-        let words = 0;
-        while (i < count && (i === start || words * 4 < DOC_BLOCK_BYTES)) {
-          const d = doc(i);
-          const idb = utf8.encode(d.id);
-          docs.push(d);
-          ids.push(idb);
-          words += docWords(d, idb);
-          i++;
+    let i = 0;
+    while (i < count) {
+      // One transaction per slice of TXN_BYTES (see writeSegment).
+      this.env.transactionSync(() => {
+        let bytes = 0;
+        while (i < count && bytes < TXN_BYTES) {
+          const start = i;
+          const docs: IndexedDoc[] = [];
+          const ids: Uint8Array[] = [];
+          let words = 0;
+          while (i < count && (i === start || words * 4 < DOC_BLOCK_BYTES)) {
+            const d = doc(i);
+            const idb = utf8.encode(d.id);
+            docs.push(d);
+            ids.push(idb);
+            words += docWords(d, idb);
+            i++;
+          }
+          const n = i - start;
+          const w = new Uint32Array(1 + n + words);
+          w[0] = n;
+          let at = 1 + n;
+          for (let k = 0; k < n; k++) {
+            w[1 + k] = at;
+            at = writeDoc(w, at, docs[k], ids[k]);
+          }
+          this.docs.putSync(this.docBlockStarts.length, wordsToBuffer(w));
+          this.docBlockStarts.push(firstSlot + start);
+          bytes += w.byteLength;
         }
-        const n = i - start;
-        const w = new Uint32Array(1 + n + words);
-        w[0] = n;
-        let at = 1 + n;
-        for (let k = 0; k < n; k++) {
-          w[1 + k] = at;
-          at = writeDoc(w, at, docs[k], ids[k]);
-        }
-        this.docs.putSync(this.docBlockStarts.length, wordsToBuffer(w));
-        this.docBlockStarts.push(firstSlot + start);
-      }
-    });
+      });
+    }
   }
 
   getDoc(slot: number): IndexedDoc {
@@ -529,8 +562,6 @@ export interface Candidate {
 
 const EMPTY = 0xffffffff;
 const NO_SIGNATURE = new Uint32Array(0);
-/** Lookups between two checks of the mapped LMDB pages. */
-const RELEASE_CHECK = 1024;
 
 /**
  * Band keys -> document slots, for the kept documents of a dedup run. Slots are assigned in
@@ -540,6 +571,7 @@ const RELEASE_CHECK = 1024;
 export class LshIndex {
   readonly params: IndexParams;
   private readonly budget: number;
+  private readonly mappedBytes: number;
   private store: Store | undefined;
   private readonly dirFn: () => string;
   private readonly persist: boolean;
@@ -562,12 +594,13 @@ export class LshIndex {
   private ramStart = 0;
   private nextSlot = 0;
   private readonly signatures: boolean;
-  private lookups = 0;
   spills = 0;
 
   constructor(o: LshIndexOptions) {
     this.params = { bands: o.bands, rows: o.rows, perms: o.perms, threshold: o.threshold, shingles: o.shingles };
-    this.budget = o.memoryBytes;
+    // The pages of the index file that lookups map are part of the budget.
+    this.mappedBytes = mappedAllowance(o.memoryBytes);
+    this.budget = Math.max(o.memoryBytes / 2, o.memoryBytes - this.mappedBytes);
     this.dirFn = o.dir;
     this.persist = !!o.persist;
     this.warn = o.warn;
@@ -662,7 +695,7 @@ export class LshIndex {
   candidates(keys: Uint32Array): number[] {
     const out: number[] = [];
     const mask = this.cap - 1;
-    if (this.store && ++this.lookups % RELEASE_CHECK === 0) this.store.releaseMappedPages();
+    this.store?.noteLookup();
     for (let b = 0; b < this.params.bands; b++) {
       const hi = keys[2 * b], lo = keys[2 * b + 1];
       let i = mix32(hi ^ Math.imul(lo, 0x9e3779b1)) & mask;
@@ -681,7 +714,7 @@ export class LshIndex {
   }
 
   private openStore(): Store {
-    return (this.store ??= new Store(this.dirFn(), false, this.persist, mappedAllowance(this.budget)));
+    return (this.store ??= new Store(this.dirFn(), false, this.persist, this.mappedBytes));
   }
 
   /** Moves the RAM tier to LMDB as a new segment. */
@@ -812,7 +845,13 @@ interface SavedIndex {
   store?: StoreMeta;
 }
 
-function mappedAllowance(budget: number): number {
+/**
+ * Resident pages of the index file allowed to lookups: a quarter of the index budget, at least
+ * 32 MB. Every page fault maps up to 64 KB of neighbouring cached pages, and unmapping them
+ * (reopening the environment) costs a few milliseconds, so a small allowance would spend the
+ * run reopening it.
+ */
+export function mappedAllowance(budget: number): number {
   return Math.max(32 * 1024 * 1024, budget / 4);
 }
 
@@ -832,11 +871,10 @@ export class LshIndexReader {
   readonly docs: number;
   private readonly store: Store;
 
-  private lookups = 0;
 
-  /** `memoryBytes` bounds the resident pages of the index file mapped by lookups (a quarter of it, at least 32 MB). */
-  constructor(readonly path: string, memoryBytes = 256 * 1024 * 1024) {
-    this.store = new Store(path, true, false, mappedAllowance(memoryBytes));
+  /** `mappedBytes` bounds the resident pages of the index file mapped by lookups. */
+  constructor(readonly path: string, mappedBytes = 32 * 1024 * 1024) {
+    this.store = new Store(path, true, false, mappedBytes);
     try {
       const meta = this.store.loadMeta(path);
       this.params = meta.params;
@@ -850,7 +888,7 @@ export class LshIndexReader {
   /** Distinct slots sharing a band key with `keys`, ascending. */
   candidates(keys: Uint32Array): number[] {
     const out: number[] = [];
-    if (++this.lookups % RELEASE_CHECK === 0) this.store.releaseMappedPages();
+    this.store.noteLookup();
     for (let b = 0; b < this.params.bands; b++) this.store.lookup(keys[2 * b], keys[2 * b + 1], out);
     return sortUnique(out);
   }

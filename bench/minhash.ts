@@ -8,6 +8,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { shuffledSample, handbook, type Doc } from './corpus.ts';
 import { machine, median } from './machine.ts';
@@ -153,7 +154,29 @@ function accuracy(pairs: Pair[], estimate: (p: Pair, i: number) => number): Acc 
 // ---- the operator with worker threads ----
 // Each configuration's step is started (and warmed) once; the timed passes alternate between
 // configurations so that load from other jobs on the machine hits them alike; best pass counts.
-async function operatorSpeeds(docs: Doc[], scheme: MinHashScheme, workerCounts: number[], passes: number): Promise<number[]> {
+// CPU time is counted too (it hardly depends on other jobs): the main thread's (from /proc on
+// Linux) and the whole process's (workers and V8's helper threads included), per pass. With 2
+// workers on 2 cores every CPU millisecond outside the workers is taken from them.
+interface OpSpeed {
+  best: number;
+  /** Mean per pass, seconds. */
+  mainCpu: number;
+  processCpu: number;
+  /** Share of the pass the main thread's event loop was busy. */
+  elu: number;
+}
+
+function mainThreadCpu(): number {
+  try {
+    const stat = readFileSync(`/proc/self/task/${process.pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) / 100; // utime + stime in clock ticks (USER_HZ 100)
+  } catch {
+    return NaN;
+  }
+}
+
+async function operatorSpeeds(docs: Doc[], scheme: MinHashScheme, workerCounts: number[], passes: number): Promise<OpSpeed[]> {
   const steps = [];
   for (const workers of workerCounts) {
     const ctx = createStepContext({ op: 'minhash', workers, log: () => {} });
@@ -162,20 +185,27 @@ async function operatorSpeeds(docs: Doc[], scheme: MinHashScheme, workerCounts: 
     await step.flush!();
     steps.push(step);
   }
-  const best = workerCounts.map(() => Infinity);
+  const out: OpSpeed[] = workerCounts.map(() => ({ best: Infinity, mainCpu: 0, processCpu: 0, elu: 0 }));
   for (let r = 0; r < passes; r++) {
     for (let c = 0; c < steps.length; c++) {
       const recs = docs.map((d) => ({ id: d.id, text: d.text }) as Rec);
+      const m0 = mainThreadCpu();
+      const u0 = process.cpuUsage();
+      const e0 = performance.eventLoopUtilization();
       const t0 = performance.now();
-      let out = 0;
-      for (let i = 0; i < recs.length; i += 512) out += (await steps[c].process(recs.slice(i, i + 512))).length;
-      out += (await steps[c].flush!()).length;
-      if (out !== recs.length) throw new Error(`operator lost records: ${out} of ${recs.length}`);
-      best[c] = Math.min(best[c], (performance.now() - t0) / 1000);
+      let n = 0;
+      for (let i = 0; i < recs.length; i += 512) n += (await steps[c].process(recs.slice(i, i + 512))).length;
+      n += (await steps[c].flush!()).length;
+      if (n !== recs.length) throw new Error(`operator lost records: ${n} of ${recs.length}`);
+      out[c].best = Math.min(out[c].best, (performance.now() - t0) / 1000);
+      out[c].elu += performance.eventLoopUtilization(e0).utilization / passes;
+      const u = process.cpuUsage(u0);
+      out[c].processCpu += (u.user + u.system) / 1e6 / passes;
+      out[c].mainCpu += (mainThreadCpu() - m0) / passes;
     }
   }
   for (const step of steps) await step.close?.();
-  return best;
+  return out;
 }
 
 // ---- datasketch ----
@@ -264,15 +294,17 @@ const groups: [string, (p: Pair) => boolean][] = [
 
 const opDocs = docs.slice(0, quick ? 3000 : Math.min(docs.length, 12000));
 const opMB = mb(opDocs);
-const op: Record<string, number> = {};
+const op: Record<string, OpSpeed> = {};
 const passes = quick ? 3 : 9;
+const loadOp = os.loadavg()[0];
 for (const scheme of ['classic', 'oph'] as const) {
-  const times = await operatorSpeeds(opDocs, scheme, [0, 1, 2], passes);
+  const speeds = await operatorSpeeds(opDocs, scheme, [0, 1, 2], passes);
   [0, 1, 2].forEach((workers, i) => {
-    op[`${scheme}/${workers}`] = times[i];
-    process.stderr.write(`operator ${scheme} workers=${workers}: ${fmt(opMB / times[i])} MB/s\n`);
+    op[`${scheme}/${workers}`] = speeds[i];
+    process.stderr.write(`operator ${scheme} workers=${workers}: ${fmt(opMB / speeds[i].best)} MB/s, main thread ${fmt(1000 * speeds[i].mainCpu, 0)} ms CPU per pass, process ${fmt(1000 * speeds[i].processCpu, 0)} ms\n`);
   });
 }
+const loadOpEnd = os.loadavg()[0];
 
 const peerDocs: Doc[] = [];
 for (let i = 0, bytes = 0; i < docs.length && bytes < peerMB * 1e6; i++) {
@@ -323,13 +355,20 @@ for (const [name, keep] of groups) {
 lines.push('');
 
 lines.push('### The `minhash` operator in worker threads', '');
-lines.push(`${opDocs.length.toLocaleString('en-US')} documents (${fmt(opMB)} MB) through the operator (raw text in; shingling and MinHash together in the worker; batches of 512; thread start-up excluded); best of ${passes} passes, the configurations alternating.`, '');
+lines.push(`${opDocs.length.toLocaleString('en-US')} documents (${fmt(opMB)} MB) through the operator (raw text in; shingling and MinHash together in the worker; batches of 512; thread start-up excluded); best of ${passes} passes, the configurations alternating. 1-minute load average ${fmt(loadOp, 2)} before this part and ${fmt(loadOpEnd, 2)} after.`, '');
 lines.push('| scheme | main thread (workers: 0) | 1 worker | 2 workers | speed-up 2 vs 1 |', '|---|---:|---:|---:|---:|');
 for (const scheme of ['classic', 'oph'] as const) {
-  const s0 = op[`${scheme}/0`];
-  const s1 = op[`${scheme}/1`];
-  const s2 = op[`${scheme}/2`];
+  const [s0, s1, s2] = [0, 1, 2].map((w) => op[`${scheme}/${w}`].best);
   lines.push(`| ${scheme} | ${fmt(opMB / s0)} MB/s | ${fmt(opMB / s1)} MB/s | ${fmt(opMB / s2)} MB/s | ${fmt(s1 / s2, 2)}x |`);
+}
+lines.push('');
+lines.push('CPU time per pass (mean of all passes): the main thread\'s, and the whole process\'s (workers and V8\'s garbage-collector threads included); "main busy" is the main thread\'s event-loop utilization. With 2 workers on 2 cores, the 2-worker pass cannot take less than half the process CPU time, and every millisecond the main thread and the collectors spend is taken from the workers.', '');
+lines.push('| scheme | workers | main thread CPU | main busy | process CPU | process CPU per MB |', '|---|---:|---:|---:|---:|---:|');
+for (const scheme of ['classic', 'oph'] as const) {
+  for (const w of [0, 1, 2]) {
+    const x = op[`${scheme}/${w}`];
+    lines.push(`| ${scheme} | ${w} | ${fmt(1000 * x.mainCpu, 0)} ms | ${fmt(100 * x.elu, 0)}% | ${fmt(1000 * x.processCpu, 0)} ms | ${fmt((1000 * x.processCpu) / opMB, 1)} ms |`);
+  }
 }
 lines.push('');
 

@@ -1,16 +1,22 @@
 // Thread entry of lib/parallel.ts pools: loads the worker module, runs each task through the
 // chosen export and posts the result (moving the buffers named by `withTransfer`).
-import { parentPort, workerData } from 'node:worker_threads';
+import { parentPort } from 'node:worker_threads';
 import { isTransferring } from './parallel.ts';
 
-const { module, fn } = workerData as { module: string; fn: string };
-const mod = (await import(module)) as Record<string, unknown>;
-const task = mod[fn];
-if (typeof task !== 'function') throw new Error(`worker module ${module} has no exported function "${fn}"`);
+// Modules are loaded on first use: the threads are shared by every pool of the process.
+const modules = new Map<string, Promise<Record<string, unknown>>>();
 
-parentPort!.on('message', async ({ id, input }: { id: number; input: unknown }) => {
+async function taskFor(module: string, fn: string): Promise<(i: unknown) => unknown> {
+  let mod = modules.get(module);
+  if (!mod) modules.set(module, (mod = import(module) as Promise<Record<string, unknown>>));
+  const task = (await mod)[fn];
+  if (typeof task !== 'function') throw new Error(`worker module ${module} has no exported function "${fn}"`);
+  return task as (i: unknown) => unknown;
+}
+
+parentPort!.on('message', async ({ id, module, fn, input }: { id: number; module: string; fn: string; input: unknown }) => {
   try {
-    const out = await (task as (i: unknown) => unknown)(input);
+    const out = await (await taskFor(module, fn))(input);
     if (isTransferring(out)) parentPort!.postMessage({ id, ok: true, value: out.value }, out.transfer);
     else parentPort!.postMessage({ id, ok: true, value: out });
   } catch (e) {

@@ -1,7 +1,9 @@
 // An ordered worker-thread pool: tasks go through a function exported by a worker module, one task
 // per idle thread, results come back to the caller's promise (so awaiting them in submission
 // order keeps output order). `map` runs a stream of inputs with at most `inFlight` tasks
-// outstanding (backpressure) and yields results in input order.
+// outstanding (backpressure) and yields results in input order. The threads themselves are
+// shared by every pool of the process (see ThreadGroup): a pool's `size` is the parallelism it
+// asks for and plans its chunks by.
 //
 // Worker modules may be TypeScript: each thread starts in lib/parallel-worker.mjs, which registers
 // the tsx loader (resolved from this package, so it works under `npx tsx`, tap and the CLI, from
@@ -65,6 +67,10 @@ export function isTransferring(v: unknown): v is Transferring<unknown> {
 
 interface Task {
   id: number;
+  /** The pool that submitted it. */
+  owner: object;
+  module: string;
+  fn: string;
   input: unknown;
   transfer: TransferListItem[];
   resolve(v: unknown): void;
@@ -78,68 +84,80 @@ interface Slot {
 
 const BOOTSTRAP = new URL('./parallel-worker.mjs', import.meta.url);
 
-export function createWorkerPool<I = unknown, O = unknown>(options: WorkerPoolOptions): WorkerPool<I, O> {
-  const size = options.size ?? Math.max(1, os.availableParallelism());
-  if (!Number.isInteger(size) || size < 1) throw new Error(`worker pool size must be an integer >= 1, got ${size}`);
-  const moduleUrl = options.module instanceof URL ? options.module.href : new URL(options.module, 'file://').href;
-  const fn = options.fn ?? 'default';
-  const queue: Task[] = [];
-  const slots: Slot[] = [];
-  let nextId = 0;
-  let pending = 0;
-  let failure: Error | undefined;
-  let closed = false;
-  const idleWaiters: (() => void)[] = [];
+/**
+ * The threads of the process, shared by every pool: each idle thread costs ~30 MB (an isolate
+ * with the TypeScript loader), so a pipeline with several parallel steps keeps as many threads
+ * as its largest pool asks for, not the sum. A thread loads the worker modules its tasks name.
+ * Tasks of all pools wait in one queue, in submission order.
+ */
+class ThreadGroup {
+  readonly slots: Slot[] = [];
+  readonly queue: Task[] = [];
+  failure: Error | undefined;
+  closed = false;
+  users = 0;
+  private nextId = 0;
+  private readonly failHandlers = new Set<(e: Error) => void>();
 
-  const fail = (err: Error) => {
-    failure ??= err;
-    for (const slot of slots) {
-      if (slot.task) {
-        slot.task.reject(err);
-        slot.task = undefined;
-      }
-    }
-    for (const t of queue.splice(0)) t.reject(err);
-    pending = 0;
-    notifyIdle();
-  };
-
-  function notifyIdle() {
-    if (pending > 0) return;
-    for (const w of idleWaiters.splice(0)) w();
+  grow(size: number, name: string): void {
+    while (this.slots.length < size) this.spawn(`${name}-${this.slots.length}`);
   }
 
-  for (let i = 0; i < size; i++) {
-    const worker = new Worker(BOOTSTRAP, {
-      execArgv: [],
-      workerData: { module: moduleUrl, fn },
-      name: `${options.name ?? 'mixstream'}-${i}`,
-    });
+  private spawn(name: string): void {
+    const i = this.slots.length;
+    const worker = new Worker(BOOTSTRAP, { execArgv: [], name });
     const slot: Slot = { worker };
     worker.unref();
     worker.on('message', (msg: { id: number; ok: boolean; value?: unknown; error?: { message: string; stack?: string } }) => {
       const task = slot.task;
       if (!task || task.id !== msg.id) return;
       slot.task = undefined;
-      pending--;
       if (msg.ok) task.resolve(msg.value);
       else {
         const e = new Error(msg.error?.message ?? 'worker task failed');
         if (msg.error?.stack) e.stack = msg.error.stack;
         task.reject(e);
       }
-      dispatch(slot);
-      notifyIdle();
+      this.dispatch(slot);
     });
-    worker.on('error', (e) => fail(e instanceof Error ? e : new Error(String(e))));
+    worker.on('error', (e) => this.fail(e instanceof Error ? e : new Error(String(e))));
     worker.on('exit', (code) => {
-      if (!closed) fail(new Error(`worker thread ${i} of ${moduleUrl} exited with code ${code}`));
+      if (!this.closed) this.fail(new Error(`worker thread ${i} (${slot.task?.module ?? 'idle'}) exited with code ${code}`));
     });
-    slots.push(slot);
+    this.slots.push(slot);
   }
 
-  function dispatch(slot: Slot) {
-    const task = queue.shift();
+  onFail(handler: (e: Error) => void): () => void {
+    this.failHandlers.add(handler);
+    return () => this.failHandlers.delete(handler);
+  }
+
+  private fail(err: Error): void {
+    if (this.failure) return;
+    this.failure = err;
+    if (group === this) group = undefined; // later pools start fresh threads
+    for (const slot of this.slots) {
+      slot.task?.reject(err);
+      slot.task = undefined;
+    }
+    for (const t of this.queue.splice(0)) t.reject(err);
+    for (const h of this.failHandlers) h(err);
+    void this.terminate();
+  }
+
+  submit(task: Omit<Task, 'id'>): void {
+    this.queue.push({ ...task, id: this.nextId++ });
+    const idle = this.slots.find((s) => !s.task);
+    if (idle) this.dispatch(idle);
+  }
+
+  /** Removes queued tasks matching `drop` (the caller rejects them). */
+  unqueue(drop: (t: Task) => boolean): void {
+    for (let k = this.queue.length - 1; k >= 0; k--) if (drop(this.queue[k])) this.queue.splice(k, 1);
+  }
+
+  private dispatch(slot: Slot): void {
+    const task = this.queue.shift();
     if (!task) {
       slot.worker.unref();
       return;
@@ -147,23 +165,81 @@ export function createWorkerPool<I = unknown, O = unknown>(options: WorkerPoolOp
     slot.task = task;
     slot.worker.ref();
     try {
-      slot.worker.postMessage({ id: task.id, input: task.input }, task.transfer);
+      slot.worker.postMessage({ id: task.id, module: task.module, fn: task.fn, input: task.input }, task.transfer);
     } catch (e) {
       slot.task = undefined;
-      pending--;
       task.reject(e as Error);
-      dispatch(slot);
+      this.dispatch(slot);
     }
+  }
+
+  release(): Promise<void> | undefined {
+    if (--this.users > 0) return undefined;
+    if (group === this) group = undefined;
+    return this.terminate();
+  }
+
+  private async terminate(): Promise<void> {
+    this.closed = true;
+    await Promise.all(this.slots.map((s) => s.worker.terminate()));
+  }
+}
+
+let group: ThreadGroup | undefined;
+
+export function createWorkerPool<I = unknown, O = unknown>(options: WorkerPoolOptions): WorkerPool<I, O> {
+  const size = options.size ?? Math.max(1, os.availableParallelism());
+  if (!Number.isInteger(size) || size < 1) throw new Error(`worker pool size must be an integer >= 1, got ${size}`);
+  const moduleUrl = options.module instanceof URL ? options.module.href : new URL(options.module, 'file://').href;
+  const fn = options.fn ?? 'default';
+  const threads = (group ??= new ThreadGroup());
+  threads.users++;
+  threads.grow(size, options.name ?? 'mixstream');
+  let pending = 0;
+  let failure: Error | undefined;
+  let closed = false;
+  let released = false;
+  const idleWaiters: (() => void)[] = [];
+  // This pool's tasks that are queued or running: destroy rejects them.
+  const mine = new Set<{ reject(e: Error): void }>();
+  const owner = {};
+  const stopWatching = threads.onFail((e) => (failure ??= e));
+
+  function settle(entry: { reject(e: Error): void }) {
+    mine.delete(entry);
+    pending--;
+    if (pending === 0) for (const w of idleWaiters.splice(0)) w();
   }
 
   const run = (input: I, transfer: TransferListItem[] = []): Promise<O> => {
     if (failure) return Promise.reject(failure);
     if (closed) return Promise.reject(new Error('worker pool is closed'));
     return new Promise<O>((resolve, reject) => {
-      queue.push({ id: nextId++, input, transfer, resolve: resolve as (v: unknown) => void, reject });
+      let done = false;
+      const entry = {
+        reject(e: Error) {
+          if (done) return;
+          done = true;
+          settle(entry);
+          reject(e);
+        },
+      };
+      mine.add(entry);
       pending++;
-      const idle = slots.find((s) => !s.task);
-      if (idle) dispatch(idle);
+      threads.submit({
+        owner,
+        module: moduleUrl,
+        fn,
+        input,
+        transfer,
+        resolve(v) {
+          if (done) return;
+          done = true;
+          settle(entry);
+          resolve(v as O);
+        },
+        reject: (e) => entry.reject(e),
+      });
     });
   };
 
@@ -185,9 +261,11 @@ export function createWorkerPool<I = unknown, O = unknown>(options: WorkerPoolOp
     }
   }
 
-  async function terminate() {
-    closed = true;
-    await Promise.all(slots.map((s) => s.worker.terminate()));
+  async function leave(): Promise<void> {
+    if (released) return;
+    released = true;
+    stopWatching();
+    await threads.release();
   }
 
   return {
@@ -198,16 +276,19 @@ export function createWorkerPool<I = unknown, O = unknown>(options: WorkerPoolOp
       return pending;
     },
     async close() {
-      if (closed) return;
+      if (closed) return leave();
+      closed = true;
       if (pending > 0 && !failure) await new Promise<void>((r) => idleWaiters.push(r));
-      await terminate();
+      await leave();
     },
     async destroy() {
-      if (!closed) {
-        closed = true;
-        fail(new Error('worker pool destroyed'));
-      }
-      await terminate();
+      closed = true;
+      const err = new Error('worker pool destroyed');
+      failure ??= err;
+      // Queued tasks of this pool leave the shared queue; running ones finish unobserved.
+      threads.unqueue((t) => t.owner === owner);
+      for (const entry of [...mine]) entry.reject(err);
+      await leave();
     },
   };
 }

@@ -12,6 +12,11 @@ const moduleFile = path.join(dir, 'tasks.mts');
 writeFileSync(
   moduleFile,
   `import { withTransfer } from ${JSON.stringify(new URL('../lib/parallel.ts', import.meta.url).href)};
+import { threadId } from 'node:worker_threads';
+export async function whichThread(delayMs: number): Promise<number> {
+  await new Promise((r) => setTimeout(r, delayMs));
+  return threadId;
+}
 interface Job { value: number; delayMs: number; gauge?: Int32Array }
 export default async function echo(job: Job): Promise<number> {
   if (job.gauge) {
@@ -110,6 +115,23 @@ t.test('close waits for submitted tasks; destroy rejects them', async (t) => {
   const slow = t.rejects(other.run({ value: 1, delayMs: 5000 }), /destroyed/);
   await other.destroy();
   await slow;
+});
+
+t.test('pools share the threads of the process: as many as the largest pool asks for', async (t) => {
+  const a = createWorkerPool<number, number>({ module: moduleUrl, size: 2, fn: 'whichThread' });
+  const b = createWorkerPool<number, number>({ module: moduleFile, size: 2, fn: 'whichThread' });
+  const c = createWorkerPool<{ value: number; delayMs: number }, number>({ module: moduleUrl, size: 1 });
+  const ids = await Promise.all([...Array.from({ length: 12 }, () => a.run(5)), ...Array.from({ length: 12 }, () => b.run(5))]);
+  t.same(await Promise.all([1, 2, 3].map((value) => c.run({ value, delayMs: 1 }))), [2, 4, 6], 'each pool runs its own function');
+  t.equal(new Set(ids).size, 2, 'two threads serve both pools');
+  // Destroying one pool rejects its tasks only; the others keep working on the same threads.
+  const slow = b.run(2000);
+  const doomed = t.rejects(slow, /destroyed/);
+  await b.destroy();
+  await doomed;
+  t.same(await c.run({ value: 21, delayMs: 0 }), 42);
+  await a.close();
+  await c.close();
 });
 
 t.test('the ordered window returns batches in order and waits only beyond its depth', async (t) => {

@@ -5,7 +5,8 @@ import path from 'node:path';
 import { internals, type Rec } from '../../lib/operator.ts';
 import { createMinHasher } from '../../lib/sketch/minhash.ts';
 import { exactJaccard, shingleText } from '../../lib/text/shingle.ts';
-import { readJsonl, runOperator, runOperatorResumed } from '../../lib/testing.ts';
+import { readJsonl, runOperator } from '../../lib/testing.ts';
+import { resumedRun } from '../checkpoint-helpers.ts';
 import lsh from '../../operators/lsh-band-join.ts';
 
 const samples = new URL('../../samples/', import.meta.url);
@@ -165,18 +166,17 @@ t.test('a spilled run gives the same output as an all-in-RAM run', async (t) => 
   t.same(spill.counters.counters.near_duplicates, ram.counters.counters.near_duplicates);
 });
 
-t.test('checkpoint and restore: a resumed step gives the uninterrupted output', async (t) => {
+t.test('checkpoint and restore: a resumed step gives the uninterrupted output, also after a crash that kept spilling', async (t) => {
   const base = [...kjv, ...fortunes.slice(0, 600)];
-  const mk = () => sketch([...base.map((r) => copy(r, r.id)), ...base.filter((_, i) => i % 3 === 0).map((r, i) => edit(r, `${r.id}~`, [40, 20, 10][i % 3]))]);
-  const n = mk().length;
+  const recs = sketch([...base.map((r) => copy(r, r.id)), ...base.filter((_, i) => i % 3 === 0).map((r, i) => edit(r, `${r.id}~`, [40, 20, 10][i % 3]))]).map((r, i) => ({ ...r, src: i % 2 ? 'kjv' : 'other' }));
+  const n = recs.length;
   for (const options of [{ emit: 'all' }, { emit: 'all', memoryMB: 0.05 }, { memoryMB: 0.05, verify: 'signature' }, { keep: 'priority', priority: ['kjv'], priorityField: 'src', emit: 'all', memoryMB: 0.01 }]) {
-    const recs = () => mk().map((r, i) => ({ ...r, src: i % 2 ? 'kjv' : 'other' }));
-    const whole = await runOperator(lsh, options, recs());
+    const whole = await resumedRun(lsh, options, recs);
     t.ok(whole.counters.counters.near_duplicates > 50, `${JSON.stringify(options)}: duplicates found`);
-    for (const splitAt of [0, 1, Math.floor(n / 3), n - 5, n]) {
-      const resumed = await runOperatorResumed(lsh, options, recs(), splitAt);
-      t.equal(json(resumed.output), json(whole.output), `${JSON.stringify(options)}, checkpoint after ${splitAt} records: same output`);
-      t.same(ids(resumed.dropped.map((d) => d.rec)), ids(whole.dropped.map((d) => d.rec)));
+    for (const [cut, lost] of [[0, 0], [1, 200], [Math.floor(n / 3), 400], [n - 5, 5], [n, 0]]) {
+      const resumed = await resumedRun(lsh, options, recs, { cut, lost, checkpointsBefore: 2 });
+      t.equal(resumed.output, whole.output, `${JSON.stringify(options)}, checkpoint after ${cut} records, ${lost} processed and lost: same output`);
+      t.same(resumed.dropped, whole.dropped);
       t.same(resumed.counters.histograms.cluster_size?.count, whole.counters.histograms.cluster_size?.count, 'cluster sizes survive the checkpoint');
     }
   }
@@ -187,7 +187,7 @@ t.test('checkpoint with writeIndex: the resumed run completes the same index', a
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const first = () => sketch([...kjv.slice(0, 60).map((r) => copy(r, `a/${r.id}`)), ...fortunes.slice(0, 300)]);
   await runOperator(lsh, { writeIndex: 'whole.idx', memoryMB: 0.02 }, first(), { baseDir: dir });
-  await runOperatorResumed(lsh, { writeIndex: 'resumed.idx', memoryMB: 0.02 }, first(), 150, { baseDir: dir });
+  await resumedRun(lsh, { writeIndex: path.join(dir, 'resumed.idx'), memoryMB: 0.02 }, first(), { cut: 150, lost: 60 });
   const probe = () => sketch([...kjv.slice(30, 90).map((r) => copy(r, `b/${r.id}`)), ...fortunes.slice(250, 350).map((r) => copy(r, `b/${r.id}`))]);
   const viaWhole = await runOperator(lsh, { against: ['whole.idx'], emit: 'all' }, probe(), { baseDir: dir });
   const viaResumed = await runOperator(lsh, { against: ['resumed.idx'], emit: 'all' }, probe(), { baseDir: dir });

@@ -57,7 +57,7 @@ export interface StepContext {
   readonly tmpDir: string;
   /** Cores the step may use for worker threads. */
   readonly workers: number;
-  /** Aborted when the run is stopped (signal, error, closed output). */
+  /** Aborted when the run fails (a stop by signal or a closed output lets the records in flight finish instead). */
   readonly signal: AbortSignal;
   readonly stats: StepStats;
   /** A record leaves the stream on purpose: counted as `dropped_<reason>`, written to the rejects output if one is set. */

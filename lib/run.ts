@@ -615,7 +615,8 @@ async function execute(opts: RunOptions, control: StopControl): Promise<RunRepor
     log(`mixstream: the run failed: ${failure.message}${process.env.MIXSTREAM_DEBUG ? `\n${failure.stack}` : ''}`);
   } else if (failure && checkpointing) {
     const code = (failure as NodeJS.ErrnoException).code;
-    log(`mixstream: the run failed${code === 'ENOSPC' ? ' (no space left on device)' : ''}: ${failure.message}\nmixstream: the checkpoint in ${opts.checkpoint} is intact; run the same command again to resume`);
+    const hint = store?.load() ? `the checkpoint in ${opts.checkpoint} is intact; run the same command again to resume` : 'no checkpoint was written yet; the same command starts over';
+    log(`mixstream: the run failed${code === 'ENOSPC' ? ' (no space left on device)' : ''}: ${failure.message}\nmixstream: ${hint}`);
   }
   let status: RunReport['status'];
   const s = stopped();

@@ -1,7 +1,7 @@
 // Exactly-once resume of a fuzzy-dedup pipeline whose LSH index spills to LMDB: killed at random
 // moments and rerun, it writes the same output and rejects as an uninterrupted run.
 import t from 'tap';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { cli, killRepeatedly, lines, partsOutput, SAMPLES, tmpdir } from './helpers.ts';
 
@@ -62,4 +62,16 @@ t.test('kill -9 during a spilling dedup run, rerun until done: output and reject
   );
   t.same(report.steps.at(-1).counters.clusters, join.counters.clusters, 'cluster statistics carried across the resumes');
   t.notOk(existsSync(path.join(dir, 'killed', 'ckpt', 'work')), 'scratch state removed once the run finished');
+});
+
+t.test('a failure before the first checkpoint does not promise a resume', async (t) => {
+  const p = path.join(dir, 'write-index.json');
+  const taken = path.join(dir, 'taken.idx');
+  writeFileSync(p, JSON.stringify({ steps: [{ op: 'shingle' }, { op: 'minhash' }, { op: 'lsh-band-join', writeIndex: taken }] }));
+  mkdirSync(taken);
+  writeFileSync(path.join(taken, 'something'), 'x');
+  const r = cli(['run', p, input, '-o', path.join(dir, 'fail', 'out'), '--checkpoint', path.join(dir, 'fail', 'ckpt')]);
+  t.equal(r.code, 1);
+  t.match(r.stderr, /writeIndex: .*taken\.idx already exists and is not empty/);
+  t.match(r.stderr, /no checkpoint was written yet; the same command starts over/);
 });

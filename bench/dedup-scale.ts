@@ -12,7 +12,7 @@
 // 35% are copies of an earlier document (a recent one or one from a reservoir over the whole
 // stream, so joins reach into spilled parts of the index) with 0-10% of their words edited.
 // Peak RSS is measured by /usr/bin/time -v around the CLI process (worker threads included).
-import { spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createReadStream, existsSync, mkdirSync, openSync, readFileSync, rmSync, statSync, writeFileSync, writeSync, closeSync } from 'node:fs';
 import os from 'node:os';
@@ -81,6 +81,8 @@ interface RunResult {
   wallS: number;
   cpuS: number;
   maxRssMB: number;
+  anonMB: number;
+  fileMB: number;
   sha: string;
   recordsOut: number;
   counters: Record<string, number>;
@@ -107,11 +109,28 @@ async function runPipeline(input: string, memoryMB: number, tag: string): Promis
   );
   const out = path.join(DATA, `dedup-scale-out-${tag}.jsonl`);
   const report = path.join(DATA, `dedup-scale-report-${tag}.json`);
-  const r = spawnSync('/usr/bin/time', ['-v', process.execPath, path.join(ROOT, 'bin', 'mixstream.js'), 'run', pipeline, input, '-o', out, '--report', report, '-q'], {
-    encoding: 'utf8',
-    cwd: ROOT,
-    maxBuffer: 1 << 26,
-  });
+  // Peak RSS from /usr/bin/time; peaks of its two parts sampled from /proc every 100 ms: anonymous
+  // memory (heaps, typed arrays: what the process needs) and file-backed pages (the mapped LMDB
+  // file and the node binary: page cache the kernel reclaims under pressure).
+  const child = spawn('/usr/bin/time', ['-v', process.execPath, path.join(ROOT, 'bin', 'mixstream.js'), 'run', pipeline, input, '-o', out, '--report', report, '-q'], { cwd: ROOT });
+  let stderr = '';
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  const peaks = { anon: 0, file: 0 };
+  const sampler = setInterval(() => {
+    try {
+      for (const pid of readFileSync(`/proc/${child.pid}/task/${child.pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean)) {
+        const st = readFileSync(`/proc/${pid}/status`, 'utf8');
+        const kb = (k: string) => Number(new RegExp(`${k}:\\s+(\\d+)`).exec(st)?.[1] ?? 0);
+        peaks.anon = Math.max(peaks.anon, kb('RssAnon') / 1024);
+        peaks.file = Math.max(peaks.file, kb('RssFile') / 1024);
+      }
+    } catch {
+      // the process is starting or gone
+    }
+  }, 100);
+  const status = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+  clearInterval(sampler);
+  const r = { status, stderr };
   if (r.status !== 0) throw new Error(`mixstream run failed (${r.status}):\n${r.stderr.slice(-3000)}`);
   const field = (name: string) => {
     const m = new RegExp(`${name}: (.*)`).exec(r.stderr);
@@ -126,7 +145,7 @@ async function runPipeline(input: string, memoryMB: number, tag: string): Promis
   const step = rep.steps.find((s: { op: string }) => s.op === 'lsh-band-join');
   const sha = await sha256(out);
   rmSync(out, { force: true });
-  return { wallS, cpuS, maxRssMB, sha, recordsOut: rep.totals.recordsOut, counters: step.counters };
+  return { wallS, cpuS, maxRssMB, anonMB: peaks.anon, fileMB: peaks.file, sha, recordsOut: rep.totals.recordsOut, counters: step.counters };
 }
 
 async function main(): Promise<void> {
@@ -142,7 +161,6 @@ async function main(): Promise<void> {
   const ramCheck = new Set(opt('ram-check', quick ? '1,4,16' : '1,4').split(',').map(Number));
   mkdirSync(DATA, { recursive: true });
   let pool: string[] | undefined;
-  const rows: string[] = [];
   const results: { m: number; n: number; mb: number; spill: RunResult; ram?: RunResult }[] = [];
   for (const m of sizes) {
     const n = base * m;
@@ -160,35 +178,41 @@ async function main(): Promise<void> {
     if (ram) console.error(`${m}x: in-RAM run ${ram.wallS.toFixed(1)} s, peak RSS ${ram.maxRssMB.toFixed(0)} MB, identical: ${ram.sha === spill.sha}`);
     if (ram && ram.sha !== spill.sha) process.exitCode = 1;
     results.push({ m, n, mb, spill, ram });
+    // Written after every size, so a long run leaves its finished rows behind.
+    writeResults();
   }
-  for (const { m, n, mb, spill, ram } of results) {
-    rows.push(
-      `| ${m}x | ${n.toLocaleString('en-US')} | ${mb.toFixed(0)} | ${spill.wallS.toFixed(1)} | ${spill.cpuS.toFixed(1)} | ${Math.round(n / spill.wallS).toLocaleString('en-US')} | ${spill.maxRssMB.toFixed(0)} | ${spill.counters.index_spills ?? 0} | ${(spill.counters.near_duplicates ?? 0).toLocaleString('en-US')} | ${ram ? `${ram.maxRssMB.toFixed(0)} MB, ${ram.sha === spill.sha ? 'identical' : '**DIFFERENT**'}` : 'not run'} |`,
-    );
+
+  function writeResults(): void {
+    const rows: string[] = [];
+    for (const { m, n, mb, spill, ram } of results) {
+      rows.push(
+        `| ${m}x | ${n.toLocaleString('en-US')} | ${mb.toFixed(0)} | ${spill.wallS.toFixed(1)} | ${spill.cpuS.toFixed(1)} | ${Math.round(n / spill.wallS).toLocaleString('en-US')} | ${spill.maxRssMB.toFixed(0)} | ${spill.anonMB.toFixed(0)} | ${spill.fileMB.toFixed(0)} | ${spill.counters.index_spills ?? 0} | ${(spill.counters.near_duplicates ?? 0).toLocaleString('en-US')} | ${ram ? `${ram.maxRssMB.toFixed(0)} MB, ${ram.sha === spill.sha ? 'identical' : '**DIFFERENT**'}` : 'not run'} |`,
+      );
+    }
+    const first = results[0];
+    const last = results[results.length - 1];
+    const md = [
+      `## Dedup at scale: bounded memory with LMDB spill${quick ? ' (--quick)' : ''}`,
+      '',
+      `Command: \`npx tsx bench/dedup-scale.ts${args.length ? ' ' + args.join(' ') : ''}\` · machine: ${os.cpus().length} cores (${os.cpus()[0]?.model ?? '?'}), node ${process.version}, ${Math.round(os.totalmem() / 2 ** 30)} GB RAM, ${new Date().toISOString().slice(0, 10)}. The machine was shared with other jobs (wall times are noisier than CPU times).`,
+      '',
+      `Pipeline: normalize -> shingle (word 5-grams) -> minhash (128, oph) -> lsh-band-join (0.85, 16 x 8, verify exact, keep first), through \`mixstream run\` with both cores (shingle/minhash worker threads). Spilled runs use \`memoryMB: ${memoryMB}\` (goal: peak RSS < memoryMB + 300 = ${memoryMB + 300} MB); the in-RAM runs use memoryMB 16384 (no spill) on the same input and their output is compared byte for byte (sha256). Peak RSS by /usr/bin/time -v; its anonymous part (heaps, typed arrays) and file-backed part (pages of the LMDB file mapped by lookups, and the node binary: page cache the kernel reclaims under memory pressure) are peaks sampled from /proc every 100 ms.`,
+      '',
+      '| input | documents | MB | wall s | CPU s | docs/s | peak RSS MB | of which anonymous (peak) | file-backed (peak) | index spills | removed | in-RAM run: peak RSS, output |',
+      '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|',
+      ...rows,
+      '',
+      results.length > 1
+        ? `From ${first.m}x to ${last.m}x: input x${(last.n / first.n).toFixed(0)}, wall time x${(last.spill.wallS / first.spill.wallS).toFixed(1)}, CPU time x${(last.spill.cpuS / first.spill.cpuS).toFixed(1)}, peak RSS x${(last.spill.maxRssMB / first.spill.maxRssMB).toFixed(2)} (spilled runs).`
+        : '',
+      '',
+    ].join('\n');
+    // A --quick run does not replace the committed full results.
+    const resultFile = quick ? path.join(DATA, 'dedup-scale-quick.md') : path.join(HERE, 'results', 'dedup-scale.md');
+    mkdirSync(path.dirname(resultFile), { recursive: true });
+    writeFileSync(resultFile, md);
+    process.stdout.write(md);
   }
-  const first = results[0];
-  const last = results[results.length - 1];
-  const md = [
-    `## Dedup at scale: bounded memory with LMDB spill${quick ? ' (--quick)' : ''}`,
-    '',
-    `Command: \`npx tsx bench/dedup-scale.ts${args.length ? ' ' + args.join(' ') : ''}\` · machine: ${os.cpus().length} cores (${os.cpus()[0]?.model ?? '?'}), node ${process.version}, ${Math.round(os.totalmem() / 2 ** 30)} GB RAM, ${new Date().toISOString().slice(0, 10)}. The machine was shared with other jobs (wall times are noisier than CPU times).`,
-    '',
-    `Pipeline: normalize -> shingle (word 5-grams) -> minhash (128, oph) -> lsh-band-join (0.85, 16 x 8, verify exact, keep first), through \`mixstream run\` with both cores (shingle/minhash worker threads). Spilled runs use \`memoryMB: ${memoryMB}\` (goal: peak RSS < memoryMB + 300 = ${memoryMB + 300} MB); the in-RAM runs use memoryMB 16384 (no spill) on the same input and their output is compared byte for byte (sha256). Peak RSS by /usr/bin/time -v.`,
-    '',
-    '| input | documents | MB | wall s | CPU s | docs/s | peak RSS MB | index spills | removed | in-RAM run: peak RSS, output |',
-    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---|',
-    ...rows,
-    '',
-    results.length > 1
-      ? `From ${first.m}x to ${last.m}x: input x${(last.n / first.n).toFixed(0)}, wall time x${(last.spill.wallS / first.spill.wallS).toFixed(1)}, CPU time x${(last.spill.cpuS / first.spill.cpuS).toFixed(1)}, peak RSS x${(last.spill.maxRssMB / first.spill.maxRssMB).toFixed(2)} (spilled runs).`
-      : '',
-    '',
-  ].join('\n');
-  // A --quick run does not replace the committed full results.
-  const resultFile = quick ? path.join(DATA, 'dedup-scale-quick.md') : path.join(HERE, 'results', 'dedup-scale.md');
-  mkdirSync(path.dirname(resultFile), { recursive: true });
-  writeFileSync(resultFile, md);
-  process.stdout.write(md);
 }
 
 main().catch((e) => {

@@ -2,8 +2,7 @@
 // per idle thread, results come back to the caller's promise (so awaiting them in submission
 // order keeps output order). `map` runs a stream of inputs with at most `inFlight` tasks
 // outstanding (backpressure) and yields results in input order. The threads themselves are
-// shared by every pool of the process (see ThreadGroup): a pool's `size` is the parallelism it
-// asks for and plans its chunks by.
+// shared by every pool of the process (see ThreadGroup); a pool runs at most `size` tasks at once.
 //
 // Worker modules may be TypeScript: each thread starts in lib/parallel-worker.mjs, which registers
 // the tsx loader (resolved from this package, so it works under `npx tsx`, tap and the CLI, from
@@ -67,8 +66,8 @@ export function isTransferring(v: unknown): v is Transferring<unknown> {
 
 interface Task {
   id: number;
-  /** The pool that submitted it. */
-  owner: object;
+  /** The pool that submitted it: at most `size` of its tasks run at once. */
+  owner: { size: number; running: number };
   module: string;
   fn: string;
   input: unknown;
@@ -112,13 +111,15 @@ class ThreadGroup {
       const task = slot.task;
       if (!task || task.id !== msg.id) return;
       slot.task = undefined;
+      task.owner.running--;
       if (msg.ok) task.resolve(msg.value);
       else {
         const e = new Error(msg.error?.message ?? 'worker task failed');
         if (msg.error?.stack) e.stack = msg.error.stack;
         task.reject(e);
       }
-      this.dispatch(slot);
+      // A task of a pool that was at its limit may run now, on any idle thread.
+      for (const s of this.slots) if (!s.task) this.dispatch(s);
     });
     worker.on('error', (e) => this.fail(e instanceof Error ? e : new Error(String(e))));
     worker.on('exit', (code) => {
@@ -157,17 +158,21 @@ class ThreadGroup {
   }
 
   private dispatch(slot: Slot): void {
-    const task = this.queue.shift();
-    if (!task) {
+    // The oldest task whose pool is below its own size.
+    const k = this.queue.findIndex((t) => t.owner.running < t.owner.size);
+    if (k < 0) {
       slot.worker.unref();
       return;
     }
+    const task = this.queue.splice(k, 1)[0];
     slot.task = task;
+    task.owner.running++;
     slot.worker.ref();
     try {
       slot.worker.postMessage({ id: task.id, module: task.module, fn: task.fn, input: task.input }, task.transfer);
     } catch (e) {
       slot.task = undefined;
+      task.owner.running--;
       task.reject(e as Error);
       this.dispatch(slot);
     }
@@ -202,7 +207,7 @@ export function createWorkerPool<I = unknown, O = unknown>(options: WorkerPoolOp
   const idleWaiters: (() => void)[] = [];
   // This pool's tasks that are queued or running: destroy rejects them.
   const mine = new Set<{ reject(e: Error): void }>();
-  const owner = {};
+  const owner = { size, running: 0 };
   const stopWatching = threads.onFail((e) => (failure ??= e));
 
   function settle(entry: { reject(e: Error): void }) {

@@ -124,6 +124,10 @@ t.test('pools share the threads of the process: as many as the largest pool asks
   const ids = await Promise.all([...Array.from({ length: 12 }, () => a.run(5)), ...Array.from({ length: 12 }, () => b.run(5))]);
   t.same(await Promise.all([1, 2, 3].map((value) => c.run({ value, delayMs: 1 }))), [2, 4, 6], 'each pool runs its own function');
   t.equal(new Set(ids).size, 2, 'two threads serve both pools');
+  // A pool runs at most its own size at once, whatever the threads of the others.
+  const gauge = new Int32Array(new SharedArrayBuffer(8));
+  await Promise.all(Array.from({ length: 8 }, (_, value) => c.run({ value, delayMs: 5, gauge } as { value: number; delayMs: number })));
+  t.equal(gauge[1], 1, 'the 1-thread pool never ran two tasks at once');
   // Destroying one pool rejects its tasks only; the others keep working on the same threads.
   const slow = b.run(2000);
   const doomed = t.rejects(slow, /destroyed/);

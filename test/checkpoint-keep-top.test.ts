@@ -68,7 +68,7 @@ for (const mode of ['stream', 'exact'] as const) {
     if (mode === 'exact') t.ok(refReport.steps.at(-1).counters.spilled_records > 1000, 'keep-top spills');
 
     const base = path.join(dir, mode, 'killed');
-    const { kills, code } = await killRepeatedly(args(mode, 'killed'), path.join(base, 'ckpt'), { kills: 3, maxDelayMs: 1500, seed: mode === 'stream' ? 7 : 8 });
+    const { kills, code } = await killRepeatedly(args(mode, 'killed'), path.join(base, 'ckpt'), { kills: 3, maxDelayMs: 400, seed: mode === 'stream' ? 7 : 8 });
     t.ok(kills >= 3, `killed ${kills} times before it finished`);
     t.equal(code, 0);
     const history = readFileSync(path.join(base, 'ckpt', 'history.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { createHash } from 'node:crypto';
 import { Compressor } from 'zstd-napi';
 import { decodeInput, DEFAULT_DECODE, fileInput, type InputProgress } from '../lib/io/decode.ts';
-import { defineOperator, type Rec, type StepContext } from '../lib/operator.ts';
+import { defineOperator, type Rec, type Step, type StepContext } from '../lib/operator.ts';
 import { recordTokens } from './mix.ts';
 
 export interface PartitionOptions {
@@ -571,7 +571,7 @@ export default defineOperator<PartitionOptions>({
       claim();
       ready = true;
     };
-    return {
+    const step: Step = {
       async process(batch) {
         start();
         let tokens = 0;
@@ -611,5 +611,12 @@ export default defineOperator<PartitionOptions>({
         else await w.abort();
       },
     };
+    // The end-of-input upsampling reads back and copies finished shards; resuming in the middle of
+    // it is not exact yet, so such a pipeline is refused by --checkpoint instead of resumed wrongly.
+    if (o.upsampleTo !== undefined) {
+      delete step.checkpoint;
+      delete step.restore;
+    }
+    return step;
   },
 });

@@ -104,7 +104,7 @@ const scenarios = [
   },
   {
     name: 'mix into partition (same directory as -o)',
-    steps: [mixStep(64), { op: 'tokens', mode: 'estimate' }, { op: 'partition', dir: 'out', by: ['mix_source'], unitTokens: 20_000, maxShardBytes: 16_000, frameBytes: 8192, maxOpenPartitions: 2, upsampleTo: 4 }],
+    steps: [mixStep(64), { op: 'tokens', mode: 'estimate' }, { op: 'partition', dir: 'out', by: ['mix_source'], unitTokens: 20_000, maxShardBytes: 16_000, frameBytes: 8192, maxOpenPartitions: 2 }],
     signals: ['SIGKILL', 'SIGTERM', 'SIGKILL'] as NodeJS.Signals[],
   },
 ];
@@ -137,3 +137,10 @@ for (const [i, sc] of scenarios.entries()) {
     t.notOk(existsSync(path.join(base, 'out', OWNER_FILE)), 'no owner mark left in a finished directory');
   });
 }
+
+t.test('partition with upsampleTo is refused by --checkpoint (its end-of-input upsampling does not resume exactly)', async (t) => {
+  const a = withInterval(setup('upsample', [mixStep(64), { op: 'tokens', mode: 'estimate' }, { op: 'partition', dir: 'out', by: ['mix_source'], unitTokens: 20_000, upsampleTo: 4 }]), 0.02);
+  const r = await runToEnd(a);
+  t.equal(r.code, 1);
+  t.match(r.stderr, /\(partition\) keeps state across records but cannot checkpoint it/);
+});

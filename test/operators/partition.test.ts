@@ -208,7 +208,7 @@ t.test('checkpoint, crash, fresh step restored on the same directory: files and 
     [docs.length, 0], // stopped after the flush (units closed, upsampling, manifest written)
   ];
   const variants = [
-    { options: { by: ['source'], unitTokens: 20_000, maxShardBytes: 16_384, frameBytes: 4096, upsampleTo: 4 }, cuts },
+    { options: { by: ['source'], unitTokens: 20_000, maxShardBytes: 16_384, frameBytes: 4096 }, cuts },
     // Evictions: the order of the open set is part of the state.
     { options: { by: ['source', 'meta.bucket'], maxOpenPartitions: 2, frameBytes: 2048, level: 1 }, cuts: cuts.slice(1, 3) },
   ];
@@ -224,6 +224,14 @@ t.test('checkpoint, crash, fresh step restored on the same directory: files and 
       t.same(counters, ref.counters.counters, 'counters (shards, partitions, evictions, tokens) counted once over both steps');
     }
   }
+});
+
+t.test('with upsampleTo the step has no checkpoint, so --checkpoint refuses the pipeline instead of resuming it wrongly', async (t) => {
+  const opts = validateOptions({ dir: path.join(tmpdir(), 'out'), by: ['source'], unitTokens: 20_000, upsampleTo: 4 }, partition.options, []);
+  const step = await partition.create(opts as never, createStepContext({ op: 'partition', tmpDir: tmpdir(), log: () => {} }));
+  t.equal(step.checkpoint, undefined);
+  t.equal(step.restore, undefined);
+  await step.close!();
 });
 
 t.test('an owner mark lets the same run take its directory back; another run is refused', async (t) => {

@@ -7,6 +7,7 @@ import { createHash } from 'node:crypto';
 import { appendFileSync, closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, truncateSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import type { ResolvedPipeline } from './pipeline.ts';
+import { syncPath } from './io/durable.ts';
 
 export interface SerializedCounters {
   recordsIn: number;
@@ -97,12 +98,7 @@ export class CheckpointStore {
     renameSync(tmp, this.file);
     // A one-line history of commits: what a resumed run started from, for people and for debugging.
     appendFileSync(path.join(this.dir, 'history.jsonl'), JSON.stringify({ seq: state.seq, parts: state.parts, finished: state.finished, pid: process.pid, at: state.updatedAt, inputs: state.inputs.map((i) => [i.line, i.complete]) }) + '\n');
-    const dirFd = openSync(this.dir, 'r');
-    try {
-      fsyncSync(dirFd);
-    } finally {
-      closeSync(dirFd);
-    }
+    syncPath(this.dir);
     for (const entry of readdirSync(this.dir)) {
       if (entry.startsWith('state-') && entry !== state.stateDir) rmSync(path.join(this.dir, entry), { recursive: true, force: true });
     }
@@ -114,21 +110,9 @@ function syncTree(dir: string): void {
   for (const entry of readdirSync(dir, { withFileTypes: true })) {
     const p = path.join(dir, entry.name);
     if (entry.isDirectory()) syncTree(p);
-    else if (entry.isFile()) {
-      const fd = openSync(p, 'r');
-      try {
-        fsyncSync(fd);
-      } finally {
-        closeSync(fd);
-      }
-    }
+    else if (entry.isFile()) syncPath(p);
   }
-  const fd = openSync(dir, 'r');
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
+  syncPath(dir);
 }
 
 export const PART_PREFIX = 'part-';

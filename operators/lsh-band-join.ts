@@ -1,12 +1,13 @@
 // lsh-band-join: near-duplicate removal with MinHash LSH (Zyda-2 cross-dedup, Ziya2 content dedup).
 // Joins each document against the kept documents seen before it (and against persisted indexes
 // of other datasets), verifies candidates, and keeps one document per cluster.
-import { closeSync, existsSync, fsyncSync, openSync, readdirSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import { defineOperator, internals, peekInternals, type Rec, type StepContext } from '../lib/operator.ts';
 import { LshIndex, LshIndexReader, bandKeys, candidateProbability, chooseBands, mappedAllowance, type IndexedDoc } from '../lib/sketch/lsh.ts';
 import { estimateJaccard } from '../lib/sketch/minhash.ts';
+import { syncPath, writeAll } from '../lib/io/durable.ts';
 import { exactJaccard } from '../lib/text/shingle.ts';
 
 export interface LshBandJoinOptions {
@@ -131,7 +132,7 @@ class RecordSpool {
 
   /** Checkpoint: the records still in RAM go to a file; the spilled ones stay in LMDB (synced). */
   save(dir: string): { count: number; spilled: number } {
-    if (this.env) syncFile(path.join(this.dir(), 'data.mdb'));
+    if (this.env) syncPath(path.join(this.dir(), 'data.mdb'));
     const fd = openSync(path.join(dir, 'spool-ram.bin'), 'w');
     try {
       const len = Buffer.alloc(4);
@@ -140,7 +141,6 @@ class RecordSpool {
         writeAll(fd, len);
         writeAll(fd, b);
       }
-      fsyncSync(fd);
     } finally {
       closeSync(fd);
     }
@@ -173,20 +173,6 @@ class RecordSpool {
   close(): void {
     this.env?.close();
     this.env = undefined;
-  }
-}
-
-function writeAll(fd: number, b: Uint8Array): void {
-  for (let at = 0; at < b.length; ) at += writeSync(fd, b, at, b.length - at);
-}
-
-function syncFile(file: string): void {
-  if (!existsSync(file)) return;
-  const fd = openSync(file, 'r');
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
   }
 }
 

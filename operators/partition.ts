@@ -1,11 +1,12 @@
 // `partition`: a terminal step that writes records into partitions by metadata fields, each split
 // into base units of equal token size (the data-ablation paper's "base unit" partitions), as
 // zstd-compressed NDJSON shards with a size limit, and a manifest.json describing them.
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmdirSync, rmSync, statSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmdirSync, rmSync, statSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs';
 import { open, rename, writeFile, unlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
 import { Compressor } from 'zstd-napi';
+import { syncPath } from '../lib/io/durable.ts';
 import { decodeInput, DEFAULT_DECODE, fileInput, type InputProgress } from '../lib/io/decode.ts';
 import { defineOperator, type Rec, type Step, type StepContext } from '../lib/operator.ts';
 import { recordTokens } from './mix.ts';
@@ -399,14 +400,7 @@ class PartitionWriter {
     for (const file of this.dirty) {
       const fh = handles.get(file);
       if (fh) await fh.datasync();
-      else {
-        const fd = openSync(file, 'r');
-        try {
-          fsyncSync(fd);
-        } finally {
-          closeSync(fd);
-        }
-      }
+      else syncPath(file);
     }
     this.dirty.clear();
     const chunks: Buffer[] = [];

@@ -18,11 +18,12 @@
 //
 // Binary values are little-endian 32-bit words (the byte order of every platform Node runs on
 // in practice; opening an index on a big-endian machine is refused).
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import os from 'node:os';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import { fmix32 as mix32 } from '../text/shingle.ts';
+import { syncPath, writeAll } from '../io/durable.ts';
 
 // ---------------------------------------------------------------------------------------------
 // Band choice and candidate probability
@@ -526,16 +527,7 @@ class Store {
 
   /** Forces what LMDB wrote to stable storage (a checkpoint then never points at lost pages). */
   sync(): void {
-    for (const f of ['data.mdb']) {
-      const file = path.join(this.dir, f);
-      if (!existsSync(file)) continue;
-      const fd = openSync(file, 'r');
-      try {
-        fsyncSync(fd);
-      } finally {
-        closeSync(fd);
-      }
-    }
+    syncPath(path.join(this.dir, 'data.mdb'));
   }
 
   /** Bytes the store keeps in RAM (Bloom filters, fences, block directory). */
@@ -789,13 +781,10 @@ export class LshIndex {
       entries[k++] = this.tSlot[i];
     }
     writeFileSync(path.join(dir, 'ram-entries.bin'), wordsToBuffer(entries));
+    // The checkpoint syncs the files of `dir` before it commits.
     const fd = openSync(path.join(dir, 'ram-docs.bin'), 'w');
     try {
-      this.chunks.forEach((c, i) => {
-        const b = wordsToBuffer(c.subarray(0, this.chunkFill[i]));
-        for (let at = 0; at < b.length; ) at += writeSync(fd, b, at, b.length - at);
-      });
-      fsyncSync(fd);
+      this.chunks.forEach((c, i) => writeAll(fd, wordsToBuffer(c.subarray(0, this.chunkFill[i]))));
     } finally {
       closeSync(fd);
     }

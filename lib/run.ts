@@ -342,6 +342,8 @@ async function execute(opts: RunOptions, control: StopControl): Promise<RunRepor
 
     const takeSide = (list: SideRecord[]): SideRecord[] | undefined => (list.length ? list.splice(0) : undefined);
     let barrierTaken: (() => void) | undefined;
+    // A failed run never delivers the barrier the source waits for.
+    abort.signal.addEventListener('abort', () => barrierTaken?.(), { once: true });
     const makeBarrier = (finished: boolean): Batch => {
       seq++;
       lastCheckpoint = performance.now();
@@ -366,10 +368,7 @@ async function execute(opts: RunOptions, control: StopControl): Promise<RunRepor
           yield batch;
           if (checkpointDue()) {
             // The stream pulls ahead: the generator must not move on before it has checkpointed.
-            const taken = new Promise<void>((resolve) => {
-              barrierTaken = resolve;
-              abort.signal.addEventListener('abort', () => resolve(), { once: true });
-            });
+            const taken = new Promise<void>((resolve) => (barrierTaken = resolve));
             yield makeBarrier(false);
             await taken;
           }
@@ -429,16 +428,20 @@ async function execute(opts: RunOptions, control: StopControl): Promise<RunRepor
         if (carried || own) out[SIDE] = carried && own ? carried.concat(own) : (carried ?? own);
         return out;
       };
+      /** Counts records a step hands on, and the time since `since`. */
+      const counted = <B extends Rec[]>(out: B, since: number): B => {
+        c.timeMs += performance.now() - since;
+        c.recordsOut += out.length;
+        c.tokensOut += tokenSum(out);
+        return out;
+      };
       return async function* (src: AsyncIterable<Batch>): AsyncGenerator<Batch> {
         for await (const batch of src) {
           const barrier = batch[BARRIER];
           if (barrier) {
             if (step.drain && !isGenerator) {
               const t = performance.now();
-              const out = (await step.drain()) as Batch;
-              c.timeMs += performance.now() - t;
-              c.recordsOut += out.length;
-              c.tokensOut += tokenSum(out);
+              const out = counted((await step.drain()) as Batch, t);
               if (out.length) yield withSide(out, undefined);
             }
             if (step.checkpoint && barrier.stateDir) {
@@ -464,10 +467,7 @@ async function execute(opts: RunOptions, control: StopControl): Promise<RunRepor
           c.recordsIn += batch.length;
           c.tokensIn += tokenSum(batch);
           const t = performance.now();
-          const out = (batch.length ? await step.process(batch) : batch) as Batch;
-          c.timeMs += performance.now() - t;
-          c.recordsOut += out.length;
-          c.tokensOut += tokenSum(out);
+          const out = counted((batch.length ? await step.process(batch) : batch) as Batch, t);
           const result = withSide(out, carried);
           if (result.length || result[SIDE]) yield result;
         }
@@ -475,10 +475,7 @@ async function execute(opts: RunOptions, control: StopControl): Promise<RunRepor
         if (step.flushBatches && !(checkpointing && stopped())) {
           let t = performance.now();
           for await (const out of step.flushBatches()) {
-            c.timeMs += performance.now() - t;
-            c.recordsOut += out.length;
-            c.tokensOut += tokenSum(out);
-            yield withSide(out as Batch, undefined);
+            yield withSide(counted(out as Batch, t), undefined);
             t = performance.now();
           }
           c.timeMs += performance.now() - t;
@@ -486,10 +483,7 @@ async function execute(opts: RunOptions, control: StopControl): Promise<RunRepor
           if (rest) yield Object.assign([], { [SIDE]: rest }) as Batch;
         } else if (step.flush && !(checkpointing && stopped())) {
           const t = performance.now();
-          const out = await step.flush();
-          c.timeMs += performance.now() - t;
-          c.recordsOut += out.length;
-          c.tokensOut += tokenSum(out);
+          const out = counted(await step.flush(), t);
           // Hand large flushes on in bounded batches.
           for (let k = 0; k < out.length; k += 1024) yield withSide(out.slice(k, k + 1024) as Batch, undefined);
           const rest = takeSide(stepSide[i]);

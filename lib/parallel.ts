@@ -200,20 +200,18 @@ export function createWorkerPool<I = unknown, O = unknown>(options: WorkerPoolOp
   const threads = (group ??= new ThreadGroup());
   threads.users++;
   threads.grow(size, options.name ?? 'mixstream');
-  let pending = 0;
   let failure: Error | undefined;
   let closed = false;
   let released = false;
   const idleWaiters: (() => void)[] = [];
-  // This pool's tasks that are queued or running: destroy rejects them.
+  // This pool's tasks that are queued or running (its pending count): destroy rejects them.
   const mine = new Set<{ reject(e: Error): void }>();
   const owner = { size, running: 0 };
   const stopWatching = threads.onFail((e) => (failure ??= e));
 
   function settle(entry: { reject(e: Error): void }) {
     mine.delete(entry);
-    pending--;
-    if (pending === 0) for (const w of idleWaiters.splice(0)) w();
+    if (mine.size === 0) for (const w of idleWaiters.splice(0)) w();
   }
 
   const run = (input: I, transfer: TransferListItem[] = []): Promise<O> => {
@@ -230,7 +228,6 @@ export function createWorkerPool<I = unknown, O = unknown>(options: WorkerPoolOp
         },
       };
       mine.add(entry);
-      pending++;
       threads.submit({
         owner,
         module: moduleUrl,
@@ -278,12 +275,12 @@ export function createWorkerPool<I = unknown, O = unknown>(options: WorkerPoolOp
     run,
     map,
     get pending() {
-      return pending;
+      return mine.size;
     },
     async close() {
       if (closed) return leave();
       closed = true;
-      if (pending > 0 && !failure) await new Promise<void>((r) => idleWaiters.push(r));
+      if (mine.size > 0 && !failure) await new Promise<void>((r) => idleWaiters.push(r));
       await leave();
     },
     async destroy() {

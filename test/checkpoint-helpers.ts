@@ -2,6 +2,7 @@
 // a cut, a checkpoint, optionally more records that the "crashed" run processes after it (their
 // output is lost, their spill-file appends stay behind in the scratch directory), then a NEW
 // step restored from the checkpoint in the same scratch directory, the rest, and the flush.
+import type { Test } from 'tap';
 import { createStepContext, StepCounters } from '../lib/context.ts';
 import type { OperatorDescriptor, Rec, Step } from '../lib/operator.ts';
 import { validateOptions, type OptionError } from '../lib/options.ts';
@@ -104,4 +105,12 @@ export async function resumedRun(descriptor: OperatorDescriptor, options: Record
     for (const s of crashed) await s.close?.();
   }
   return { output: output.map((r) => JSON.stringify(r) + '\n').join(''), encoded: output.map(encodeRecord).join('\n'), dropped, counters };
+}
+
+/** Asserts that a resumed run equals the uninterrupted one: output, internals, drops and counters. */
+export function sameAsWhole(t: Test, resumed: ResumedRun, whole: ResumedRun, name: string): void {
+  t.ok(resumed.output === whole.output, `${name}: output identical`);
+  t.ok(resumed.encoded === whole.encoded, `${name}: internals and step-written fields identical`);
+  t.same(resumed.dropped, whole.dropped, `${name}: drops`);
+  t.same(resumed.counters.counters, whole.counters.counters, `${name}: counters`);
 }

@@ -4,7 +4,7 @@ import tokens from '../../operators/tokens.ts';
 import { readJsonl, runOperator } from '../../lib/testing.ts';
 import { peekInternals, type Rec } from '../../lib/operator.ts';
 import normalize from '../../operators/normalize.ts';
-import { resumedRun } from '../checkpoint-helpers.ts';
+import { resumedRun, sameAsWhole } from '../checkpoint-helpers.ts';
 
 const load = (f: string) => readJsonl(new URL(`../../samples/${f}.jsonl`, import.meta.url));
 const counted = async (recs: Rec[]) => (await runOperator(tokens, {}, recs)).output;
@@ -82,10 +82,7 @@ t.test('checkpoint, new step, restore: the same sample, drops and counters as on
     for (const [cut, lost] of [[half, 0], [half, 500], [37, 1000], [recs.length - 1, 1], [half, Infinity]]) {
       const resumed = await resumedRun(op, options, recs, { cut, lost, checkpointsBefore: 2, checkpointAfter: lost > 0 });
       const name = `${JSON.stringify(options)} checkpoints before, cut at ${cut}, ${lost} records lost after it`;
-      t.ok(resumed.output === whole.output, `${name}: output identical`);
-      t.ok(resumed.encoded === whole.encoded, `${name}: internals and step-written fields identical`);
-      t.same(resumed.dropped, whole.dropped, `${name}: drops`);
-      t.same(resumed.counters.counters, whole.counters.counters, `${name}: counters`);
+      sameAsWhole(t, resumed, whole, name);
     }
   }
 });

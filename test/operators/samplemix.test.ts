@@ -3,7 +3,7 @@ import op from '../../operators/samplemix.ts';
 import tokens from '../../operators/tokens.ts';
 import { readJsonl, runOperator } from '../../lib/testing.ts';
 import type { Rec } from '../../lib/operator.ts';
-import { resumedRun } from '../checkpoint-helpers.ts';
+import { resumedRun, sameAsWhole } from '../checkpoint-helpers.ts';
 
 const load = (f: string) => readJsonl(new URL(`../../samples/${f}.jsonl`, import.meta.url));
 // A mixed corpus with a quality signal that is a real property of the text: the share of letters.
@@ -105,10 +105,7 @@ t.test('checkpoint, new step, restore: the same output, drops and counters as on
     for (const [cut, lost] of [[half, 0], [half, 400], [300, 900], [corpus.length - 1, 1], [half, Infinity]]) {
       const resumed = await resumedRun(op, options, corpus, { cut, lost, checkpointsBefore: 2, checkpointAfter: lost > 0 });
       const name = `${JSON.stringify(options)} checkpoints before, cut at ${cut}, ${lost} records lost after it`;
-      t.ok(resumed.output === whole.output, `${name}: output identical`);
-      t.ok(resumed.encoded === whole.encoded, `${name}: internals and step-written fields identical`);
-      t.same(resumed.dropped, whole.dropped, `${name}: drops`);
-      t.same(resumed.counters.counters, whole.counters.counters, `${name}: counters`);
+      sameAsWhole(t, resumed, whole, name);
     }
   }
 });

@@ -5,7 +5,7 @@ import { closeSync, existsSync, openSync, readdirSync, readFileSync, writeFileSy
 import path from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import { defineOperator, internals, peekInternals, type Rec, type StepContext } from '../lib/operator.ts';
-import { LshIndex, LshIndexReader, bandKeys, candidateProbability, chooseBands, mappedAllowance, type IndexedDoc } from '../lib/sketch/lsh.ts';
+import { LshIndex, LshIndexReader, bandKeys, candidateProbability, chooseBands, storeCacheBytes, type IndexedDoc } from '../lib/sketch/lsh.ts';
 import { estimateJaccard } from '../lib/sketch/minhash.ts';
 import { syncPath, writeAll } from '../lib/io/durable.ts';
 import { exactJaccard } from '../lib/text/shingle.ts';
@@ -268,7 +268,7 @@ function createJoin(o: LshBandJoinOptions, ctx: StepContext) {
   };
   let restored = false;
   const readers = o.against.map((p) => {
-    const r = new LshIndexReader(resolve(p), mappedAllowance(memory / 2));
+    const r = new LshIndexReader(resolve(p), storeCacheBytes(memory / 2));
     if (o.verify === 'exact' && !r.params.shingles) {
       r.close();
       throw new Error(`against: ${p} was written without shingle sets (verify "${'signature'}"); use verify "signature" or rebuild it with verify "exact"`);
@@ -343,25 +343,37 @@ function createJoin(o: LshBandJoinOptions, ctx: StepContext) {
     return estimateJaccard(sig, doc.signature);
   }
 
-  /** The best verified match of a document among the indexes, or undefined. */
+  /**
+   * The first verified match of a document, or undefined. Bands are searched in order (in each
+   * band the `against` indexes first, then this run's, candidates in arrival order) and the
+   * search stops at the first candidate that verifies: a duplicate costs a few reads instead of
+   * every band's. The order depends only on the documents, never on what spilled.
+   */
   function join(sig: Uint32Array, shingles: Uint32Array | undefined): Match | undefined {
     bandKeys(sig, bands, rows, keys);
-    let best: Match | undefined;
-    const consider = (source: number, slots: number[], get: (s: number) => IndexedDoc) => {
-      for (const slot of slots) {
-        candidatesSeen++;
-        const doc = get(slot);
-        const sim = similarity(sig, shingles, doc);
-        if (o.verify !== 'none' && sim < o.threshold) {
-          rejected++;
-          continue;
+    const seen: number[][] = readers.map(() => []);
+    seen.push([]);
+    for (let b = 0; b < bands; b++) {
+      for (let source = 0; source <= readers.length; source++) {
+        const own = source === readers.length;
+        const slots = own ? index!.bandCandidates(keys, b) : readers[source].bandCandidates(keys, b);
+        const done = seen[source];
+        for (const slot of slots) {
+          // A candidate found in an earlier band was verified then.
+          if (done.includes(slot)) continue;
+          done.push(slot);
+          candidatesSeen++;
+          const doc = own ? index!.getDoc(slot) : readers[source].getDoc(slot);
+          const sim = similarity(sig, shingles, doc);
+          if (o.verify !== 'none' && sim < o.threshold) {
+            rejected++;
+            continue;
+          }
+          return { id: doc.id, similarity: sim, source: own ? -1 : source, slot };
         }
-        if (!best || sim > best.similarity) best = { id: doc.id, similarity: sim, source, slot };
       }
-    };
-    readers.forEach((r, i) => consider(i, r.candidates(keys), (s) => r.getDoc(s)));
-    consider(-1, index!.candidates(keys), (s) => index!.getDoc(s));
-    return best;
+    }
+    return undefined;
   }
 
   function keepDoc(rec: Rec, sig: Uint32Array, shingles: Uint32Array | undefined): void {
@@ -432,7 +444,14 @@ function createJoin(o: LshBandJoinOptions, ctx: StepContext) {
     ctx.stats.count('candidates', candidatesSeen);
     ctx.stats.count('rejected_candidates', rejected);
     if (index?.spills) ctx.stats.count('index_spills', index.spills);
-    if (index?.releases) ctx.stats.count('index_map_releases', index.releases);
+    if (index?.merges) ctx.stats.count('index_merges', index.merges);
+    if (index?.spills) {
+      const d = index.diskStats;
+      ctx.stats.count('index_segments', d.segments);
+      ctx.stats.count('index_block_reads', d.blockReads);
+      ctx.stats.count('index_block_hits', d.blockHits);
+      ctx.stats.count('index_doc_reads', d.docReads);
+    }
     index?.finish();
   }
 

@@ -1,27 +1,27 @@
 // MinHash LSH: band choice, candidate probability, band keys, and an index of band keys ->
-// document slots with a memory budget that spills to LMDB beyond it. No stream code.
+// document slots with a memory budget that spills to an SQLite database beyond it. No stream code.
 //
 // Layout of the index (the same for a spill directory and for a persisted `writeIndex` path):
 // - RAM tier: an open-addressing multimap (band key -> slot) over typed arrays, plus the
 //   documents (id, signature, optional shingle set) of the slots added since the last spill,
 //   packed into large word chunks (no per-document allocations: a spill frees whole chunks).
 // - Spilled segments: when the RAM tier outgrows its budget, its band entries are sorted and
-//   written to LMDB as blocks of BLOCK_ENTRIES sorted entries; the segment keeps in RAM a
+//   written to the database as blocks of BLOCK_ENTRIES sorted entries; the segment keeps in RAM a
 //   blocked Bloom filter of its keys and the first key of every block (fences). A lookup checks
 //   the Bloom filter (no false negatives), then reads the one block the fences point to.
-//   Documents go to LMDB in blocks of consecutive slots.
+//   Documents go to the database one row per slot.
 // Lookups, candidate sets and therefore every dedup decision are identical whether or not the
 // index spilled: spilling only moves entries.
 // Checkpoints (`save`/`restore`): spilled segments are never rewritten, so a checkpoint records
-// how many of them (and of the document blocks) exist, and dumps the RAM tier; whatever a
-// crashed run wrote to LMDB after its last checkpoint is overwritten by the resumed run.
+// how many of them (and of the documents) exist, and dumps the RAM tier; whatever a crashed run
+// wrote to the database after its last checkpoint is overwritten by the resumed run.
 //
 // Binary values are little-endian 32-bit words (the byte order of every platform Node runs on
 // in practice; opening an index on a big-endian machine is refused).
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import os from 'node:os';
-import { open, type Database, type RootDatabase } from 'lmdb';
+import Database from 'better-sqlite3';
 import { fmix32 as mix32 } from '../text/shingle.ts';
 import { syncPath, writeAll } from '../io/durable.ts';
 
@@ -212,7 +212,7 @@ function storedDocWords(words: Uint32Array, at: number): number {
   return 3 + ((words[at] + 3) >>> 2) + words[at + 1] + (words[at + 2] === 0xffffffff ? 0 : words[at + 2]);
 }
 
-/** Copies an LMDB value into an aligned word array. */
+/** Copies bytes into an aligned word array. */
 function toWords(buf: Uint8Array): Uint32Array {
   const w = new Uint32Array(buf.length >>> 2);
   new Uint8Array(w.buffer).set(buf.subarray(0, w.length * 4));
@@ -231,14 +231,21 @@ function segmentAux(bloom: BlockedBloom, fences: Uint32Array): Buffer {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The LMDB store shared by spill directories and persisted indexes
+// The on-disk store shared by spill directories and persisted indexes: one SQLite database.
+// SQLite reads with pread into a page cache of fixed size, so random lookups over an index of any
+// size keep the process's resident memory bounded (a memory-mapped store such as LMDB keeps every
+// page a lookup touched mapped, and counted in the RSS, until it is unmapped).
 
-const BLOCK_ENTRIES = 512;
-const DOC_BLOCK_BYTES = 8 * 1024;
-/** Bytes written per LMDB transaction when spilling. */
+/** Band entries per block: 256 x 12 bytes fit one 4 KB database page. */
+const BLOCK_ENTRIES = 256;
+/** Bytes written per transaction when spilling. */
 const TXN_BYTES = 4 * 1024 * 1024;
 const TXN_BLOCKS = Math.ceil(TXN_BYTES / (BLOCK_ENTRIES * 12));
-const FORMAT = 'mixstream-lsh-index/1';
+const FORMAT = 'mixstream-lsh-index/2';
+/** Spilled segments of about the same size merged into one. */
+const MERGE_FAN_IN = 4;
+/** The database file inside an index directory. */
+export const INDEX_FILE = 'index.sqlite';
 
 export interface IndexParams {
   bands: number;
@@ -261,7 +268,10 @@ interface StoreMeta {
   params: IndexParams;
   docs: number;
   segments: SegmentMeta[];
-  docBlocks: number[];
+  /** Documents in the store: slots 0 .. spilledDocs - 1. */
+  spilledDocs: number;
+  /** Next free block number (blocks of merged-away segments are never reused). */
+  nextBlock: number;
 }
 
 interface Segment {
@@ -271,94 +281,80 @@ interface Segment {
   fences: Uint32Array;
 }
 
-/** Resident bytes of file-backed mappings (Linux /proc/self/status RssFile), or undefined elsewhere. */
-function rssFile(): number | undefined {
-  try {
-    const m = /RssFile:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'));
-    return m ? Number(m[1]) * 1024 : undefined;
-  } catch {
-    return undefined;
-  }
+/** An aligned word view of a value read from the database (copied only when unaligned). */
+function asWords(buf: Buffer): Uint32Array {
+  if ((buf.byteOffset & 3) === 0) return new Uint32Array(buf.buffer, buf.byteOffset, buf.length >>> 2);
+  return toWords(buf);
 }
 
 class Store {
-  env!: RootDatabase;
-  blocks!: Database<Buffer, number>;
-  docs!: Database<Buffer, number>;
-  aux!: Database<Buffer, number>;
-  meta!: Database<any, string>;
-  private readonly rssFileBase: number | undefined;
-  releases = 0;
+  private readonly db: Database.Database;
+  private readonly file: string;
+  private readonly putBlock: Database.Statement;
+  private readonly getBlock: Database.Statement;
+  private readonly putDoc: Database.Statement;
+  private readonly getDocStmt: Database.Statement;
+  private readonly allDocsStmt: Database.Statement;
+  private readonly putAux: Database.Statement;
+  private readonly getAux: Database.Statement;
+  private readonly putMeta: Database.Statement;
+  private readonly getMeta: Database.Statement;
+  private readonly deleteBlocks: Database.Statement;
+  private readonly deleteAux: Database.Statement;
+  /** Set once a checkpoint refers to the stored segments: merged-away blocks are then kept (a resume may need them). */
+  keepRetired = false;
+  /** Reads of band-entry blocks, and how many of them held the key looked up (the rest were Bloom false positives). */
+  blockReads = 0;
+  blockHits = 0;
+  /** Documents read for verification. */
+  docReads = 0;
   segments: Segment[] = [];
-  /** First slot of each spilled document block. */
-  docBlockStarts: number[] = [];
+  /** Documents stored: slots 0 .. spilledDocs - 1. */
+  spilledDocs = 0;
   nextBlock = 0;
   private cacheBlock = -1;
   private cacheWords: Uint32Array | undefined;
 
-  constructor(private readonly dir: string, readonly readOnly: boolean, private readonly durable: boolean, private readonly mappedAllowance: number) {
+  /** `cacheBytes`: the database's page cache (part of the index budget). */
+  constructor(private readonly dir: string, readonly readOnly: boolean, durable: boolean, readonly cacheBytes: number) {
     if (os.endianness() !== 'LE') throw new Error('LSH index files are little-endian; this machine is big-endian');
+    this.file = path.join(dir, INDEX_FILE);
     if (!readOnly) mkdirSync(dir, { recursive: true });
-    else if (!existsSync(dir)) throw new Error(`LSH index ${dir} does not exist`);
-    this.rssFileBase = rssFile();
-    this.openEnv();
+    else if (!existsSync(this.file)) throw new Error(`LSH index ${dir} does not exist (no ${INDEX_FILE} in it)`);
+    this.db = new Database(this.file, { readonly: readOnly, fileMustExist: readOnly });
+    try {
+      // No memory map: pages are read into the bounded cache.
+      this.db.pragma('mmap_size = 0');
+      this.db.pragma(`cache_size = -${Math.max(256, Math.floor(cacheBytes / 1024))}`);
+      if (!readOnly) {
+        // A rollback journal: a transaction is atomic even if the process is killed in the
+        // middle of it, so a checkpointed run always reopens a consistent file.
+        this.db.pragma('journal_mode = DELETE');
+        this.db.pragma(`synchronous = ${durable ? 'FULL' : 'OFF'}`);
+        this.db.exec(
+          'CREATE TABLE IF NOT EXISTS blocks (id INTEGER PRIMARY KEY, data BLOB NOT NULL);' +
+            'CREATE TABLE IF NOT EXISTS docs (slot INTEGER PRIMARY KEY, data BLOB NOT NULL);' +
+            'CREATE TABLE IF NOT EXISTS segment_aux (first_block INTEGER PRIMARY KEY, data BLOB NOT NULL);' +
+            'CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);',
+        );
+      }
+      this.putBlock = this.db.prepare('INSERT OR REPLACE INTO blocks (id, data) VALUES (?, ?)');
+      this.getBlock = this.db.prepare('SELECT data FROM blocks WHERE id = ?').pluck();
+      this.putDoc = this.db.prepare('INSERT OR REPLACE INTO docs (slot, data) VALUES (?, ?)');
+      this.getDocStmt = this.db.prepare('SELECT data FROM docs WHERE slot = ?').pluck();
+      this.allDocsStmt = this.db.prepare('SELECT data FROM docs WHERE slot < ? ORDER BY slot').pluck();
+      this.putAux = this.db.prepare('INSERT OR REPLACE INTO segment_aux (first_block, data) VALUES (?, ?)');
+      this.getAux = this.db.prepare('SELECT data FROM segment_aux WHERE first_block = ?').pluck();
+      this.deleteBlocks = this.db.prepare('DELETE FROM blocks WHERE id >= ? AND id < ?');
+      this.deleteAux = this.db.prepare('DELETE FROM segment_aux WHERE first_block = ?');
+      this.putMeta = this.db.prepare('INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)');
+      this.getMeta = this.db.prepare('SELECT value FROM meta WHERE key = ?').pluck();
+    } catch (e) {
+      this.db.close();
+      if (readOnly) throw new Error(`${dir} is not a mixstream LSH index (${(e as Error).message})`);
+      throw e;
+    }
   }
-
-  private openEnv(): void {
-    this.env = open({ path: this.dir, readOnly: this.readOnly, noSync: !this.durable, maxDbs: 8, noSubdir: false } as any);
-    const opt = { keyEncoding: 'uint32', encoding: 'binary' } as const;
-    this.blocks = this.env.openDB({ name: 'band-blocks', ...opt } as any) as any;
-    this.docs = this.env.openDB({ name: 'doc-blocks', ...opt } as any) as any;
-    this.aux = this.env.openDB({ name: 'segment-aux', ...opt } as any) as any;
-    this.meta = this.env.openDB({ name: 'meta', encoding: 'json' } as any) as any;
-  }
-
-  /**
-   * LMDB reads through a memory map: every page read stays resident (and counts in the
-   * process RSS) until unmapped. When the mapped pages outgrow their allowance, the environment
-   * is closed and reopened, which unmaps them; the data stays in the file (and the OS page cache).
-   * How fast pages accumulate depends on the data (how many segments and blocks a lookup
-   * touches), so the next check is scheduled from the growth measured since the last one.
-   */
-  noteLookup(): void {
-    if (--this.untilCheck > 0) return;
-    this.checkEvery = this.untilCheck = this.checkMappedPages(this.checkEvery);
-  }
-
-  private untilCheck = 64;
-  private checkEvery = 64;
-  private mappedAtCheck = 0;
-
-  /** Releases the mapped pages if they exceed the allowance; returns the lookups until the next check. */
-  private checkMappedPages(lookups: number): number {
-    if (this.rssFileBase === undefined) return 1 << 20;
-    const now = rssFile();
-    if (now === undefined) return 1 << 20;
-    const mapped = Math.max(0, now - this.rssFileBase);
-    const perLookup = Math.max(1, (mapped - this.mappedAtCheck) / Math.max(1, lookups));
-    let left = this.mappedAllowance - mapped;
-    // Reopening costs milliseconds (and the hot pages fault in again): at most ~5% of the time
-    // goes to it, so on data whose lookups touch pages very fast the allowance is overshot
-    // rather than the run slowed down.
-    const t = performance.now();
-    if (mapped > this.mappedAllowance * 0.75 && t - this.releasedAt >= 20 * this.releaseMs) {
-      this.env.close();
-      this.openEnv();
-      this.cacheBlock = -1;
-      this.cacheWords = undefined;
-      this.releases++;
-      this.releasedAt = performance.now();
-      this.releaseMs = 0.8 * this.releaseMs + 0.2 * 2 * (this.releasedAt - t);
-      left = this.mappedAllowance;
-      this.mappedAtCheck = 0;
-    } else this.mappedAtCheck = mapped;
-    // Check again when about half of what is left could be used up.
-    return Math.max(16, Math.min(4096, Math.floor(Math.max(0, left) / 2 / perLookup)));
-  }
-
-  private releasedAt = 0;
-  /** Estimated cost of a release in ms: the reopen, doubled for the pages that fault in again. */
-  private releaseMs = 4;
 
   /** Candidate slots of one band key in the spilled segments. */
   lookup(hi: number, lo: number, out: number[]): void {
@@ -387,6 +383,7 @@ class Store {
         }
         let i = x;
         for (; i < n && w[3 * i] === hi && w[3 * i + 1] === lo; i++) out.push(w[3 * i + 2]);
+        if (i > x) this.blockHits++;
         if (i < n) break;
       }
     }
@@ -394,9 +391,10 @@ class Store {
 
   private block(no: number): Uint32Array {
     if (no === this.cacheBlock) return this.cacheWords!;
-    const buf = this.blocks.getBinaryFast(no);
+    this.blockReads++;
+    const buf = this.getBlock.get(no) as Buffer | undefined;
     if (!buf) throw new Error(`LSH index block ${no} is missing (corrupt index?)`);
-    const w = toWords(buf);
+    const w = asWords(buf);
     this.cacheBlock = no;
     this.cacheWords = w;
     return w;
@@ -409,136 +407,193 @@ class Store {
     const bloom = BlockedBloom.forKeys(n, bitsPerKey);
     const fences = new Uint32Array(2 * blocks);
     const firstBlock = this.nextBlock;
-    // Committed in slices: LMDB holds a transaction's dirty pages in malloc'd memory, which a
-    // whole segment in one transaction would add to the peak RSS (and leave fragmented).
-    for (let from = 0; from < blocks; from += TXN_BLOCKS) {
-      this.env.transactionSync(() => {
-        for (let k = from; k < Math.min(blocks, from + TXN_BLOCKS); k++) {
-          const s = k * BLOCK_ENTRIES;
-          const e = Math.min(n, s + BLOCK_ENTRIES);
-          const w = new Uint32Array(3 * (e - s));
-          for (let i = s; i < e; i++) {
-            const j = 3 * (i - s);
-            w[j] = hi[i];
-            w[j + 1] = lo[i];
-            w[j + 2] = slot[i];
-            bloom.add(hi[i], lo[i]);
-          }
-          fences[2 * k] = hi[s];
-          fences[2 * k + 1] = lo[s];
-          this.blocks.putSync(firstBlock + k, wordsToBuffer(w));
+    // Committed in slices, so a transaction's pages never pile up in memory.
+    const slice = this.db.transaction((from: number) => {
+      for (let k = from; k < Math.min(blocks, from + TXN_BLOCKS); k++) {
+        const s = k * BLOCK_ENTRIES;
+        const e = Math.min(n, s + BLOCK_ENTRIES);
+        const w = new Uint32Array(3 * (e - s));
+        for (let i = s; i < e; i++) {
+          const j = 3 * (i - s);
+          w[j] = hi[i];
+          w[j + 1] = lo[i];
+          w[j + 2] = slot[i];
+          bloom.add(hi[i], lo[i]);
         }
-      });
-    }
-    this.env.transactionSync(() => this.aux.putSync(this.segments.length, segmentAux(bloom, fences)));
+        fences[2 * k] = hi[s];
+        fences[2 * k + 1] = lo[s];
+        this.putBlock.run(firstBlock + k, wordsToBuffer(w));
+      }
+    });
+    for (let from = 0; from < blocks; from += TXN_BLOCKS) slice(from);
+    this.putAux.run(firstBlock, segmentAux(bloom, fences));
     this.nextBlock += blocks;
     const seg: Segment = { meta: { entries: n, firstBlock, blocks, bloomWords: bloom.words.length }, bloom, fences };
     this.segments.push(seg);
     return seg;
   }
 
-  writeDocBlocks(firstSlot: number, count: number, doc: (i: number) => IndexedDoc): void {
-    let i = 0;
-    while (i < count) {
-      // One transaction per slice of TXN_BYTES (see writeSegment).
-      this.env.transactionSync(() => {
-        let bytes = 0;
-        while (i < count && bytes < TXN_BYTES) {
-          const start = i;
-          const docs: IndexedDoc[] = [];
-          const ids: Uint8Array[] = [];
-          let words = 0;
-          while (i < count && (i === start || words * 4 < DOC_BLOCK_BYTES)) {
-            const d = doc(i);
-            const idb = utf8.encode(d.id);
-            docs.push(d);
-            ids.push(idb);
-            words += docWords(d, idb);
-            i++;
+  /**
+   * Replaces segments from .. to - 1 by one segment holding all their entries, written after
+   * every existing block (a k-way merge that reads and writes one block at a time per segment).
+   */
+  mergeSegments(from: number, to: number, bitsPerKey: number): void {
+    const parts = this.segments.slice(from, to);
+    const n = parts.reduce((sum, seg) => sum + seg.meta.entries, 0);
+    const blocks = Math.ceil(n / BLOCK_ENTRIES);
+    const bloom = BlockedBloom.forKeys(n, bitsPerKey);
+    const fences = new Uint32Array(2 * blocks);
+    const firstBlock = this.nextBlock;
+    const cursors = parts.map((seg) => ({ seg, blk: 0, w: this.readBlock(seg.meta.firstBlock), i: 0 }));
+    const out = new Uint32Array(3 * BLOCK_ENTRIES);
+    let filled = 0;
+    let k = 0;
+    this.db.exec('BEGIN');
+    try {
+      for (let written = 0; written < n; written++) {
+        // The cursor with the smallest (hi, lo); k is small, a scan beats a heap.
+        let best = -1;
+        let bh = 0, bl = 0;
+        for (let c = 0; c < cursors.length; c++) {
+          const cur = cursors[c];
+          if (cur.i * 3 >= cur.w.length) continue;
+          const h = cur.w[3 * cur.i], l = cur.w[3 * cur.i + 1];
+          if (best < 0 || h < bh || (h === bh && l < bl)) {
+            best = c;
+            bh = h;
+            bl = l;
           }
-          const n = i - start;
-          const w = new Uint32Array(1 + n + words);
-          w[0] = n;
-          let at = 1 + n;
-          for (let k = 0; k < n; k++) {
-            w[1 + k] = at;
-            at = writeDoc(w, at, docs[k], ids[k]);
-          }
-          this.docs.putSync(this.docBlockStarts.length, wordsToBuffer(w));
-          this.docBlockStarts.push(firstSlot + start);
-          bytes += w.byteLength;
         }
-      });
+        const cur = cursors[best];
+        out[3 * filled] = bh;
+        out[3 * filled + 1] = bl;
+        out[3 * filled + 2] = cur.w[3 * cur.i + 2];
+        bloom.add(bh, bl);
+        if (filled === 0) {
+          fences[2 * k] = bh;
+          fences[2 * k + 1] = bl;
+        }
+        if (++filled === BLOCK_ENTRIES || written === n - 1) {
+          this.putBlock.run(firstBlock + k, wordsToBuffer(out.subarray(0, 3 * filled)));
+          k++;
+          filled = 0;
+          if (k % TXN_BLOCKS === 0) {
+            this.db.exec('COMMIT');
+            this.db.exec('BEGIN');
+          }
+        }
+        if (++cur.i * 3 >= cur.w.length && ++cur.blk < cur.seg.meta.blocks) {
+          cur.w = this.readBlock(cur.seg.meta.firstBlock + cur.blk);
+          cur.i = 0;
+        }
+      }
+      this.putAux.run(firstBlock, segmentAux(bloom, fences));
+      if (!this.keepRetired) {
+        for (const seg of parts) {
+          this.deleteBlocks.run(seg.meta.firstBlock, seg.meta.firstBlock + seg.meta.blocks);
+          this.deleteAux.run(seg.meta.firstBlock);
+        }
+      }
+      this.db.exec('COMMIT');
+    } catch (e) {
+      if (this.db.inTransaction) this.db.exec('ROLLBACK');
+      throw e;
     }
+    this.nextBlock += blocks;
+    const merged: Segment = { meta: { entries: n, firstBlock, blocks, bloomWords: bloom.words.length }, bloom, fences };
+    this.segments.splice(from, to - from, merged);
+    this.cacheBlock = -1;
+    this.cacheWords = undefined;
+  }
+
+  private readBlock(no: number): Uint32Array {
+    const buf = this.getBlock.get(no) as Buffer | undefined;
+    if (!buf) throw new Error(`LSH index block ${no} is missing (corrupt index?)`);
+    return asWords(buf);
+  }
+
+  /** Writes the documents of slots firstSlot .. firstSlot + count - 1 (one row each). */
+  writeDocs(firstSlot: number, count: number, doc: (i: number) => IndexedDoc): void {
+    if (firstSlot !== this.spilledDocs) throw new Error(`LSH index: documents spilled out of order (slot ${firstSlot}, expected ${this.spilledDocs})`);
+    let i = 0;
+    const slice = this.db.transaction(() => {
+      let bytes = 0;
+      while (i < count && bytes < TXN_BYTES) {
+        const d = doc(i);
+        const idb = utf8.encode(d.id);
+        const w = new Uint32Array(docWords(d, idb));
+        writeDoc(w, 0, d, idb);
+        this.putDoc.run(firstSlot + i, wordsToBuffer(w));
+        bytes += w.byteLength;
+        i++;
+      }
+    });
+    while (i < count) slice();
+    this.spilledDocs += count;
   }
 
   getDoc(slot: number): IndexedDoc {
-    const starts = this.docBlockStarts;
-    let a = 0, b = starts.length - 1;
-    while (a < b) {
-      const m = (a + b + 1) >>> 1;
-      if (starts[m] <= slot) a = m;
-      else b = m - 1;
-    }
-    const buf = this.docs.getBinaryFast(a);
-    if (!buf) throw new Error(`LSH index document block ${a} is missing (corrupt index?)`);
-    const w = toWords(buf);
-    return readDoc(w, w[1 + (slot - starts[a])]);
+    this.docReads++;
+    const buf = slot < this.spilledDocs ? (this.getDocStmt.get(slot) as Buffer | undefined) : undefined;
+    if (!buf) throw new Error(`LSH index document ${slot} is missing (corrupt index?)`);
+    return readDoc(asWords(buf), 0);
   }
 
-  /** Iterates the documents of the spilled blocks in slot order. */
+  /** Iterates the stored documents in slot order. */
   *allDocs(): Generator<IndexedDoc> {
-    for (let blk = 0; blk < this.docBlockStarts.length; blk++) {
-      const w = toWords(this.docs.getBinaryFast(blk)!);
-      for (let k = 0; k < w[0]; k++) yield readDoc(w, w[1 + k]);
-    }
+    for (const buf of this.allDocsStmt.iterate(this.spilledDocs) as IterableIterator<Buffer>) yield readDoc(asWords(buf), 0);
   }
 
-  /** Metadata of what is stored now (the segments' filters and fences are already in LMDB). */
+  /** Metadata of what is stored now (the segments' filters and fences are already in the database). */
   describe(params: IndexParams, docs: number): StoreMeta {
-    return { format: FORMAT, params, docs, segments: this.segments.map((s) => s.meta), docBlocks: this.docBlockStarts.slice() };
+    return { format: FORMAT, params, docs, segments: this.segments.map((s) => s.meta), spilledDocs: this.spilledDocs, nextBlock: this.nextBlock };
   }
 
   saveMeta(params: IndexParams, docs: number): void {
-    this.env.transactionSync(() => this.meta.putSync('index', this.describe(params, docs)));
+    this.putMeta.run('index', JSON.stringify(this.describe(params, docs)));
   }
 
   loadMeta(dir: string): StoreMeta {
-    const meta = this.meta.get('index') as StoreMeta | undefined;
+    const text = this.getMeta.get('index') as string | undefined;
+    const meta = text === undefined ? undefined : (JSON.parse(text) as StoreMeta);
     if (!meta || meta.format !== FORMAT) throw new Error(`${dir} is not a mixstream LSH index (no "${FORMAT}" metadata; was it written with writeIndex and finished?)`);
     this.adopt(meta);
     return meta;
   }
 
-  /** Takes the segments and document blocks a metadata record describes (entries beyond it are ignored and later overwritten). */
+  /** Takes the segments and documents a metadata record describes (rows beyond it are ignored and later overwritten). */
   adopt(meta: StoreMeta): void {
     this.segments = meta.segments.map((m, i) => {
-      const b = this.aux.getBinaryFast(i);
+      const b = this.getAux.get(m.firstBlock) as Buffer | undefined;
       if (!b) throw new Error(`LSH index ${this.dir}: segment ${i} is missing (corrupt index?)`);
       const w = toWords(b);
       return { meta: m, bloom: new BlockedBloom(w.slice(0, m.bloomWords)), fences: w.slice(m.bloomWords) };
     });
-    this.docBlockStarts = meta.docBlocks.slice();
-    const last = meta.segments[meta.segments.length - 1];
-    this.nextBlock = last ? last.firstBlock + last.blocks : 0;
+    this.spilledDocs = meta.spilledDocs;
+    this.nextBlock = meta.nextBlock;
     this.cacheBlock = -1;
     this.cacheWords = undefined;
   }
 
-  /** Forces what LMDB wrote to stable storage (a checkpoint then never points at lost pages). */
+  /** Forces what was written to stable storage (a checkpoint then never points at lost pages). */
   sync(): void {
-    syncPath(path.join(this.dir, 'data.mdb'));
+    syncPath(this.file);
   }
 
-  /** Bytes the store keeps in RAM (Bloom filters, fences, block directory). */
-  ramBytes(): number {
-    let b = this.docBlockStarts.length * 8;
+  /** Bytes of the segments' Bloom filters and fences (kept in RAM). */
+  filterBytes(): number {
+    let b = 0;
     for (const s of this.segments) b += s.bloom.words.byteLength + s.fences.byteLength;
     return b;
   }
 
+  /** Bytes the store keeps in RAM: filters, fences and the page cache. */
+  ramBytes(): number {
+    return this.filterBytes() + this.cacheBytes;
+  }
+
   close(): void {
-    this.env.close();
+    if (this.db.open) this.db.close();
   }
 }
 
@@ -546,9 +601,9 @@ class Store {
 // The index
 
 export interface LshIndexOptions extends IndexParams {
-  /** RAM budget of the index in bytes; beyond it entries and documents spill to LMDB. */
+  /** RAM budget of the index in bytes; beyond it entries and documents spill to the database. */
   memoryBytes: number;
-  /** Directory of the LMDB store: the persisted index path, or a scratch directory for spills. */
+  /** Directory of the database: the persisted index path, or a scratch directory for spills. */
   dir: () => string;
   /** True when `dir` is a persisted index (synced, metadata written at `finish`). */
   persist?: boolean;
@@ -573,7 +628,7 @@ const NO_SIGNATURE = new Uint32Array(0);
 export class LshIndex {
   readonly params: IndexParams;
   private readonly budget: number;
-  private readonly mappedBytes: number;
+  private readonly cacheBytes: number;
   private store: Store | undefined;
   private readonly dirFn: () => string;
   private readonly persist: boolean;
@@ -597,12 +652,15 @@ export class LshIndex {
   private nextSlot = 0;
   private readonly signatures: boolean;
   spills = 0;
+  /** Merges of spilled segments. */
+  merges = 0;
 
   constructor(o: LshIndexOptions) {
     this.params = { bands: o.bands, rows: o.rows, perms: o.perms, threshold: o.threshold, shingles: o.shingles };
     // The pages of the index file that lookups map are part of the budget.
-    this.mappedBytes = mappedAllowance(o.memoryBytes);
-    this.budget = Math.max(o.memoryBytes / 2, o.memoryBytes - this.mappedBytes);
+    // The on-disk store's page cache is part of the budget.
+    this.cacheBytes = storeCacheBytes(o.memoryBytes);
+    this.budget = Math.max(o.memoryBytes / 2, o.memoryBytes - this.cacheBytes);
     this.dirFn = o.dir;
     this.persist = !!o.persist;
     this.warn = o.warn;
@@ -611,9 +669,11 @@ export class LshIndex {
     this.resize(1024);
   }
 
-  /** Times the mapped LMDB pages were released to keep the RSS bounded. */
-  get releases(): number {
-    return this.store?.releases ?? 0;
+
+  /** Disk-tier work so far: segments, band-entry block reads (and how many held the key), documents read. */
+  get diskStats(): { segments: number; blockReads: number; blockHits: number; docReads: number } {
+    const s = this.store;
+    return { segments: s?.segments.length ?? 0, blockReads: s?.blockReads ?? 0, blockHits: s?.blockHits ?? 0, docReads: s?.docReads ?? 0 };
   }
 
   get size(): number {
@@ -645,7 +705,7 @@ export class LshIndex {
    * 24 bytes per entry for the sorted copy) plus the spilled segments' filters and fences.
    */
   ramBytes(cap = this.cap): number {
-    return cap * 12 + this.used * 24 + this.arenaWords * 4 + this.docAt.length * 16 + (this.store?.ramBytes() ?? 0);
+    return cap * 12 + this.used * 24 + this.arenaWords * 4 + this.docAt.length * 16 + (this.store?.filterBytes() ?? 0);
   }
 
   /** Adds a kept document with its band keys (from `bandKeys`); returns its slot. */
@@ -696,18 +756,26 @@ export class LshIndex {
   /** Distinct slots sharing a band key with `keys`, ascending. */
   candidates(keys: Uint32Array): number[] {
     const out: number[] = [];
-    const mask = this.cap - 1;
-    this.store?.noteLookup();
-    for (let b = 0; b < this.params.bands; b++) {
-      const hi = keys[2 * b], lo = keys[2 * b + 1];
-      let i = mix32(hi ^ Math.imul(lo, 0x9e3779b1)) & mask;
-      while (this.tSlot[i] !== EMPTY) {
-        if (this.tHi[i] === hi && this.tLo[i] === lo) out.push(this.tSlot[i]);
-        i = (i + 1) & mask;
-      }
-      this.store?.lookup(hi, lo, out);
-    }
+    for (let b = 0; b < this.params.bands; b++) this.addBandCandidates(keys, b, out);
     return sortUnique(out);
+  }
+
+  /** Distinct slots sharing band `band`'s key of `keys`, ascending. */
+  bandCandidates(keys: Uint32Array, band: number): number[] {
+    const out: number[] = [];
+    this.addBandCandidates(keys, band, out);
+    return sortUnique(out);
+  }
+
+  private addBandCandidates(keys: Uint32Array, band: number, out: number[]): void {
+    const hi = keys[2 * band], lo = keys[2 * band + 1];
+    const mask = this.cap - 1;
+    let i = mix32(hi ^ Math.imul(lo, 0x9e3779b1)) & mask;
+    while (this.tSlot[i] !== EMPTY) {
+      if (this.tHi[i] === hi && this.tLo[i] === lo) out.push(this.tSlot[i]);
+      i = (i + 1) & mask;
+    }
+    this.store?.lookup(hi, lo, out);
   }
 
   getDoc(slot: number): IndexedDoc {
@@ -716,10 +784,10 @@ export class LshIndex {
   }
 
   private openStore(): Store {
-    return (this.store ??= new Store(this.dirFn(), false, this.persist, this.mappedBytes));
+    return (this.store ??= new Store(this.dirFn(), false, this.persist, this.cacheBytes));
   }
 
-  /** Moves the RAM tier to LMDB as a new segment. */
+  /** Moves the RAM tier to the database as a new segment. */
   spill(): void {
     if (this.nextSlot === this.ramStart) return;
     const store = this.openStore();
@@ -736,24 +804,49 @@ export class LshIndex {
     // Order among equal keys does not matter: candidate lists are sorted by slot.
     radixSortEntries(hi, lo, sl);
     store.writeSegment(hi, lo, sl, this.bloomBits(n));
-    store.writeDocBlocks(this.ramStart, this.docAt.length, (k) => this.ramDoc(k));
+    store.writeDocs(this.ramStart, this.docAt.length, (k) => this.ramDoc(k));
     this.clearRamDocs();
     this.ramStart = this.nextSlot;
-    // The next RAM tier fills to the same size: keep the table's capacity instead of regrowing it.
-    this.resize(this.cap, false);
+    // The table's arrays go before merging (which holds a new Bloom filter beside the old ones);
+    // the next RAM tier fills to the same size, so the capacity is kept instead of regrown.
+    const cap = this.cap;
+    this.tHi = this.tLo = this.tSlot = new Uint32Array(0);
+    this.cap = 0;
+    this.mergeSegments();
+    this.resize(cap, false);
     this.spills++;
+  }
+
+  /**
+   * Keeps the number of spilled segments logarithmic in the index size (every lookup probes each
+   * segment's Bloom filter, and each false positive costs a read): whenever the last MERGE_FAN_IN
+   * segments are of about the same size they become one.
+   */
+  private mergeSegments(): void {
+    const store = this.store!;
+    for (;;) {
+      const segs = store.segments;
+      if (segs.length < MERGE_FAN_IN) return;
+      const tail = segs.slice(-MERGE_FAN_IN).map((s) => s.meta.entries);
+      if (Math.max(...tail) > 3 * Math.min(...tail)) return;
+      const from = segs.length - MERGE_FAN_IN;
+      const n = tail.reduce((a, b) => a + b, 0);
+      const freed = segs.slice(from).reduce((b, s) => b + s.bloom.words.byteLength + s.fences.byteLength, 0);
+      store.mergeSegments(from, segs.length, this.bloomBits(n, freed));
+      this.merges++;
+    }
   }
 
   // 10 bits per key (~1% false positives with 6 probes in a 512-bit block) while the filters fit
   // in 40% of the budget, fewer beyond that: a full filter set costs extra disk reads, never results.
-  private bloomBits(n: number): number {
-    const have = this.store?.ramBytes() ?? 0;
+  private bloomBits(n: number, replaced = 0): number {
+    const have = (this.store?.filterBytes() ?? 0) - replaced;
     const room = this.budget * 0.4 - have;
     const bits = Math.floor((room * 8) / n);
     if (bits >= 10) return 10;
     if (!this.warned) {
       this.warned = true;
-      this.warn?.(`the index's Bloom filters outgrow 40% of the memory budget; lookups of spilled keys read LMDB more often (raise memoryMB to keep them fast)`);
+      this.warn?.(`the index's Bloom filters outgrow 40% of the memory budget; lookups of spilled keys read the disk more often (raise memoryMB to keep them fast)`);
     }
     return Math.max(4, bits);
   }
@@ -768,10 +861,14 @@ export class LshIndex {
 
   /**
    * Writes the index's state into `dir` (a checkpoint): the RAM tier as two files, and what the
-   * LMDB store holds so far (synced first). `LshIndex.restore` continues from it.
+   * database holds so far (synced first). `LshIndex.restore` continues from it.
    */
   save(dir: string): void {
-    this.store?.sync();
+    if (this.store) {
+      this.store.sync();
+      // The checkpoint refers to the segments stored now: merging must no longer delete them.
+      this.store.keepRetired = true;
+    }
     const entries = new Uint32Array(3 * this.used);
     let k = 0;
     for (let i = 0; i < this.cap; i++) {
@@ -795,13 +892,14 @@ export class LshIndex {
       ramStart: this.ramStart,
       nextSlot: this.nextSlot,
       spills: this.spills,
+      merges: this.merges,
       signatures: this.signatures,
       store: this.store?.describe(this.params, this.nextSlot),
     };
     writeFileSync(path.join(dir, 'lsh-index.json'), JSON.stringify(state));
   }
 
-  /** An index continuing from a checkpoint written by `save`, over the same LMDB directory. */
+  /** An index continuing from a checkpoint written by `save`, over the same database directory. */
   static restore(o: LshIndexOptions, dir: string): LshIndex {
     const state = JSON.parse(readFileSync(path.join(dir, 'lsh-index.json'), 'utf8')) as SavedIndex;
     if (state.format !== FORMAT) throw new Error(`${dir}: not a checkpoint of a mixstream LSH index`);
@@ -822,8 +920,13 @@ export class LshIndex {
     index.ramStart = state.ramStart;
     index.nextSlot = state.nextSlot;
     index.spills = state.spills;
+    index.merges = state.merges;
     if (index.docAt.length !== state.nextSlot - state.ramStart) throw new Error(`${dir}: the checkpointed LSH index is incomplete`);
-    if (state.store) index.openStore().adopt(state.store);
+    if (state.store) {
+      const store = index.openStore();
+      store.adopt(state.store);
+      store.keepRetired = true;
+    }
     return index;
   }
 
@@ -840,18 +943,14 @@ interface SavedIndex {
   ramStart: number;
   nextSlot: number;
   spills: number;
+  merges: number;
   signatures: boolean;
   store?: StoreMeta;
 }
 
-/**
- * Resident pages of the index file allowed to lookups: a quarter of the index budget, at least
- * 32 MB. Every page fault maps up to 64 KB of neighbouring cached pages, and unmapping them
- * (reopening the environment) costs a few milliseconds, so a small allowance would spend the
- * run reopening it.
- */
-export function mappedAllowance(budget: number): number {
-  return Math.max(32 * 1024 * 1024, budget / 4);
+/** Page cache of the on-disk store: an eighth of the index budget, within 2 to 64 MB. */
+export function storeCacheBytes(budget: number): number {
+  return Math.min(64 * 1024 * 1024, Math.max(2 * 1024 * 1024, budget / 8));
 }
 
 function sortUnique(out: number[]): number[] {
@@ -871,9 +970,9 @@ export class LshIndexReader {
   private readonly store: Store;
 
 
-  /** `mappedBytes` bounds the resident pages of the index file mapped by lookups. */
-  constructor(readonly path: string, mappedBytes = 32 * 1024 * 1024) {
-    this.store = new Store(path, true, false, mappedBytes);
+  /** `cacheBytes`: the page cache of the index file. */
+  constructor(readonly path: string, cacheBytes = 16 * 1024 * 1024) {
+    this.store = new Store(path, true, false, cacheBytes);
     try {
       const meta = this.store.loadMeta(path);
       this.params = meta.params;
@@ -887,8 +986,14 @@ export class LshIndexReader {
   /** Distinct slots sharing a band key with `keys`, ascending. */
   candidates(keys: Uint32Array): number[] {
     const out: number[] = [];
-    this.store.noteLookup();
     for (let b = 0; b < this.params.bands; b++) this.store.lookup(keys[2 * b], keys[2 * b + 1], out);
+    return sortUnique(out);
+  }
+
+  /** Distinct slots sharing band `band`'s key of `keys`, ascending. */
+  bandCandidates(keys: Uint32Array, band: number): number[] {
+    const out: number[] = [];
+    this.store.lookup(keys[2 * band], keys[2 * band + 1], out);
     return sortUnique(out);
   }
 

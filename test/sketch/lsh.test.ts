@@ -82,6 +82,8 @@ t.test('spilled index answers exactly like the all-in-RAM index', async (t) => {
   }
   t.equal(ram.spills, 0);
   t.ok(spilled.spills > 3, `spilled ${spilled.spills} times`);
+  t.ok(spilled.merges > 0, `merged segments ${spilled.merges} times`);
+  t.ok(spilled.diskStats.segments < spilled.spills, `${spilled.diskStats.segments} segments after ${spilled.spills} spills`);
   let present = 0;
   for (let i = 0; i < items.length; i++) {
     const a = ram.candidates(items[i].keys);

@@ -8,13 +8,13 @@
 //   options: --base N (documents at 1x), --sizes 1,4,16, --memory MB (spilled runs' memoryMB, default 256),
 //            --ram-check 1,4 (multipliers that also run all-in-RAM for the identical-output check)
 //
-// Documents are short (30-80 words) windows of real text (debian-handbook en-US, KJV, fortunes);
-// 35% are copies of an earlier document (a recent one or one from a reservoir over the whole
+// Documents are short (30-78 words): three passages of real text (debian-handbook en-US, KJV, fortunes);
+// 35% are copies of an earlier document (a recent one or one drawn uniformly from the whole
 // stream, so joins reach into spilled parts of the index) with 0-10% of their words edited.
 // Peak RSS is measured by /usr/bin/time -v around the CLI process (worker threads included).
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { createReadStream, existsSync, mkdirSync, openSync, readFileSync, rmSync, statSync, writeFileSync, writeSync, closeSync } from 'node:fs';
+import { createReadStream, existsSync, mkdirSync, openSync, readFileSync, readSync, rmSync, statSync, writeFileSync, writeSync, closeSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -36,44 +36,67 @@ function wordPool(): string[] {
   return words;
 }
 
-/** Writes `n` documents to `file` (deterministic for a given n). */
+/**
+ * Writes `n` documents to `file` (deterministic for a given n). A copy's original is drawn half
+ * of the time from the last RING documents and half of the time uniformly from all earlier ones
+ * (read back from the file), so duplicates reach into every part of the index while a document's
+ * expected number of copies, and so the candidates a lookup verifies, hardly change with n. (Drawing
+ * from a fixed-size sample of the stream instead makes each sampled document collect copies in
+ * proportion to n, and every verified-LSH run quadratic in n, spilled or not.)
+ */
 function generate(file: string, n: number, pool: string[]): void {
   const rnd = prng(0x5ca1e + n);
   const vocab = pool.slice(0, 50000).filter((w) => /^[a-z]{3,12}$/.test(w));
   const RING = 4096;
   const ring: string[] = [];
-  const reservoir: string[] = [];
-  const fd = openSync(file, 'w');
-  let buf = '';
+  const offsets = new Float64Array(n + 1);
+  const fd = openSync(file, 'w+');
+  let flushed = 0;
+  let pending: string[] = [];
+  let pendingFrom = 0;
+  let pendingBytes = 0;
+  const readBuf = Buffer.alloc(1 << 20);
+  const textOf = (j: number): string => {
+    if (j >= pendingFrom) return JSON.parse(pending[j - pendingFrom]).text;
+    const len = offsets[j + 1] - offsets[j];
+    readSync(fd, readBuf, 0, len, offsets[j]);
+    return JSON.parse(readBuf.toString('utf8', 0, len)).text;
+  };
   for (let i = 0; i < n; i++) {
     let text: string;
     let kind: string;
     if (i > 100 && rnd() < 0.35) {
-      const from = rnd() < 0.5 ? ring : reservoir;
-      const base = from[Math.floor(rnd() * from.length)];
+      const base = rnd() < 0.5 ? ring[Math.floor(rnd() * ring.length)] : textOf(Math.floor(rnd() * i));
       const rate = [0, 0.01, 0.02, 0.05, 0.1][Math.floor(rnd() * 5)];
       text = rate === 0 ? base : editWords(base, rate, rnd, vocab);
       kind = `copy-${rate}`;
     } else {
-      const len = 30 + Math.floor(rnd() * 51);
-      const start = Math.floor(rnd() * (pool.length - len));
-      text = pool.slice(start, start + len).join(' ');
+      // Three passages from random places: one long window of the finite pool would overlap
+      // earlier windows more and more often as n grows.
+      const parts: string[] = [];
+      for (let k = 0; k < 3; k++) {
+        const len = 10 + Math.floor(rnd() * 17);
+        const start = Math.floor(rnd() * (pool.length - len));
+        parts.push(pool.slice(start, start + len).join(' '));
+      }
+      text = parts.join(' ');
       kind = 'fresh';
     }
     if (ring.length < RING) ring.push(text);
     else ring[i % RING] = text;
-    if (reservoir.length < RING) reservoir.push(text);
-    else {
-      const j = Math.floor(rnd() * (i + 1));
-      if (j < RING) reservoir[j] = text;
-    }
-    buf += JSON.stringify({ id: `s${i}`, text, source: 'scale', kind }) + '\n';
-    if (buf.length > 1 << 22) {
-      writeSync(fd, buf);
-      buf = '';
+    const line = JSON.stringify({ id: `s${i}`, text, source: 'scale', kind }) + '\n';
+    pending.push(line);
+    const bytes = Buffer.byteLength(line);
+    offsets[i + 1] = offsets[i] + bytes;
+    pendingBytes += bytes;
+    if (pendingBytes > 1 << 22) {
+      flushed += writeSync(fd, pending.join(''), flushed);
+      pending = [];
+      pendingFrom = i + 1;
+      pendingBytes = 0;
     }
   }
-  writeSync(fd, buf);
+  writeSync(fd, pending.join(''), flushed);
   closeSync(fd);
 }
 

@@ -200,10 +200,12 @@ export default defineOperator<LshBandJoinOptions>({
   description:
     'Needs `minhash` before it (and `shingle`, for verify "exact"). Each document is joined against the kept documents before it ' +
     '(and the indexes named in `against`): a candidate shares at least one band of its signature; a candidate whose verified ' +
-    'similarity is >= threshold makes the document a near-duplicate of it (the most similar one, ties to the earliest). ' +
+    'similarity is >= threshold makes the document a near-duplicate of it. Candidates are verified band by band (in each band the ' +
+    '`against` indexes first, then this run\'s, in arrival order) and the first that verifies is the one reported, so a duplicate ' +
+    'is decided after a few reads. ' +
     'Only kept documents enter the index, so every removed document duplicates a document that is kept. ' +
     'keep "priority" holds every record until the end of input (spooled to disk beyond half of memoryMB) and decides in order of ' +
-    'priority, then arrival; output then starts at the end of input. The index lives in RAM up to memoryMB and spills to LMDB beyond it ' +
+    'priority, then arrival; output then starts at the end of input. The index lives in RAM up to memoryMB and spills to an SQLite file beyond it ' +
     '(same results). Deterministic: the same input in the same order gives the same output. Resumes exactly with --checkpoint ' +
     '(spilled index segments are kept in the checkpoint directory; each checkpoint saves the RAM part of the index).',
   // Keeps an index across records; checkpoints it (see checkpoint/restore in createJoin).
@@ -217,12 +219,12 @@ export default defineOperator<LshBandJoinOptions>({
     priorityField: { type: 'string', default: 'source', description: 'record field compared against `priority` (keep "priority")' },
     priority: { type: 'array', items: { type: 'string', description: 'a value of priorityField' }, minItems: 1, description: 'preferred values of priorityField, best first; other values rank after all of them' },
     against: { type: 'array', items: { type: 'string', description: 'index directory' }, default: [], description: 'indexes written by earlier runs (writeIndex): documents duplicating them are removed; their documents always win' },
-    writeIndex: { type: 'string', description: 'directory to persist the index of the kept documents into (LMDB), for later runs\' `against`' },
+    writeIndex: { type: 'string', description: 'directory to persist the index of the kept documents into (one SQLite file, index.sqlite), for later runs\' `against`' },
     emit: { type: 'string', enum: ['kept', 'removed', 'all'], default: 'kept', description: '"kept": removed documents are dropped (reason near_duplicate; annotated, so a rejects output shows what they duplicate); "removed": only removed documents, annotated; "all": every document, annotated' },
-    memoryMB: { type: 'number', default: 1024, min: 0, exclusiveMin: true, description: 'RAM budget of the index (and, with keep "priority", of the record spool: half each); beyond it, LMDB on disk' },
+    memoryMB: { type: 'number', default: 1024, min: 0, exclusiveMin: true, description: 'RAM budget of the index (and, with keep "priority", of the record spool: half each); beyond it, an SQLite file on disk' },
   },
   outputs: {
-    dup_of: 'emit removed/all: id of the kept document this one duplicates (null on kept documents)',
+    dup_of: 'emit removed/all: id of the kept document this one duplicates, the first candidate that verified (null on kept documents)',
     dup_similarity: 'emit removed/all: verified similarity to dup_of (exact or estimated Jaccard; null on kept documents)',
     cluster_id: 'emit removed/all: id of the kept document of the cluster (a kept document: its own id)',
   },
@@ -245,7 +247,7 @@ export default defineOperator<LshBandJoinOptions>({
       `  verify: ${o.verify}; keep: ${o.keep === 'priority' ? `priority by ${o.priorityField}: ${(o.priority ?? []).join(' > ')} > others (records held until end of input)` : 'first seen'}; emit: ${o.emit}`,
       o.against.length ? `  against: ${o.against.join(', ')}` : '',
       o.writeIndex ? `  writes the index of kept documents to ${o.writeIndex}` : '',
-      `  index memory: ${o.memoryMB} MB, then LMDB`,
+      `  index memory: ${o.memoryMB} MB, then an SQLite file on disk`,
     ]
       .filter(Boolean)
       .join('\n');

@@ -131,10 +131,11 @@ export class BlockedBloom {
 // ---------------------------------------------------------------------------------------------
 // Sorting of (hi, lo, slot) triples by (hi, lo): LSD radix sort, 4 passes of 16 bits.
 
-function radixSortEntries(hi: Uint32Array, lo: Uint32Array, slot: Uint32Array): void {
+/** Sorts the triples in place; `scratch` holds three arrays at least as long as `hi`. */
+function radixSortEntries(hi: Uint32Array, lo: Uint32Array, slot: Uint32Array, scratch: [Uint32Array, Uint32Array, Uint32Array]): void {
   const n = hi.length;
   let aHi: Uint32Array = hi, aLo: Uint32Array = lo, aSl: Uint32Array = slot;
-  let bHi: Uint32Array = new Uint32Array(n), bLo: Uint32Array = new Uint32Array(n), bSl: Uint32Array = new Uint32Array(n);
+  let bHi: Uint32Array = scratch[0], bLo: Uint32Array = scratch[1], bSl: Uint32Array = scratch[2];
   const count = new Uint32Array(65536);
   for (let pass = 0; pass < 4; pass++) {
     const src = pass < 2 ? aLo : aHi;
@@ -408,11 +409,13 @@ class Store {
     const fences = new Uint32Array(2 * blocks);
     const firstBlock = this.nextBlock;
     // Committed in slices, so a transaction's pages never pile up in memory.
+    // One buffer for every block: SQLite copies a value when it is bound.
+    const block = new Uint32Array(3 * BLOCK_ENTRIES);
     const slice = this.db.transaction((from: number) => {
       for (let k = from; k < Math.min(blocks, from + TXN_BLOCKS); k++) {
         const s = k * BLOCK_ENTRIES;
         const e = Math.min(n, s + BLOCK_ENTRIES);
-        const w = new Uint32Array(3 * (e - s));
+        const w = block.subarray(0, 3 * (e - s));
         for (let i = s; i < e; i++) {
           const j = 3 * (i - s);
           w[j] = hi[i];
@@ -516,12 +519,17 @@ class Store {
   writeDocs(firstSlot: number, count: number, doc: (i: number) => IndexedDoc): void {
     if (firstSlot !== this.spilledDocs) throw new Error(`LSH index: documents spilled out of order (slot ${firstSlot}, expected ${this.spilledDocs})`);
     let i = 0;
+    // One growing buffer for every document (SQLite copies a value when it is bound): a spill of
+    // the whole RAM tier then allocates nothing per document.
+    let buf = new Uint32Array(1024);
     const slice = this.db.transaction(() => {
       let bytes = 0;
       while (i < count && bytes < TXN_BYTES) {
         const d = doc(i);
         const idb = utf8.encode(d.id);
-        const w = new Uint32Array(docWords(d, idb));
+        const need = docWords(d, idb);
+        if (need > buf.length) buf = new Uint32Array(Math.max(need, 2 * buf.length));
+        const w = buf.subarray(0, need);
         writeDoc(w, 0, d, idb);
         this.putDoc.run(firstSlot + i, wordsToBuffer(w));
         bytes += w.byteLength;
@@ -647,6 +655,8 @@ export class LshIndex {
   private arenaWords = 0;
   private docChunk: number[] = [];
   private docAt: number[] = [];
+  /** The chunk new documents go to (earlier ones are full). */
+  private activeChunk = 0;
   /** First slot of the RAM tier. */
   private ramStart = 0;
   private nextSlot = 0;
@@ -681,6 +691,12 @@ export class LshIndex {
   }
 
   private resize(cap: number, keep = true): void {
+    if (!keep && cap === this.cap) {
+      // Emptied in place: no new arrays (the old ones would be garbage the collector finds late).
+      this.tSlot.fill(EMPTY);
+      this.used = 0;
+      return;
+    }
     const oHi = this.tHi, oLo = this.tLo, oSl = this.tSlot, oCap = keep ? this.cap : 0;
     this.cap = cap;
     this.tHi = new Uint32Array(cap);
@@ -701,11 +717,11 @@ export class LshIndex {
   }
 
   /**
-   * Bytes held in RAM: the RAM tier (table, documents, and the scratch a spill of it needs:
-   * 24 bytes per entry for the sorted copy) plus the spilled segments' filters and fences.
+   * Bytes held in RAM: the RAM tier (table and document chunks; a spill sorts the entries inside
+   * the table's own arrays) plus the spilled segments' filters and fences.
    */
   ramBytes(cap = this.cap): number {
-    return cap * 12 + this.used * 24 + this.arenaWords * 4 + this.docAt.length * 16 + (this.store?.filterBytes() ?? 0);
+    return cap * 12 + this.arenaWords * 4 + this.docAt.length * 16 + (this.store?.filterBytes() ?? 0);
   }
 
   /** Adds a kept document with its band keys (from `bandKeys`); returns its slot. */
@@ -720,21 +736,25 @@ export class LshIndex {
     for (let b = 0; b < bands; b++) this.insert(keys[2 * b], keys[2 * b + 1], slot);
     if (!this.signatures) doc = { id: doc.id, signature: NO_SIGNATURE, shingles: doc.shingles };
     this.storeRamDoc(doc);
-    if (this.ramBytes() > this.budget) this.spill();
+    // A tier holding little is not spilled even over the budget (when the filters alone take
+    // nearly all of it): that would write a segment per document.
+    if (this.ramBytes() > this.budget && this.filledBytes() >= this.budget / 16) this.spill();
     return slot;
   }
 
   private storeRamDoc(doc: IndexedDoc): void {
     const idb = utf8.encode(doc.id);
     const need = docWords(doc, idb);
-    let c = this.chunks.length - 1;
-    if (c < 0 || this.chunkFill[c] + need > this.chunks[c].length) {
+    let c = this.activeChunk;
+    while (c < this.chunks.length && this.chunkFill[c] + need > this.chunks[c].length) c++;
+    if (c === this.chunks.length) {
       const size = Math.max(this.chunkWords, need);
       this.chunks.push(new Uint32Array(size));
       this.chunkFill.push(0);
       this.arenaWords += size;
-      c++;
     }
+    // An oversized document gets a chunk of its own; the others fill the chunks in turn.
+    if (need <= this.chunkWords) this.activeChunk = c;
     this.docChunk.push(c);
     this.docAt.push(this.chunkFill[c]);
     this.chunkFill[c] = writeDoc(this.chunks[c], this.chunkFill[c], doc, idb);
@@ -745,10 +765,19 @@ export class LshIndex {
     return readDoc(this.chunks[this.docChunk[k]], this.docAt[k], true);
   }
 
-  private clearRamDocs(): void {
-    this.chunks = [];
-    this.chunkFill = [];
-    this.arenaWords = 0;
+  /** Bytes of entries and documents in the RAM tier (what a spill would write). */
+  private filledBytes(): number {
+    let words = 0;
+    for (const f of this.chunkFill) words += f;
+    return this.used * 12 + words * 4;
+  }
+
+  /** Empties the RAM tier's documents; chunks of the standard size are kept for the next tier, up to `keepBytes`. */
+  private clearRamDocs(keepBytes = 0): void {
+    this.chunks = this.chunks.filter((c) => c.length === this.chunkWords).slice(0, Math.floor(keepBytes / (this.chunkWords * 4)));
+    this.chunkFill = this.chunks.map(() => 0);
+    this.arenaWords = this.chunks.length * this.chunkWords;
+    this.activeChunk = 0;
     this.docChunk = [];
     this.docAt = [];
   }
@@ -792,27 +821,30 @@ export class LshIndex {
     if (this.nextSlot === this.ramStart) return;
     const store = this.openStore();
     const n = this.used;
-    const hi = new Uint32Array(n), lo = new Uint32Array(n), sl = new Uint32Array(n);
+    // The entries are packed to the front of the table's arrays and sorted there, with the back
+    // half as the sort's scratch (the table is at most half full): a spill allocates nothing.
+    const { tHi, tLo, tSlot } = this;
     let k = 0;
     for (let i = 0; i < this.cap; i++) {
-      if (this.tSlot[i] === EMPTY) continue;
-      hi[k] = this.tHi[i];
-      lo[k] = this.tLo[i];
-      sl[k] = this.tSlot[i];
+      if (tSlot[i] === EMPTY) continue;
+      tHi[k] = tHi[i];
+      tLo[k] = tLo[i];
+      tSlot[k] = tSlot[i];
       k++;
     }
+    const hi = tHi.subarray(0, n), lo = tLo.subarray(0, n), sl = tSlot.subarray(0, n);
     // Order among equal keys does not matter: candidate lists are sorted by slot.
-    radixSortEntries(hi, lo, sl);
+    radixSortEntries(hi, lo, sl, [tHi.subarray(n, 2 * n), tLo.subarray(n, 2 * n), tSlot.subarray(n, 2 * n)]);
     store.writeSegment(hi, lo, sl, this.bloomBits(n));
     store.writeDocs(this.ramStart, this.docAt.length, (k) => this.ramDoc(k));
-    this.clearRamDocs();
     this.ramStart = this.nextSlot;
-    // The table's arrays go before merging (which holds a new Bloom filter beside the old ones);
-    // the next RAM tier fills to the same size, so the capacity is kept instead of regrown.
-    const cap = this.cap;
-    this.tHi = this.tLo = this.tSlot = new Uint32Array(0);
-    this.cap = 0;
     this.mergeSegments();
+    // The next RAM tier reuses the table (emptied in place) and the document chunks, as far as
+    // they fit beside the segments' filters, which grow with every spill.
+    const room = this.budget - store.filterBytes();
+    let cap = this.cap;
+    while (cap > 1024 && cap * 12 > room / 2) cap /= 2;
+    this.clearRamDocs(Math.max(0, room - cap * 12));
     this.resize(cap, false);
     this.spills++;
   }
@@ -879,9 +911,26 @@ export class LshIndex {
     }
     writeFileSync(path.join(dir, 'ram-entries.bin'), wordsToBuffer(entries));
     // The checkpoint syncs the files of `dir` before it commits.
+    // Documents in slot order (chunks are reused, so chunk order need not be slot order).
     const fd = openSync(path.join(dir, 'ram-docs.bin'), 'w');
     try {
-      this.chunks.forEach((c, i) => writeAll(fd, wordsToBuffer(c.subarray(0, this.chunkFill[i]))));
+      const buf = new Uint32Array(1 << 18);
+      let fill = 0;
+      for (let k = 0; k < this.docAt.length; k++) {
+        const words = this.chunks[this.docChunk[k]];
+        const at = this.docAt[k];
+        const len = storedDocWords(words, at);
+        if (fill + len > buf.length) {
+          writeAll(fd, wordsToBuffer(buf.subarray(0, fill)));
+          fill = 0;
+        }
+        if (len > buf.length) writeAll(fd, wordsToBuffer(words.subarray(at, at + len)));
+        else {
+          buf.set(words.subarray(at, at + len), fill);
+          fill += len;
+        }
+      }
+      writeAll(fd, wordsToBuffer(buf.subarray(0, fill)));
     } finally {
       closeSync(fd);
     }

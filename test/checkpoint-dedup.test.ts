@@ -50,7 +50,7 @@ t.test('kill -9 during a spilling dedup run, rerun until done: output and reject
   t.ok(join.counters.index_spills > 3, `the index spilled ${join.counters.index_spills} times`);
   t.ok(join.counters.index_merges > 0, `the index merged segments ${join.counters.index_merges} times`);
 
-  const { kills, code } = await killRepeatedly(args('killed'), path.join(dir, 'killed', 'ckpt'), { kills: 5, maxDelayMs: 120 });
+  const { kills, code } = await killRepeatedly(args('killed'), path.join(dir, 'killed', 'ckpt'), { kills: 5, maxDelayMs: 80 });
   t.ok(kills >= 3, `killed ${kills} times before it finished`);
   t.equal(code, 0);
   t.ok(partsOutput(path.join(dir, 'killed', 'out')) === refOut, 'output identical to the uninterrupted run');

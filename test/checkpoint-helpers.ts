@@ -29,6 +29,11 @@ export interface ResumeOptions {
   checkpointsBefore?: number;
   /** The crashed run also takes a checkpoint after the cut that is never committed. */
   checkpointAfter?: boolean;
+  /**
+   * Close the crashed step before the resumed one starts, releasing its file locks as the death
+   * of its process would (for steps holding an exclusive lock on a file they reopen on resume).
+   */
+  releaseCrashed?: boolean;
 }
 
 function copyCounters(from: StepCounters): StepCounters {
@@ -42,7 +47,7 @@ function copyCounters(from: StepCounters): StepCounters {
   return c;
 }
 
-export async function resumedRun(descriptor: OperatorDescriptor, options: Record<string, unknown>, recs: Rec[], { cut, lost = 0, batchSize = 100, checkpointsBefore = 0, checkpointAfter = false }: ResumeOptions = {}): Promise<ResumedRun> {
+export async function resumedRun(descriptor: OperatorDescriptor, options: Record<string, unknown>, recs: Rec[], { cut, lost = 0, batchSize = 100, checkpointsBefore = 0, checkpointAfter = false, releaseCrashed = false }: ResumeOptions = {}): Promise<ResumedRun> {
   const errors: OptionError[] = [];
   const opts = validateOptions(options, descriptor.options, errors);
   if (errors.length) throw new Error(errors.map((e) => `${e.path}: ${e.message}`).join('\n'));
@@ -90,7 +95,8 @@ export async function resumedRun(descriptor: OperatorDescriptor, options: Record
     } else await feed(step, cut, lostEnd, output);
     // Lost through the end of input: the crashed run also emitted (and removed its spill files).
     if (cut + lost >= recs.length && step.flushBatches) for await (const b of step.flushBatches()) output.push(...b);
-    crashed.push(step);
+    if (releaseCrashed) await step.close?.();
+    else crashed.push(step);
     dropped = saved.dropped;
     output = saved.output;
     ({ step, counters } = await start(saved.counters, dropped));

@@ -326,6 +326,9 @@ class Store {
     try {
       // No memory map: pages are read into the bounded cache.
       this.db.pragma('mmap_size = 0');
+      // The file belongs to this process while it is open: one lock for the connection's life
+      // instead of a lock, a change check and an unlock around every read.
+      this.db.pragma('locking_mode = EXCLUSIVE');
       this.db.pragma(`cache_size = -${Math.max(256, Math.floor(cacheBytes / 1024))}`);
       if (!readOnly) {
         // A rollback journal: a transaction is atomic even if the process is killed in the
@@ -864,6 +867,10 @@ export class LshIndex {
       const from = segs.length - MERGE_FAN_IN;
       const n = tail.reduce((a, b) => a + b, 0);
       const freed = segs.slice(from).reduce((b, s) => b + s.bloom.words.byteLength + s.fences.byteLength, 0);
+      // The merged filter is built while the merged ones still exist: segments stop growing at
+      // a filter of 1/8 of the budget, which bounds that transient (a few large segments
+      // cost few extra probes).
+      if (freed > this.budget / 8) return;
       store.mergeSegments(from, segs.length, this.bloomBits(n, freed));
       this.merges++;
     }

@@ -1,6 +1,6 @@
 // Dedup at scale: time and peak RSS of `mixstream run` (normalize -> shingle -> minhash ->
 // lsh-band-join, the Zyda-2 parameters) at 1x, 4x and 16x input, with a small index budget that
-// forces spilling to LMDB, and a check that the spilled output is byte-identical to an
+// forces spilling to disk, and a check that the spilled output is byte-identical to an
 // all-in-RAM run on the same input.
 //
 //   npx tsx bench/dedup-scale.ts            # 312,500 / 1.25M / 5M documents (the 16x run takes a while)
@@ -133,8 +133,8 @@ async function runPipeline(input: string, memoryMB: number, tag: string): Promis
   const out = path.join(DATA, `dedup-scale-out-${tag}.jsonl`);
   const report = path.join(DATA, `dedup-scale-report-${tag}.json`);
   // Peak RSS from /usr/bin/time; peaks of its two parts sampled from /proc every 100 ms: anonymous
-  // memory (heaps, typed arrays: what the process needs) and file-backed pages (the mapped LMDB
-  // file and the node binary: page cache the kernel reclaims under pressure).
+  // memory (heaps, typed arrays: what the process needs) and file-backed pages (the node binary
+  // and libraries: page cache the kernel reclaims under memory pressure).
   const child = spawn('/usr/bin/time', ['-v', process.execPath, path.join(ROOT, 'bin', 'mixstream.js'), 'run', pipeline, input, '-o', out, '--report', report, '-q'], { cwd: ROOT });
   let stderr = '';
   child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
@@ -215,11 +215,11 @@ async function main(): Promise<void> {
     const first = results[0];
     const last = results[results.length - 1];
     const md = [
-      `## Dedup at scale: bounded memory with LMDB spill${quick ? ' (--quick)' : ''}`,
+      `## Dedup at scale: bounded memory with an on-disk index${quick ? ' (--quick)' : ''}`,
       '',
       `Command: \`npx tsx bench/dedup-scale.ts${args.length ? ' ' + args.join(' ') : ''}\` · machine: ${os.cpus().length} cores (${os.cpus()[0]?.model ?? '?'}), node ${process.version}, ${Math.round(os.totalmem() / 2 ** 30)} GB RAM, ${new Date().toISOString().slice(0, 10)}. The machine was shared with other jobs (wall times are noisier than CPU times).`,
       '',
-      `Pipeline: normalize -> shingle (word 5-grams) -> minhash (128, oph) -> lsh-band-join (0.85, 16 x 8, verify exact, keep first), through \`mixstream run\` with both cores (shingle/minhash worker threads). Spilled runs use \`memoryMB: ${memoryMB}\` (goal: peak RSS < memoryMB + 300 = ${memoryMB + 300} MB); the in-RAM runs use memoryMB 16384 (no spill) on the same input and their output is compared byte for byte (sha256). Peak RSS by /usr/bin/time -v; its anonymous part (heaps, typed arrays) and file-backed part (pages of the LMDB file mapped by lookups, and the node binary: page cache the kernel reclaims under memory pressure) are peaks sampled from /proc every 100 ms.`,
+      `Pipeline: normalize -> shingle (word 5-grams) -> minhash (128, oph) -> lsh-band-join (0.85, 16 x 8, verify exact, keep first), through \`mixstream run\` with both cores (shingle/minhash worker threads). Spilled runs use \`memoryMB: ${memoryMB}\` (goal: peak RSS < memoryMB + 300 = ${memoryMB + 300} MB); the in-RAM runs use memoryMB 16384 (no spill) on the same input and their output is compared byte for byte (sha256). Peak RSS by /usr/bin/time -v; its anonymous part (heaps, typed arrays) and file-backed part (the node binary and libraries) are peaks sampled from /proc every 100 ms. The spilled index is an SQLite file read with pread into a bounded page cache, so its size does not reach the RSS.`,
       '',
       '| input | documents | MB | wall s | CPU s | docs/s | peak RSS MB | of which anonymous (peak) | file-backed (peak) | index spills | removed | in-RAM run: peak RSS, output |',
       '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|',

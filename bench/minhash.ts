@@ -4,7 +4,7 @@
 // operator with 1 vs 2 worker threads, and datasketch (MinHash, num_perm=128) on the same text
 // and the same pairs in the same run. Writes bench/results/minhash.md.
 //   npx tsx bench/minhash.ts [--quick]
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -311,6 +311,38 @@ for (const scheme of ['classic', 'oph'] as const) {
 }
 const loadOpEnd = os.loadavg()[0];
 
+// The machine's own ceiling for a second thread: the same kernel (shingles + MinHash, one thread
+// each) in 1 process alone, then in 2 independent processes at once, nothing shared between
+// them. 2 x (time alone) / (time of the pair) is the aggregate speed-up two busy threads get
+// here (two vCPUs of a virtual machine need not be two whole cores).
+const ceilingFile = path.join(DATA, 'minhash-ceiling.jsonl');
+writeFileSync(ceilingFile, opDocs.map((d) => JSON.stringify({ text: d.text })).join('\n') + '\n');
+const kernel = path.join(ROOT, 'bench', 'minhash-kernel.ts');
+/** Seconds the slowest of `copies` simultaneous processes took for its timed passes (each times itself, start-up excluded). */
+const kernelRun = async (scheme: string, copies: number): Promise<number> => {
+  const runs = Array.from(
+    { length: copies },
+    () =>
+      new Promise<number>((resolve, reject) => {
+        const child = spawn(process.execPath, ['--import', 'tsx', kernel, ceilingFile, scheme, quick ? '3' : '8'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+        let out = '';
+        child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+        child.on('exit', (code) => (code === 0 ? resolve(Number(out.trim())) : reject(new Error(`minhash-kernel exited with ${code}`))));
+      }),
+  );
+  return Math.max(...(await Promise.all(runs)));
+};
+const ceiling: Record<string, { alone: number; pair: number }> = {};
+for (const scheme of ['classic', 'oph'] as const) {
+  const c = { alone: Infinity, pair: Infinity };
+  for (let r = 0; r < (quick ? 1 : 3); r++) {
+    c.alone = Math.min(c.alone, await kernelRun(scheme, 1));
+    c.pair = Math.min(c.pair, await kernelRun(scheme, 2));
+  }
+  ceiling[scheme] = c;
+  process.stderr.write(`kernel ${scheme}: 1 process ${fmt(c.alone, 2)} s, 2 processes at once ${fmt(c.pair, 2)} s: ${fmt((2 * c.alone) / c.pair, 2)}x\n`);
+}
+
 const peerDocs: Doc[] = [];
 for (let i = 0, bytes = 0; i < docs.length && bytes < peerMB * 1e6; i++) {
   peerDocs.push(docs[i]);
@@ -365,6 +397,15 @@ lines.push('| scheme | main thread (workers: 0) | 1 worker | 2 workers | speed-u
 for (const scheme of ['classic', 'oph'] as const) {
   const [s0, s1, s2] = [0, 1, 2].map((w) => op[`${scheme}/${w}`].best);
   lines.push(`| ${scheme} | ${fmt(opMB / s0)} MB/s | ${fmt(opMB / s1)} MB/s | ${fmt(opMB / s2)} MB/s | ${fmt(s1 / s2, 2)}x |`);
+}
+lines.push('');
+lines.push(`The machine's ceiling for a second thread, measured in the same run: the same work (shingles + MinHash of these documents, ${quick ? 3 : 8} passes after a warm-up pass, each process timing its own passes) in one process alone and in two independent processes started together (the slower one counts), best of ${quick ? 1 : 3}. The two processes share no heap, no threads and no data, so 2 x (time alone) / (time of the pair) is what two busy threads can get from this machine's two vCPUs.`, '');
+lines.push('| scheme | 1 process alone | 2 processes at once | aggregate speed-up of two processes | operator 2 vs 1 worker, share of that gain |', '|---|---:|---:|---:|---:|');
+for (const scheme of ['classic', 'oph'] as const) {
+  const c = ceiling[scheme];
+  const best = (2 * c.alone) / c.pair;
+  const opRatio = op[`${scheme}/1`].best / op[`${scheme}/2`].best;
+  lines.push(`| ${scheme} | ${fmt(c.alone, 2)} s | ${fmt(c.pair, 2)} s | ${fmt(best, 2)}x | ${fmt(opRatio, 2)}x = ${fmt((100 * (opRatio - 1)) / Math.max(1e-9, best - 1), 0)}% of the gain |`);
 }
 lines.push('');
 lines.push('CPU time per pass (mean of all passes): the main thread\'s, and the whole process\'s (workers and V8\'s garbage-collector threads included); "main busy" is the main thread\'s event-loop utilization. With 2 workers on 2 cores, the 2-worker pass cannot take less than half the process CPU time, and every millisecond the main thread and the collectors spend is taken from the workers.', '');

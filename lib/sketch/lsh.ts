@@ -396,68 +396,31 @@ class Store {
   private block(no: number): Uint32Array {
     if (no === this.cacheBlock) return this.cacheWords!;
     this.blockReads++;
-    const buf = this.getBlock.get(no) as Buffer | undefined;
-    if (!buf) throw new Error(`LSH index block ${no} is missing (corrupt index?)`);
-    const w = asWords(buf);
+    const w = this.readBlock(no);
     this.cacheBlock = no;
     this.cacheWords = w;
     return w;
   }
 
   /** Writes sorted entries as a new segment. */
-  writeSegment(hi: Uint32Array, lo: Uint32Array, slot: Uint32Array, bitsPerKey: number): Segment {
-    const n = hi.length;
-    const blocks = Math.ceil(n / BLOCK_ENTRIES);
-    const bloom = BlockedBloom.forKeys(n, bitsPerKey);
-    const fences = new Uint32Array(2 * blocks);
-    const firstBlock = this.nextBlock;
-    // Committed in slices, so a transaction's pages never pile up in memory.
-    // One buffer for every block: SQLite copies a value when it is bound.
-    const block = new Uint32Array(3 * BLOCK_ENTRIES);
-    const slice = this.db.transaction((from: number) => {
-      for (let k = from; k < Math.min(blocks, from + TXN_BLOCKS); k++) {
-        const s = k * BLOCK_ENTRIES;
-        const e = Math.min(n, s + BLOCK_ENTRIES);
-        const w = block.subarray(0, 3 * (e - s));
-        for (let i = s; i < e; i++) {
-          const j = 3 * (i - s);
-          w[j] = hi[i];
-          w[j + 1] = lo[i];
-          w[j + 2] = slot[i];
-          bloom.add(hi[i], lo[i]);
-        }
-        fences[2 * k] = hi[s];
-        fences[2 * k + 1] = lo[s];
-        this.putBlock.run(firstBlock + k, wordsToBuffer(w));
-      }
+  writeSegment(hi: Uint32Array, lo: Uint32Array, slot: Uint32Array, bitsPerKey: number): void {
+    const seg = this.buildSegment(hi.length, bitsPerKey, [], (put) => {
+      for (let i = 0; i < hi.length; i++) put(hi[i], lo[i], slot[i]);
     });
-    for (let from = 0; from < blocks; from += TXN_BLOCKS) slice(from);
-    this.putAux.run(firstBlock, segmentAux(bloom, fences));
-    this.nextBlock += blocks;
-    const seg: Segment = { meta: { entries: n, firstBlock, blocks, bloomWords: bloom.words.length }, bloom, fences };
     this.segments.push(seg);
-    return seg;
   }
 
   /**
    * Replaces segments from .. to - 1 by one segment holding all their entries, written after
-   * every existing block (a k-way merge that reads and writes one block at a time per segment).
+   * every existing block (a k-way merge that reads one block at a time per segment).
    */
   mergeSegments(from: number, to: number, bitsPerKey: number): void {
     const parts = this.segments.slice(from, to);
     const n = parts.reduce((sum, seg) => sum + seg.meta.entries, 0);
-    const blocks = Math.ceil(n / BLOCK_ENTRIES);
-    const bloom = BlockedBloom.forKeys(n, bitsPerKey);
-    const fences = new Uint32Array(2 * blocks);
-    const firstBlock = this.nextBlock;
     const cursors = parts.map((seg) => ({ seg, blk: 0, w: this.readBlock(seg.meta.firstBlock), i: 0 }));
-    const out = new Uint32Array(3 * BLOCK_ENTRIES);
-    let filled = 0;
-    let k = 0;
-    this.db.exec('BEGIN');
-    try {
+    const merged = this.buildSegment(n, bitsPerKey, this.keepRetired ? [] : parts, (put) => {
       for (let written = 0; written < n; written++) {
-        // The cursor with the smallest (hi, lo); k is small, a scan beats a heap.
+        // The cursor with the smallest (hi, lo); there are few, a scan beats a heap.
         let best = -1;
         let bh = 0, bl = 0;
         for (let c = 0; c < cursors.length; c++) {
@@ -471,34 +434,59 @@ class Store {
           }
         }
         const cur = cursors[best];
-        out[3 * filled] = bh;
-        out[3 * filled + 1] = bl;
-        out[3 * filled + 2] = cur.w[3 * cur.i + 2];
-        bloom.add(bh, bl);
-        if (filled === 0) {
-          fences[2 * k] = bh;
-          fences[2 * k + 1] = bl;
-        }
-        if (++filled === BLOCK_ENTRIES || written === n - 1) {
-          this.putBlock.run(firstBlock + k, wordsToBuffer(out.subarray(0, 3 * filled)));
-          k++;
-          filled = 0;
-          if (k % TXN_BLOCKS === 0) {
-            this.db.exec('COMMIT');
-            this.db.exec('BEGIN');
-          }
-        }
+        put(bh, bl, cur.w[3 * cur.i + 2]);
         if (++cur.i * 3 >= cur.w.length && ++cur.blk < cur.seg.meta.blocks) {
           cur.w = this.readBlock(cur.seg.meta.firstBlock + cur.blk);
           cur.i = 0;
         }
       }
-      this.putAux.run(firstBlock, segmentAux(bloom, fences));
-      if (!this.keepRetired) {
-        for (const seg of parts) {
-          this.deleteBlocks.run(seg.meta.firstBlock, seg.meta.firstBlock + seg.meta.blocks);
-          this.deleteAux.run(seg.meta.firstBlock);
+    });
+    this.segments.splice(from, to - from, merged);
+    this.cacheBlock = -1;
+    this.cacheWords = undefined;
+  }
+
+  /**
+   * Writes `n` entries, handed to `put` in sorted order by `entries`, as the blocks of a new
+   * segment after every existing block, with its Bloom filter and fences, and deletes the blocks
+   * of the segments in `retire`. Committed in slices of TXN_BYTES, so a transaction's pages never
+   * pile up in memory; one block buffer serves every block (SQLite copies a value when it is bound).
+   */
+  private buildSegment(n: number, bitsPerKey: number, retire: Segment[], entries: (put: (hi: number, lo: number, slot: number) => void) => void): Segment {
+    const blocks = Math.ceil(n / BLOCK_ENTRIES);
+    const bloom = BlockedBloom.forKeys(n, bitsPerKey);
+    const fences = new Uint32Array(2 * blocks);
+    const firstBlock = this.nextBlock;
+    const out = new Uint32Array(3 * BLOCK_ENTRIES);
+    let filled = 0;
+    let k = 0;
+    const flush = (): void => {
+      this.putBlock.run(firstBlock + k, wordsToBuffer(out.subarray(0, 3 * filled)));
+      k++;
+      filled = 0;
+      if (k % TXN_BLOCKS === 0) {
+        this.db.exec('COMMIT');
+        this.db.exec('BEGIN');
+      }
+    };
+    this.db.exec('BEGIN');
+    try {
+      entries((hi, lo, slot) => {
+        out[3 * filled] = hi;
+        out[3 * filled + 1] = lo;
+        out[3 * filled + 2] = slot;
+        bloom.add(hi, lo);
+        if (filled === 0) {
+          fences[2 * k] = hi;
+          fences[2 * k + 1] = lo;
         }
+        if (++filled === BLOCK_ENTRIES) flush();
+      });
+      if (filled > 0) flush();
+      this.putAux.run(firstBlock, segmentAux(bloom, fences));
+      for (const seg of retire) {
+        this.deleteBlocks.run(seg.meta.firstBlock, seg.meta.firstBlock + seg.meta.blocks);
+        this.deleteAux.run(seg.meta.firstBlock);
       }
       this.db.exec('COMMIT');
     } catch (e) {
@@ -506,10 +494,7 @@ class Store {
       throw e;
     }
     this.nextBlock += blocks;
-    const merged: Segment = { meta: { entries: n, firstBlock, blocks, bloomWords: bloom.words.length }, bloom, fences };
-    this.segments.splice(from, to - from, merged);
-    this.cacheBlock = -1;
-    this.cacheWords = undefined;
+    return { meta: { entries: n, firstBlock, blocks, bloomWords: bloom.words.length }, bloom, fences };
   }
 
   private readBlock(no: number): Uint32Array {
@@ -591,10 +576,10 @@ class Store {
     syncPath(this.file);
   }
 
-  /** Bytes of the segments' Bloom filters and fences (kept in RAM). */
-  filterBytes(): number {
+  /** Bytes of the segments' Bloom filters and fences (kept in RAM), of all or of `segments`. */
+  filterBytes(segments = this.segments): number {
     let b = 0;
-    for (const s of this.segments) b += s.bloom.words.byteLength + s.fences.byteLength;
+    for (const s of segments) b += s.bloom.words.byteLength + s.fences.byteLength;
     return b;
   }
 
@@ -670,7 +655,6 @@ export class LshIndex {
 
   constructor(o: LshIndexOptions) {
     this.params = { bands: o.bands, rows: o.rows, perms: o.perms, threshold: o.threshold, shingles: o.shingles };
-    // The pages of the index file that lookups map are part of the budget.
     // The on-disk store's page cache is part of the budget.
     this.cacheBytes = storeCacheBytes(o.memoryBytes);
     this.budget = Math.max(o.memoryBytes / 2, o.memoryBytes - this.cacheBytes);
@@ -681,7 +665,6 @@ export class LshIndex {
     this.chunkWords = Math.min(1 << 20, Math.max(4096, Math.floor(this.budget / 256)));
     this.resize(1024);
   }
-
 
   /** Disk-tier work so far: segments, band-entry block reads (and how many held the key), documents read. */
   get diskStats(): { segments: number; blockReads: number; blockHits: number; docReads: number } {
@@ -866,7 +849,7 @@ export class LshIndex {
       if (Math.max(...tail) > 3 * Math.min(...tail)) return;
       const from = segs.length - MERGE_FAN_IN;
       const n = tail.reduce((a, b) => a + b, 0);
-      const freed = segs.slice(from).reduce((b, s) => b + s.bloom.words.byteLength + s.fences.byteLength, 0);
+      const freed = store.filterBytes(segs.slice(from));
       // The merged filter is built while the merged ones still exist: segments stop growing at
       // a filter of 1/8 of the budget, which bounds that transient (a few large segments
       // cost few extra probes).

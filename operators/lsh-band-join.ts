@@ -353,25 +353,23 @@ function createJoin(o: LshBandJoinOptions, ctx: StepContext) {
    */
   function join(sig: Uint32Array, shingles: Uint32Array | undefined): Match | undefined {
     bandKeys(sig, bands, rows, keys);
-    const seen: number[][] = readers.map(() => []);
-    seen.push([]);
+    const sources = [...readers, index!];
+    const seen = sources.map((): number[] => []);
     for (let b = 0; b < bands; b++) {
-      for (let source = 0; source <= readers.length; source++) {
-        const own = source === readers.length;
-        const slots = own ? index!.bandCandidates(keys, b) : readers[source].bandCandidates(keys, b);
+      for (let source = 0; source < sources.length; source++) {
         const done = seen[source];
-        for (const slot of slots) {
+        for (const slot of sources[source].bandCandidates(keys, b)) {
           // A candidate found in an earlier band was verified then.
           if (done.includes(slot)) continue;
           done.push(slot);
           candidatesSeen++;
-          const doc = own ? index!.getDoc(slot) : readers[source].getDoc(slot);
+          const doc = sources[source].getDoc(slot);
           const sim = similarity(sig, shingles, doc);
           if (o.verify !== 'none' && sim < o.threshold) {
             rejected++;
             continue;
           }
-          return { id: doc.id, similarity: sim, source: own ? -1 : source, slot };
+          return { id: doc.id, similarity: sim, source: source === readers.length ? -1 : source, slot };
         }
       }
     }
@@ -445,9 +443,9 @@ function createJoin(o: LshBandJoinOptions, ctx: StepContext) {
     ctx.stats.count('clusters', clusters);
     ctx.stats.count('candidates', candidatesSeen);
     ctx.stats.count('rejected_candidates', rejected);
-    if (index?.spills) ctx.stats.count('index_spills', index.spills);
-    if (index?.merges) ctx.stats.count('index_merges', index.merges);
     if (index?.spills) {
+      ctx.stats.count('index_spills', index.spills);
+      if (index.merges) ctx.stats.count('index_merges', index.merges);
       const d = index.diskStats;
       ctx.stats.count('index_segments', d.segments);
       ctx.stats.count('index_block_reads', d.blockReads);

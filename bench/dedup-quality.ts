@@ -26,6 +26,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { writeResults } from './machine.ts';
 import { gcide, fortunes, handbook, handbookLanguages, kjv, type Doc } from './corpus.ts';
 import { internals, type Rec } from '../lib/operator.ts';
 import { runOperator } from '../lib/testing.ts';
@@ -376,11 +377,7 @@ async function main(): Promise<void> {
     ...byRate,
     '',
   ].join('\n');
-  // A --quick run does not replace the committed full results.
-  const resultFile = quick ? path.join(DATA, 'dedup-quality-quick.md') : path.join(HERE, 'results', 'dedup-quality.md');
-  mkdirSync(path.dirname(resultFile), { recursive: true });
-  writeFileSync(resultFile, md);
-  process.stdout.write(md);
+  writeResults(md, quick, path.join(HERE, 'results', 'dedup-quality.md'), path.join(DATA, 'dedup-quality-quick.md'));
 }
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {

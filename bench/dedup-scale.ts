@@ -18,6 +18,7 @@ import { createReadStream, existsSync, mkdirSync, openSync, readFileSync, readSy
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { writeResults } from './machine.ts';
 import { fortunes, handbook, kjv } from './corpus.ts';
 import { editWords, prng } from './dedup-quality.ts';
 
@@ -202,10 +203,10 @@ async function main(): Promise<void> {
     if (ram && ram.sha !== spill.sha) process.exitCode = 1;
     results.push({ m, n, mb, spill, ram });
     // Written after every size, so a long run leaves its finished rows behind.
-    writeResults();
+    writeTable();
   }
 
-  function writeResults(): void {
+  function writeTable(): void {
     const rows: string[] = [];
     for (const { m, n, mb, spill, ram } of results) {
       rows.push(
@@ -230,11 +231,7 @@ async function main(): Promise<void> {
         : '',
       '',
     ].join('\n');
-    // A --quick run does not replace the committed full results.
-    const resultFile = quick ? path.join(DATA, 'dedup-scale-quick.md') : path.join(HERE, 'results', 'dedup-scale.md');
-    mkdirSync(path.dirname(resultFile), { recursive: true });
-    writeFileSync(resultFile, md);
-    process.stdout.write(md);
+    writeResults(md, quick, path.join(HERE, 'results', 'dedup-scale.md'), path.join(DATA, 'dedup-scale-quick.md'));
   }
 }
 

@@ -1,6 +1,8 @@
 // Facts about the machine a benchmark ran on, and small shared helpers for benchmark scripts.
 import { execSync, spawnSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
+import path from 'node:path';
 
 export function machine(): string {
   const cpu = os.cpus()[0]?.model ?? 'unknown CPU';
@@ -31,4 +33,15 @@ export function timePipeline(before: string, measured: string, after: string): T
 export function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.floor(s.length / 2)];
+}
+
+/**
+ * Writes a benchmark's results (markdown) and echoes them to stdout. A --quick run goes to
+ * `quickFile` so that it does not replace the committed full results in `file`.
+ */
+export function writeResults(md: string, quick: boolean, file: string, quickFile: string): void {
+  const out = quick ? quickFile : file;
+  mkdirSync(path.dirname(out), { recursive: true });
+  writeFileSync(out, md);
+  process.stdout.write(md);
 }

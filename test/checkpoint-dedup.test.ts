@@ -25,12 +25,15 @@ const input = path.join(dir, 'in.jsonl');
 {
   const docs = ['kjv.jsonl', 'handbook.jsonl', 'fortunes.jsonl'].flatMap((f) => lines(readFileSync(path.join(SAMPLES, f), 'utf8')));
   const out: string[] = docs.map((d) => JSON.stringify(d));
-  docs.forEach((d, i) => {
-    const words = String(d.text).split(' ');
-    const every = [50, 25, 8][i % 3];
-    for (let k = every - 1; k < words.length; k += every) words[k] = `edit${k}`;
-    out.push(JSON.stringify({ ...d, id: `${d.id}~edit`, text: words.join(' ') }));
-  });
+  // Two rounds of edited copies: enough input for several kills to land before the run ends.
+  for (const [round, rates] of [[1, [50, 25, 8]], [2, [40, 20, 10]]] as const) {
+    docs.forEach((d, i) => {
+      const words = String(d.text).split(' ');
+      const every = rates[i % 3];
+      for (let k = every - 1; k < words.length; k += every) words[k] = `edit${round}x${k}`;
+      out.push(JSON.stringify({ ...d, id: `${d.id}~edit${round}`, text: words.join(' ') }));
+    });
+  }
   writeFileSync(input, out.join('\n') + '\n');
 }
 

@@ -181,6 +181,53 @@ function u32(a: ArrayLike<number>): Buffer {
   return Buffer.from(w.buffer, w.byteOffset, w.byteLength);
 }
 
+/**
+ * A count per slot (duplicates found per kept document) at one byte per slot: counts of 255 and
+ * more move to a map. Slots grow with the input, so this is the join's only per-document state
+ * outside the index budget; a byte keeps it at 1 MB per million kept documents.
+ */
+class SlotCounts {
+  private counts = new Uint8Array(1024);
+  private readonly overflow = new Map<number, number>();
+
+  add(slot: number): void {
+    if (slot >= this.counts.length) {
+      const grown = new Uint8Array(Math.max(slot + 1, this.counts.length * 2));
+      grown.set(this.counts);
+      this.counts = grown;
+    }
+    if (this.counts[slot] < 255) this.counts[slot]++;
+    else this.overflow.set(slot, (this.overflow.get(slot) ?? 255) + 1);
+  }
+
+  /** Calls `f` with each non-zero count. */
+  forEachCounted(f: (count: number) => void): void {
+    const counts = this.counts;
+    for (let slot = 0; slot < counts.length; slot++) {
+      const n = counts[slot];
+      if (n > 0) f(n < 255 ? n : (this.overflow.get(slot) ?? 255));
+    }
+  }
+
+  /** The byte counts of slots 0 .. slots - 1 (a checkpoint), with `overflowEntries`. */
+  bytes(slots: number): Buffer {
+    const out = Buffer.alloc(slots);
+    out.set(this.counts.subarray(0, Math.min(slots, this.counts.length)));
+    return out;
+  }
+
+  overflowEntries(): [number, number][] {
+    return [...this.overflow];
+  }
+
+  restore(bytes: Uint8Array, overflow: [number, number][]): void {
+    this.counts = new Uint8Array(Math.max(1024, bytes.length));
+    this.counts.set(bytes);
+    this.overflow.clear();
+    for (const [slot, n] of overflow) this.overflow.set(slot, n);
+  }
+}
+
 function readU32(file: string): Uint32Array {
   const b = readFileSync(file);
   const w = new Uint32Array(b.length >>> 2);
@@ -284,7 +331,7 @@ function createJoin(o: LshBandJoinOptions, ctx: StepContext) {
   let index: LshIndex | undefined;
   let keys = new Uint32Array(0);
   // Duplicates found per kept document: by slot for this run's index, sparse for the `against` indexes.
-  let ownDuplicates = new Uint32Array(1024);
+  const ownDuplicates = new SlotCounts();
   const againstDuplicates = readers.map(() => new Map<number, number>());
   let candidatesSeen = 0;
   let rejected = 0;
@@ -386,12 +433,7 @@ function createJoin(o: LshBandJoinOptions, ctx: StepContext) {
       const counts = againstDuplicates[m.source];
       counts.set(m.slot, (counts.get(m.slot) ?? 0) + 1);
     } else {
-      if (m.slot >= ownDuplicates.length) {
-        const grown = new Uint32Array(Math.max(m.slot + 1, ownDuplicates.length * 2));
-        grown.set(ownDuplicates);
-        ownDuplicates = grown;
-      }
-      ownDuplicates[m.slot]++;
+      ownDuplicates.add(m.slot);
     }
     ctx.stats.count('near_duplicates');
   }
@@ -439,7 +481,7 @@ function createJoin(o: LshBandJoinOptions, ctx: StepContext) {
       ctx.stats.observe('cluster_size', duplicates + 1);
     };
     for (const counts of againstDuplicates) for (const n of counts.values()) observe(n);
-    for (const n of ownDuplicates) if (n > 0) observe(n);
+    ownDuplicates.forEachCounted(observe);
     ctx.stats.count('clusters', clusters);
     ctx.stats.count('candidates', candidatesSeen);
     ctx.stats.count('rejected_candidates', rejected);
@@ -463,8 +505,8 @@ function createJoin(o: LshBandJoinOptions, ctx: StepContext) {
   /** The join's state (the spool's, with keep "priority", is added by the caller). */
   function saveJoin(dir: string, extra: object = {}): void {
     if (index) index.save(dir);
-    writeFileSync(path.join(dir, 'own-duplicates.bin'), u32(ownDuplicates.subarray(0, index?.size ?? 0)));
-    const state = { perms, candidatesSeen, rejected, against: againstDuplicates.map((m) => [...m]), ...extra };
+    writeFileSync(path.join(dir, 'own-duplicates.bin'), ownDuplicates.bytes(index?.size ?? 0));
+    const state = { perms, candidatesSeen, rejected, against: againstDuplicates.map((m) => [...m]), ownOverflow: ownDuplicates.overflowEntries(), ...extra };
     writeFileSync(path.join(dir, 'lsh-band-join.json'), JSON.stringify(state));
   }
 
@@ -472,9 +514,7 @@ function createJoin(o: LshBandJoinOptions, ctx: StepContext) {
     restored = true;
     const state = JSON.parse(readFileSync(path.join(dir, 'lsh-band-join.json'), 'utf8'));
     if (state.perms) setup(state.perms, dir);
-    const own = readU32(path.join(dir, 'own-duplicates.bin'));
-    ownDuplicates = new Uint32Array(Math.max(1024, own.length));
-    ownDuplicates.set(own);
+    ownDuplicates.restore(readFileSync(path.join(dir, 'own-duplicates.bin')), state.ownOverflow ?? []);
     candidatesSeen = state.candidatesSeen;
     rejected = state.rejected;
     (state.against as [number, number][][]).forEach((entries, i) => againstDuplicates[i] && entries.forEach(([k, v]) => againstDuplicates[i].set(k, v)));

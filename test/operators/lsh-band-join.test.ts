@@ -182,6 +182,19 @@ t.test('checkpoint and restore: a resumed step gives the uninterrupted output, a
   }
 });
 
+t.test('a cluster of more than 255 copies is counted whole, also across a checkpoint', async (t) => {
+  const original = kjv[5];
+  const recs = sketch([copy(original, original.id), ...Array.from({ length: 300 }, (_, i) => copy(original, `${original.id}#${i}`)), ...fortunes.slice(0, 50).map((r) => copy(r, r.id))]);
+  const run = await runOperator(lsh, {}, recs);
+  t.equal(run.counters.counters.near_duplicates, 300);
+  t.equal(run.counters.histograms.cluster_size.max, 301);
+  const whole = await resumedRun(lsh, {}, recs);
+  const resumed = await resumedRun(lsh, {}, recs, { cut: 280, lost: 10, checkpointsBefore: 1, releaseCrashed: true });
+  t.equal(whole.counters.histograms.cluster_size.max, 301);
+  t.equal(resumed.counters.histograms.cluster_size.max, 301, 'counts past 255 survive the checkpoint');
+  t.equal(resumed.counters.histograms.cluster_size.count, whole.counters.histograms.cluster_size.count);
+});
+
 t.test('checkpoint with writeIndex: the resumed run completes the same index', async (t) => {
   const dir = tmp();
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));

@@ -97,9 +97,13 @@ export class BlockedBloom {
     this.blocks = words.length >>> 4;
   }
 
+  /** Words of a filter for `n` keys at `bitsPerKey`. */
+  static wordsFor(n: number, bitsPerKey: number): number {
+    return Math.max(1, Math.ceil((n * bitsPerKey) / 512)) * 16;
+  }
+
   static forKeys(n: number, bitsPerKey: number): BlockedBloom {
-    const blocks = Math.max(1, Math.ceil((n * bitsPerKey) / 512));
-    return new BlockedBloom(new Uint32Array(blocks * 16));
+    return new BlockedBloom(new Uint32Array(BlockedBloom.wordsFor(n, bitsPerKey)));
   }
 
   add(hi: number, lo: number): void {
@@ -224,11 +228,14 @@ function wordsToBuffer(w: Uint32Array): Buffer {
   return Buffer.from(w.buffer, w.byteOffset, w.length * 4);
 }
 
-function segmentAux(bloom: BlockedBloom, fences: Uint32Array): Buffer {
-  const w = new Uint32Array(bloom.words.length + fences.length);
-  w.set(bloom.words, 0);
-  w.set(fences, bloom.words.length);
-  return wordsToBuffer(w);
+/**
+ * A segment's filter then fences, cut into parts of at most AUX_PART_WORDS: each part is written
+ * straight from the arrays (no copy of a filter that may take a good share of the budget).
+ */
+function auxParts(bloom: BlockedBloom, fences: Uint32Array): Uint32Array[] {
+  const parts: Uint32Array[] = [];
+  for (const w of [bloom.words, fences]) for (let at = 0; at < w.length; at += AUX_PART_WORDS) parts.push(w.subarray(at, at + AUX_PART_WORDS));
+  return parts;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -242,7 +249,9 @@ const BLOCK_ENTRIES = 256;
 /** Bytes written per transaction when spilling. */
 const TXN_BYTES = 4 * 1024 * 1024;
 const TXN_BLOCKS = Math.ceil(TXN_BYTES / (BLOCK_ENTRIES * 12));
-const FORMAT = 'mixstream-lsh-index/2';
+const FORMAT = 'mixstream-lsh-index/3';
+/** Words per row of a segment's filter and fences. */
+const AUX_PART_WORDS = 1 << 18;
 /** Spilled segments of about the same size merged into one. */
 const MERGE_FAN_IN = 4;
 /** The database file inside an index directory. */
@@ -278,6 +287,8 @@ interface StoreMeta {
 interface Segment {
   meta: SegmentMeta;
   bloom: BlockedBloom;
+  /** Where the filter starts in the store's filter stack, or -1 when it is an array of its own. */
+  stackAt: number;
   /** First (hi, lo) of each block, interleaved. */
   fences: Uint32Array;
 }
@@ -315,9 +326,16 @@ class Store {
   nextBlock = 0;
   private cacheBlock = -1;
   private cacheWords: Uint32Array | undefined;
+  // The segments' Bloom filters, stacked in one buffer in segment order (as far as they fit). A
+  // merge always replaces the newest segments, so the merged filter is built over theirs: merging
+  // never holds two filter sets at once. The buffer's pages are touched only as filters fill them.
+  private filterStack: Uint32Array | undefined;
 
-  /** `cacheBytes`: the database's page cache (part of the index budget). */
-  constructor(private readonly dir: string, readonly readOnly: boolean, durable: boolean, readonly cacheBytes: number) {
+  /**
+   * `cacheBytes`: the database's page cache (part of the index budget); `filterStackBytes`: room
+   * for the segments' filters (0: each filter its own array, for indexes that are only read).
+   */
+  constructor(private readonly dir: string, readonly readOnly: boolean, durable: boolean, readonly cacheBytes: number, private readonly filterStackBytes = 0) {
     if (os.endianness() !== 'LE') throw new Error('LSH index files are little-endian; this machine is big-endian');
     this.file = path.join(dir, INDEX_FILE);
     if (!readOnly) mkdirSync(dir, { recursive: true });
@@ -338,7 +356,7 @@ class Store {
         this.db.exec(
           'CREATE TABLE IF NOT EXISTS blocks (id INTEGER PRIMARY KEY, data BLOB NOT NULL);' +
             'CREATE TABLE IF NOT EXISTS docs (slot INTEGER PRIMARY KEY, data BLOB NOT NULL);' +
-            'CREATE TABLE IF NOT EXISTS segment_aux (first_block INTEGER PRIMARY KEY, data BLOB NOT NULL);' +
+            'CREATE TABLE IF NOT EXISTS segment_aux (first_block INTEGER NOT NULL, part INTEGER NOT NULL, data BLOB NOT NULL, PRIMARY KEY (first_block, part)) WITHOUT ROWID;' +
             'CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);',
         );
       }
@@ -347,8 +365,8 @@ class Store {
       this.putDoc = this.db.prepare('INSERT OR REPLACE INTO docs (slot, data) VALUES (?, ?)');
       this.getDocStmt = this.db.prepare('SELECT data FROM docs WHERE slot = ?').pluck();
       this.allDocsStmt = this.db.prepare('SELECT data FROM docs WHERE slot < ? ORDER BY slot').pluck();
-      this.putAux = this.db.prepare('INSERT OR REPLACE INTO segment_aux (first_block, data) VALUES (?, ?)');
-      this.getAux = this.db.prepare('SELECT data FROM segment_aux WHERE first_block = ?').pluck();
+      this.putAux = this.db.prepare('INSERT OR REPLACE INTO segment_aux (first_block, part, data) VALUES (?, ?, ?)');
+      this.getAux = this.db.prepare('SELECT data FROM segment_aux WHERE first_block = ? ORDER BY part').pluck();
       this.deleteBlocks = this.db.prepare('DELETE FROM blocks WHERE id >= ? AND id < ?');
       this.deleteAux = this.db.prepare('DELETE FROM segment_aux WHERE first_block = ?');
       this.putMeta = this.db.prepare('INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)');
@@ -404,11 +422,33 @@ class Store {
 
   /** Writes sorted entries as a new segment. */
   writeSegment(hi: Uint32Array, lo: Uint32Array, slot: Uint32Array, bitsPerKey: number): void {
-    const seg = this.buildSegment(hi.length, bitsPerKey, [], (put) => {
+    const seg = this.buildSegment(hi.length, bitsPerKey, this.segments.length, [], (put) => {
       for (let i = 0; i < hi.length; i++) put(hi[i], lo[i], slot[i]);
     });
     this.segments.push(seg);
   }
+
+  /**
+   * Words for the filter of a segment that will be segment number `position`: on the filter
+   * stack after the segments before it when they are all on it and there is room, else an array
+   * of its own. Zeroed.
+   */
+  private filterWords(words: number, position: number): { words: Uint32Array; stackAt: number } {
+    const capacity = this.filterStackBytes >>> 2;
+    const below = this.segments.slice(0, position);
+    if (below.every((s) => s.stackAt >= 0)) {
+      const last = below[below.length - 1];
+      const at = last ? last.stackAt + last.bloom.words.length : 0;
+      if (at + words <= capacity) {
+        this.filterStack ??= new Uint32Array(capacity);
+        const view = this.filterStack.subarray(at, at + words);
+        view.fill(0);
+        return { words: view, stackAt: at };
+      }
+    }
+    return { words: new Uint32Array(words), stackAt: -1 };
+  }
+
 
   /**
    * Replaces segments from .. to - 1 by one segment holding all their entries, written after
@@ -418,7 +458,10 @@ class Store {
     const parts = this.segments.slice(from, to);
     const n = parts.reduce((sum, seg) => sum + seg.meta.entries, 0);
     const cursors = parts.map((seg) => ({ seg, blk: 0, w: this.readBlock(seg.meta.firstBlock), i: 0 }));
-    const merged = this.buildSegment(n, bitsPerKey, this.keepRetired ? [] : parts, (put) => {
+    // The merged filter may be built over the filters of `parts`: only their blocks are read
+    // here. (A merge that fails leaves the index unusable, as a failed spill does: the run stops,
+    // and a resume starts from the last checkpoint, which reloads the filters from the database.)
+    const merged = this.buildSegment(n, bitsPerKey, from, this.keepRetired ? [] : parts, (put) => {
       for (let written = 0; written < n; written++) {
         // The cursor with the smallest (hi, lo); there are few, a scan beats a heap.
         let best = -1;
@@ -452,9 +495,10 @@ class Store {
    * of the segments in `retire`. Committed in slices of TXN_BYTES, so a transaction's pages never
    * pile up in memory; one block buffer serves every block (SQLite copies a value when it is bound).
    */
-  private buildSegment(n: number, bitsPerKey: number, retire: Segment[], entries: (put: (hi: number, lo: number, slot: number) => void) => void): Segment {
+  private buildSegment(n: number, bitsPerKey: number, position: number, retire: Segment[], entries: (put: (hi: number, lo: number, slot: number) => void) => void): Segment {
     const blocks = Math.ceil(n / BLOCK_ENTRIES);
-    const bloom = BlockedBloom.forKeys(n, bitsPerKey);
+    const filter = this.filterWords(BlockedBloom.wordsFor(n, bitsPerKey), position);
+    const bloom = new BlockedBloom(filter.words);
     const fences = new Uint32Array(2 * blocks);
     const firstBlock = this.nextBlock;
     const out = new Uint32Array(3 * BLOCK_ENTRIES);
@@ -483,7 +527,7 @@ class Store {
         if (++filled === BLOCK_ENTRIES) flush();
       });
       if (filled > 0) flush();
-      this.putAux.run(firstBlock, segmentAux(bloom, fences));
+      auxParts(bloom, fences).forEach((w, part) => this.putAux.run(firstBlock, part, wordsToBuffer(w)));
       for (const seg of retire) {
         this.deleteBlocks.run(seg.meta.firstBlock, seg.meta.firstBlock + seg.meta.blocks);
         this.deleteAux.run(seg.meta.firstBlock);
@@ -494,7 +538,7 @@ class Store {
       throw e;
     }
     this.nextBlock += blocks;
-    return { meta: { entries: n, firstBlock, blocks, bloomWords: bloom.words.length }, bloom, fences };
+    return { meta: { entries: n, firstBlock, blocks, bloomWords: bloom.words.length }, bloom, fences, stackAt: filter.stackAt };
   }
 
   private readBlock(no: number): Uint32Array {
@@ -552,18 +596,32 @@ class Store {
   loadMeta(dir: string): StoreMeta {
     const text = this.getMeta.get('index') as string | undefined;
     const meta = text === undefined ? undefined : (JSON.parse(text) as StoreMeta);
-    if (!meta || meta.format !== FORMAT) throw new Error(`${dir} is not a mixstream LSH index (no "${FORMAT}" metadata; was it written with writeIndex and finished?)`);
+    if (!meta) throw new Error(`${dir} is not a mixstream LSH index (no "${FORMAT}" metadata; was it written with writeIndex and finished?)`);
+    if (meta.format !== FORMAT) throw new Error(`${dir} is an LSH index of format "${meta.format}"; this version reads "${FORMAT}": rebuild it with writeIndex`);
     this.adopt(meta);
     return meta;
   }
 
   /** Takes the segments and documents a metadata record describes (rows beyond it are ignored and later overwritten). */
   adopt(meta: StoreMeta): void {
-    this.segments = meta.segments.map((m, i) => {
-      const b = this.getAux.get(m.firstBlock) as Buffer | undefined;
-      if (!b) throw new Error(`LSH index ${this.dir}: segment ${i} is missing (corrupt index?)`);
-      const w = toWords(b);
-      return { meta: m, bloom: new BlockedBloom(w.slice(0, m.bloomWords)), fences: w.slice(m.bloomWords) };
+    this.segments = [];
+    meta.segments.forEach((m, i) => {
+      const filter = this.filterWords(m.bloomWords, i);
+      const fences = new Uint32Array(2 * m.blocks);
+      // The parts hold the filter's words, then the fences'.
+      let at = 0;
+      for (const part of this.getAux.iterate(m.firstBlock) as IterableIterator<Buffer>) {
+        const w = asWords(part);
+        for (let k = 0; k < w.length; ) {
+          const into = at < m.bloomWords ? filter.words.subarray(at) : fences.subarray(at - m.bloomWords);
+          const n = Math.min(into.length, w.length - k);
+          into.set(w.subarray(k, k + n));
+          k += n;
+          at += n;
+        }
+      }
+      if (at !== m.bloomWords + fences.length) throw new Error(`LSH index ${this.dir}: segment ${i} is missing or incomplete (corrupt index?)`);
+      this.segments.push({ meta: m, bloom: new BlockedBloom(filter.words), fences, stackAt: filter.stackAt });
     });
     this.spilledDocs = meta.spilledDocs;
     this.nextBlock = meta.nextBlock;
@@ -614,6 +672,8 @@ export interface Candidate {
 }
 
 const EMPTY = 0xffffffff;
+/** Share of the index budget the spilled segments' Bloom filters may take at 10 bits per key. */
+const FILTER_SHARE = 0.4;
 const NO_SIGNATURE = new Uint32Array(0);
 
 /**
@@ -799,7 +859,7 @@ export class LshIndex {
   }
 
   private openStore(): Store {
-    return (this.store ??= new Store(this.dirFn(), false, this.persist, this.cacheBytes));
+    return (this.store ??= new Store(this.dirFn(), false, this.persist, this.cacheBytes, this.budget * FILTER_SHARE));
   }
 
   /** Moves the RAM tier to the database as a new segment. */
@@ -849,26 +909,21 @@ export class LshIndex {
       if (Math.max(...tail) > 3 * Math.min(...tail)) return;
       const from = segs.length - MERGE_FAN_IN;
       const n = tail.reduce((a, b) => a + b, 0);
-      const freed = store.filterBytes(segs.slice(from));
-      // The merged filter is built while the merged ones still exist: segments stop growing at
-      // a filter of 1/8 of the budget, which bounds that transient (a few large segments
-      // cost few extra probes).
-      if (freed > this.budget / 8) return;
-      store.mergeSegments(from, segs.length, this.bloomBits(n, freed));
+      store.mergeSegments(from, segs.length, this.bloomBits(n, store.filterBytes(segs.slice(from))));
       this.merges++;
     }
   }
 
   // 10 bits per key (~1% false positives with 6 probes in a 512-bit block) while the filters fit
-  // in 40% of the budget, fewer beyond that: a full filter set costs extra disk reads, never results.
+  // in their share of the budget, fewer beyond that: a full filter set costs extra disk reads, never results.
   private bloomBits(n: number, replaced = 0): number {
     const have = (this.store?.filterBytes() ?? 0) - replaced;
-    const room = this.budget * 0.4 - have;
+    const room = this.budget * FILTER_SHARE - have;
     const bits = Math.floor((room * 8) / n);
     if (bits >= 10) return 10;
     if (!this.warned) {
       this.warned = true;
-      this.warn?.(`the index's Bloom filters outgrow 40% of the memory budget; lookups of spilled keys read the disk more often (raise memoryMB to keep them fast)`);
+      this.warn?.(`the index's Bloom filters outgrow ${FILTER_SHARE * 100}% of the memory budget; lookups of spilled keys read the disk more often (raise memoryMB to keep them fast)`);
     }
     return Math.max(4, bits);
   }
@@ -1038,6 +1093,11 @@ export class LshIndexReader {
 
   getDoc(slot: number): IndexedDoc {
     return this.store.getDoc(slot);
+  }
+
+  /** Band-entry blocks read so far (and how many of them held the key looked up). */
+  get diskStats(): { blockReads: number; blockHits: number } {
+    return { blockReads: this.store.blockReads, blockHits: this.store.blockHits };
   }
 
   allDocs(): Iterable<IndexedDoc> {

@@ -330,6 +330,7 @@ class Store {
   // merge always replaces the newest segments, so the merged filter is built over theirs: merging
   // never holds two filter sets at once. The buffer's pages are touched only as filters fill them.
   private filterStack: Uint32Array | undefined;
+  private filterStackRefused = false;
 
   /**
    * `cacheBytes`: the database's page cache (part of the index budget); `filterStackBytes`: room
@@ -434,19 +435,33 @@ class Store {
    * of its own. Zeroed.
    */
   private filterWords(words: number, position: number): { words: Uint32Array; stackAt: number } {
-    const capacity = this.filterStackBytes >>> 2;
+    const capacity = Math.floor(this.filterStackBytes / 4);
     const below = this.segments.slice(0, position);
     if (below.every((s) => s.stackAt >= 0)) {
       const last = below[below.length - 1];
       const at = last ? last.stackAt + last.bloom.words.length : 0;
-      if (at + words <= capacity) {
-        this.filterStack ??= new Uint32Array(capacity);
-        const view = this.filterStack.subarray(at, at + words);
+      if (at + words <= capacity && this.allocateFilterStack(capacity)) {
+        const view = this.filterStack!.subarray(at, at + words);
         view.fill(0);
         return { words: view, stackAt: at };
       }
     }
     return { words: new Uint32Array(words), stackAt: -1 };
+  }
+
+  /**
+   * The stack is reserved whole at its first use; only the pages filters fill become resident.
+   * Where the system refuses a reservation that large (a huge budget under strict overcommit),
+   * filters get arrays of their own instead.
+   */
+  private allocateFilterStack(capacity: number): boolean {
+    if (this.filterStack || this.filterStackRefused) return !!this.filterStack;
+    try {
+      this.filterStack = new Uint32Array(capacity);
+    } catch {
+      this.filterStackRefused = true;
+    }
+    return !!this.filterStack;
   }
 
 

@@ -170,3 +170,23 @@ t.test('a persisted segment whose filter spans several database rows reopens int
   t.same(reread.candidates(keysOf[3]), [3000]);
   reread.close();
 });
+
+t.test('a budget too large to reserve the filter stack falls back to a filter array per segment', async (t) => {
+  const items = indexed(200);
+  const dir = tmp();
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const file = path.join(dir, 'idx');
+  // 100 TB: no typed array that long can exist, so the stack's reservation fails.
+  const w = new LshIndex({ ...params, memoryBytes: 1e14, dir: () => file, persist: true });
+  for (const it of items) w.add(it.doc, it.keys);
+  const expected = items.map((it) => w.candidates(it.keys));
+  w.finish();
+  t.equal(w.diskStats.segments, 1);
+  w.close();
+  const r = new LshIndexReader(file);
+  items.forEach((it, i) => {
+    if (JSON.stringify(r.candidates(it.keys)) !== JSON.stringify(expected[i])) t.fail(`candidates differ for ${it.doc.id}`);
+  });
+  t.equal(r.docs, 200);
+  r.close();
+});

@@ -130,32 +130,35 @@ class FileRecords {
     })();
   }
 
-  /** The position of the next record. */
+  /**
+   * The position of the next record. Records of a resumed position not yet passed over count as
+   * taken: they were handed on before the checkpoint, whether or not this reader has read them yet.
+   */
   position(): FilePosition {
-    return { ...this.at };
-  }
-
-  private async take(): Promise<Rec | undefined> {
-    while (this.pos >= this.batch.length) {
-      // Every line up to a batch's position is consumed once all its records are.
-      const done = this.batch[POSITION];
-      if (done !== undefined) {
-        this.at.line = done;
-        this.at.taken = 0;
-      }
-      const r = await this.batches.next();
-      if (r.done) return undefined;
-      if (r.value.k !== this.at.file) Object.assign(this.at, { file: r.value.k, line: 0, taken: 0 });
-      this.batch = r.value.batch;
-      this.pos = 0;
-    }
-    this.at.taken++;
-    return this.batch[this.pos++];
+    return { ...this.at, taken: this.at.taken + this.skip };
   }
 
   async next(): Promise<Rec | undefined> {
-    for (; this.skip > 0; this.skip--) if ((await this.take()) === undefined) return undefined;
-    return this.take();
+    for (;;) {
+      while (this.pos >= this.batch.length) {
+        // Every line up to a batch's position is consumed once all its records are.
+        const done = this.batch[POSITION];
+        if (done !== undefined) {
+          this.at.line = done;
+          this.at.taken = 0;
+        }
+        const r = await this.batches.next();
+        if (r.done) return undefined;
+        if (r.value.k !== this.at.file) Object.assign(this.at, { file: r.value.k, line: 0, taken: 0 });
+        this.batch = r.value.batch;
+        this.pos = 0;
+      }
+      const rec = this.batch[this.pos++];
+      // `taken` and `skip` change together, so position() is right between any two awaits.
+      this.at.taken++;
+      if (this.skip === 0) return rec;
+      this.skip--;
+    }
   }
 
   async close(): Promise<void> {

@@ -258,3 +258,59 @@ t.test('restore refuses a checkpoint taken with other files', async (t) => {
   const again = await mix.create(opts as never, createStepContext({ op: 'mix', baseDir: dir, log: () => {} }));
   t.throws(() => again.restore!(state), /files of source a are not the ones the checkpoint was taken with/);
 });
+
+t.test('restored, then checkpointed again before a source is read: that source still resumes after the documents handed on', async (t) => {
+  // kjv chapters are long, quotes short: several small batches in a row hold no kjv document.
+  const opts = validateOptions(
+    {
+      sources: [
+        { name: 'kjv', paths: [path.join(SAMPLES, 'kjv.jsonl')], share: 0.4 },
+        { name: 'quotes', paths: [path.join(SAMPLES, 'fortunes.jsonl')], share: 0.6 },
+      ],
+      totalTokens: 12_000,
+      seed: 5,
+      batchSize: 4,
+    },
+    mix.options,
+    [],
+  );
+  const newStep = () => mix.create(opts as never, createStepContext({ op: 'mix', baseDir: SAMPLES, log: () => {} }));
+  const ids = (b: Rec[][]) => b.flat().map((r) => `${r.mix_source}:${r.id}:${r.mix_repeat ?? 0}`);
+  const checkpointed = async (step: Awaited<ReturnType<typeof newStep>>) => {
+    const state = tmpdir();
+    await step.checkpoint!(state);
+    await step.close!();
+    return state;
+  };
+
+  const whole = await newStep();
+  const batches: Rec[][] = [];
+  for await (const b of whole.generate!()) batches.push(b);
+  await whole.close!();
+  const withoutKjv = batches.slice(1).filter((b) => !b.some((r) => r.mix_source === 'kjv')).length;
+  t.ok(withoutKjv > 5, `${withoutKjv} of ${batches.length} batches hold no kjv document`);
+
+  for (let cut = 1; cut < batches.length; cut++) {
+    const got: Rec[][] = [];
+    const first = await newStep();
+    const a = first.generate!()[Symbol.asyncIterator]();
+    for (let i = 0; i < cut; i++) got.push((await a.next()).value);
+    const afterCut = await checkpointed(first);
+    // Resumed: one batch, then the next checkpoint (a kill or SIGTERM right after it).
+    const second = await newStep();
+    await second.restore!(afterCut);
+    const next = await second.generate!()[Symbol.asyncIterator]().next();
+    if (!next.done) got.push(next.value);
+    const afterOneMore = await checkpointed(second);
+    const third = await newStep();
+    await third.restore!(afterOneMore);
+    for await (const b of third.generate!()) got.push(b);
+    await third.close!();
+    const same = JSON.stringify(ids(got)) === JSON.stringify(ids(batches));
+    if (!same) {
+      t.same(ids(got), ids(batches), `cut after batch ${cut}, then one more batch: same documents`);
+      return;
+    }
+  }
+  t.pass('every cut: same documents in the same order');
+});

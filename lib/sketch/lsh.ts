@@ -85,16 +85,29 @@ export function bandKeys(signature: Uint32Array, bands: number, rows: number, ou
 
 // ---------------------------------------------------------------------------------------------
 // Blocked Bloom filter over 64-bit band keys: one 512-bit block per key, K bits set in it.
+// The block is chosen by the key's place in key order (band, then hash), not by a hash of it:
+// the keys are uniform within a band, so blocks fill as evenly as with a hash, and a filter
+// built from sorted entries (a spill, a merge) is written front to back instead of at random
+// places of a filter far larger than the CPU caches.
 
 const BLOOM_K = 6;
 
 export class BlockedBloom {
   readonly words: Uint32Array;
   private readonly blocks: number;
+  private readonly blocksPerGroup: number;
 
-  constructor(words: Uint32Array) {
+  /** `groups`: the values the top 16 bits of `hi` take (the bands), 0 .. groups - 1. */
+  constructor(words: Uint32Array, groups = 65536) {
     this.words = words;
     this.blocks = words.length >>> 4;
+    this.blocksPerGroup = this.blocks / groups;
+  }
+
+  /** First word of the key's block: its group, then the next 32 bits of the key as a fraction. */
+  private base(hi: number, lo: number): number {
+    const within = ((hi & 0xffff) * 65536 + (lo >>> 16)) / 4294967296;
+    return (Math.floor(((hi >>> 16) + within) * this.blocksPerGroup) % this.blocks) << 4;
   }
 
   /** Words of a filter for `n` keys at `bitsPerKey`. */
@@ -102,12 +115,12 @@ export class BlockedBloom {
     return Math.max(1, Math.ceil((n * bitsPerKey) / 512)) * 16;
   }
 
-  static forKeys(n: number, bitsPerKey: number): BlockedBloom {
-    return new BlockedBloom(new Uint32Array(BlockedBloom.wordsFor(n, bitsPerKey)));
+  static forKeys(n: number, bitsPerKey: number, groups?: number): BlockedBloom {
+    return new BlockedBloom(new Uint32Array(BlockedBloom.wordsFor(n, bitsPerKey)), groups);
   }
 
   add(hi: number, lo: number): void {
-    const base = (mix32(hi ^ Math.imul(lo, 0x9e3779b1)) % this.blocks) << 4;
+    const base = this.base(hi, lo);
     let h = mix32(lo ^ 0x5bd1e995) | 0;
     const step = mix32(hi + 0x632be5ab) | 1;
     for (let i = 0; i < BLOOM_K; i++) {
@@ -119,7 +132,7 @@ export class BlockedBloom {
   }
 
   has(hi: number, lo: number): boolean {
-    const base = (mix32(hi ^ Math.imul(lo, 0x9e3779b1)) % this.blocks) << 4;
+    const base = this.base(hi, lo);
     let h = mix32(lo ^ 0x5bd1e995) | 0;
     const step = mix32(hi + 0x632be5ab) | 1;
     for (let i = 0; i < BLOOM_K; i++) {
@@ -336,7 +349,15 @@ class Store {
    * `cacheBytes`: the database's page cache (part of the index budget); `filterStackBytes`: room
    * for the segments' filters (0: each filter its own array, for indexes that are only read).
    */
-  constructor(private readonly dir: string, readonly readOnly: boolean, durable: boolean, readonly cacheBytes: number, private readonly filterStackBytes = 0) {
+  constructor(
+    private readonly dir: string,
+    readonly readOnly: boolean,
+    durable: boolean,
+    readonly cacheBytes: number,
+    private readonly filterStackBytes = 0,
+    /** Bands of the index (its filters place keys by band); an opened index's metadata sets it. */
+    private keyGroups = 65536,
+  ) {
     if (os.endianness() !== 'LE') throw new Error('LSH index files are little-endian; this machine is big-endian');
     this.file = path.join(dir, INDEX_FILE);
     if (!readOnly) mkdirSync(dir, { recursive: true });
@@ -513,7 +534,7 @@ class Store {
   private buildSegment(n: number, bitsPerKey: number, position: number, retire: Segment[], entries: (put: (hi: number, lo: number, slot: number) => void) => void): Segment {
     const blocks = Math.ceil(n / BLOCK_ENTRIES);
     const filter = this.filterWords(BlockedBloom.wordsFor(n, bitsPerKey), position);
-    const bloom = new BlockedBloom(filter.words);
+    const bloom = new BlockedBloom(filter.words, this.keyGroups);
     const fences = new Uint32Array(2 * blocks);
     const firstBlock = this.nextBlock;
     const out = new Uint32Array(3 * BLOCK_ENTRIES);
@@ -619,6 +640,7 @@ class Store {
 
   /** Takes the segments and documents a metadata record describes (rows beyond it are ignored and later overwritten). */
   adopt(meta: StoreMeta): void {
+    this.keyGroups = meta.params.bands;
     this.segments = [];
     meta.segments.forEach((m, i) => {
       const filter = this.filterWords(m.bloomWords, i);
@@ -636,7 +658,7 @@ class Store {
         }
       }
       if (at !== m.bloomWords + fences.length) throw new Error(`LSH index ${this.dir}: segment ${i} is missing or incomplete (corrupt index?)`);
-      this.segments.push({ meta: m, bloom: new BlockedBloom(filter.words), fences, stackAt: filter.stackAt });
+      this.segments.push({ meta: m, bloom: new BlockedBloom(filter.words, this.keyGroups), fences, stackAt: filter.stackAt });
     });
     this.spilledDocs = meta.spilledDocs;
     this.nextBlock = meta.nextBlock;
@@ -874,7 +896,7 @@ export class LshIndex {
   }
 
   private openStore(): Store {
-    return (this.store ??= new Store(this.dirFn(), false, this.persist, this.cacheBytes, this.budget * FILTER_SHARE));
+    return (this.store ??= new Store(this.dirFn(), false, this.persist, this.cacheBytes, this.budget * FILTER_SHARE, this.params.bands));
   }
 
   /** Moves the RAM tier to the database as a new segment. */

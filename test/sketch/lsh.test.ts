@@ -59,6 +59,41 @@ t.test('blocked Bloom filter: no false negatives, few false positives', async (t
   t.ok(fp / (2 * n) < 0.03, `false positive rate ${fp / (2 * n)}`);
 });
 
+t.test('blocked Bloom filter over band keys: blocks filled evenly, ~1% false positives at 10 bits per key', async (t) => {
+  let seed = 7;
+  const next = () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0);
+  const signature = new Uint32Array(128);
+  const keysOf = (count: number) => {
+    const out: Uint32Array[] = [];
+    for (let i = 0; i < count; i++) {
+      for (let k = 0; k < 128; k++) signature[k] = next();
+      out.push(bandKeys(signature, 16, 8));
+    }
+    return out;
+  };
+  const present = keysOf(20000);
+  const bloom = BlockedBloom.forKeys(20000 * 16, 10, 16);
+  for (const keys of present) for (let b = 0; b < 16; b++) bloom.add(keys[2 * b], keys[2 * b + 1]);
+  let missing = 0;
+  for (const keys of present) for (let b = 0; b < 16; b++) if (!bloom.has(keys[2 * b], keys[2 * b + 1])) missing++;
+  t.equal(missing, 0);
+  let fp = 0;
+  const absent = keysOf(20000);
+  for (const keys of absent) for (let b = 0; b < 16; b++) if (bloom.has(keys[2 * b], keys[2 * b + 1])) fp++;
+  const rate = fp / (20000 * 16);
+  t.ok(rate > 0.002 && rate < 0.015, `false positive rate ${rate}`);
+  // Every block holds about its share of keys (bits set per block, 16 words each).
+  const setBits = (w: number) => { let c = 0; for (; w; w &= w - 1) c++; return c; };
+  let emptiest = Infinity, fullest = 0;
+  for (let blk = 0; blk < bloom.words.length / 16; blk++) {
+    let bits = 0;
+    for (let k = 0; k < 16; k++) bits += setBits(bloom.words[16 * blk + k]);
+    emptiest = Math.min(emptiest, bits);
+    fullest = Math.max(fullest, bits);
+  }
+  t.ok(emptiest > 100 && fullest < 400, `bits set per 512-bit block: ${emptiest} to ${fullest}`);
+});
+
 function indexed(limit = docs.length): { doc: IndexedDoc; keys: Uint32Array }[] {
   return docs.slice(0, limit).map((d) => {
     const shingles = shingleText(d.text, { unit: 'word', n: 5 });

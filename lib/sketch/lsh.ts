@@ -262,7 +262,7 @@ const BLOCK_ENTRIES = 256;
 /** Bytes written per transaction when spilling. */
 const TXN_BYTES = 4 * 1024 * 1024;
 const TXN_BLOCKS = Math.ceil(TXN_BYTES / (BLOCK_ENTRIES * 12));
-const FORMAT = 'mixstream-lsh-index/3';
+const FORMAT = 'mixstream-lsh-index/4';
 /** Words per row of a segment's filter and fences. */
 const AUX_PART_WORDS = 1 << 18;
 /** Spilled segments of about the same size merged into one. */

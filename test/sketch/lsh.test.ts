@@ -2,7 +2,7 @@ import t from 'tap';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { BlockedBloom, LshIndex, LshIndexReader, bandKeys, candidateProbability, chooseBands, type IndexedDoc } from '../../lib/sketch/lsh.ts';
+import { BlockedBloom, INDEX_FILE, LshIndex, LshIndexReader, bandKeys, candidateProbability, chooseBands, type IndexedDoc } from '../../lib/sketch/lsh.ts';
 import { createMinHasher } from '../../lib/sketch/minhash.ts';
 import { shingleText } from '../../lib/text/shingle.ts';
 import { readJsonl } from '../../lib/testing.ts';
@@ -224,4 +224,21 @@ t.test('a budget too large to reserve the filter stack falls back to a filter ar
   });
   t.equal(r.docs, 200);
   r.close();
+});
+
+t.test('an index written in another format is refused with a message to rebuild it', async (t) => {
+  const items = indexed(50);
+  const dir = tmp();
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const file = path.join(dir, 'idx');
+  const w = new LshIndex({ ...params, memoryBytes: 1 << 20, dir: () => file, persist: true });
+  for (const it of items) w.add(it.doc, it.keys);
+  w.finish();
+  w.close();
+  const { default: Database } = await import('better-sqlite3');
+  const db = new Database(path.join(file, INDEX_FILE));
+  const meta = JSON.parse(db.prepare("SELECT value FROM meta WHERE key = 'index'").pluck().get() as string);
+  db.prepare("UPDATE meta SET value = ? WHERE key = 'index'").run(JSON.stringify({ ...meta, format: 'mixstream-lsh-index/1' }));
+  db.close();
+  t.throws(() => new LshIndexReader(file), /format "mixstream-lsh-index\/1".*rebuild it with writeIndex/);
 });

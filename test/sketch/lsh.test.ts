@@ -11,8 +11,11 @@ const samples = new URL('../../samples/', import.meta.url);
 const docs = [...readJsonl(new URL('kjv.jsonl', samples)), ...readJsonl(new URL('fortunes.jsonl', samples)).slice(0, 600)];
 const hasher = createMinHasher({ perms: 128, seed: 1, scheme: 'classic' });
 
-function tmp(): string {
-  return mkdtempSync(path.join(os.tmpdir(), 'lsh-test-'));
+/** A scratch directory removed when the test ends. */
+function tmpDir(t: { teardown(f: () => void): void }): string {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'lsh-test-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
 }
 
 t.test('band choice and candidate curve', async (t) => {
@@ -106,8 +109,7 @@ const params = { bands: 16, rows: 8, perms: 128, threshold: 0.85, shingles: true
 
 t.test('spilled index answers exactly like the all-in-RAM index', async (t) => {
   const items = indexed();
-  const dir = tmp();
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const dir = tmpDir(t);
   const ram = new LshIndex({ ...params, memoryBytes: 1 << 30, dir: () => path.join(dir, 'ram') });
   const spilled = new LshIndex({ ...params, memoryBytes: 64 * 1024, dir: () => path.join(dir, 'spill') });
   // Index every other document; query with all of them (half are present, half absent).
@@ -147,8 +149,7 @@ t.test('spilled index answers exactly like the all-in-RAM index', async (t) => {
 
 t.test('persisted index: written, reopened read-only, same candidates and documents', async (t) => {
   const items = indexed(400);
-  const dir = tmp();
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const dir = tmpDir(t);
   const file = path.join(dir, 'idx');
   const w = new LshIndex({ ...params, shingles: false, memoryBytes: 48 * 1024, dir: () => file, persist: true });
   for (const it of items) w.add({ id: it.doc.id, signature: it.doc.signature }, it.keys);
@@ -170,8 +171,7 @@ t.test('persisted index: written, reopened read-only, same candidates and docume
 });
 
 t.test('a persisted segment whose filter spans several database rows reopens intact', async (t) => {
-  const dir = tmp();
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const dir = tmpDir(t);
   const file = path.join(dir, 'idx');
   // 70,000 documents x 16 band keys at 10 bits per key: a 1.4 MB filter, stored in 1 MB rows.
   const w = new LshIndex({ ...params, shingles: false, memoryBytes: 256 * 1024 * 1024, dir: () => file, persist: true });
@@ -208,8 +208,7 @@ t.test('a persisted segment whose filter spans several database rows reopens int
 
 t.test('a budget too large to reserve the filter stack falls back to a filter array per segment', async (t) => {
   const items = indexed(200);
-  const dir = tmp();
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const dir = tmpDir(t);
   const file = path.join(dir, 'idx');
   // 100 TB: no typed array that long can exist, so the stack's reservation fails.
   const w = new LshIndex({ ...params, memoryBytes: 1e14, dir: () => file, persist: true });
@@ -228,8 +227,7 @@ t.test('a budget too large to reserve the filter stack falls back to a filter ar
 
 t.test('an index written in another format is refused with a message to rebuild it', async (t) => {
   const items = indexed(50);
-  const dir = tmp();
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const dir = tmpDir(t);
   const file = path.join(dir, 'idx');
   const w = new LshIndex({ ...params, memoryBytes: 1 << 20, dir: () => file, persist: true });
   for (const it of items) w.add(it.doc, it.keys);

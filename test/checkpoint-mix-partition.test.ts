@@ -11,7 +11,7 @@ import { defaultRegistry } from '../lib/cli.ts';
 import { resolvePipeline } from '../lib/pipeline.ts';
 import { startRun } from '../lib/run.ts';
 import { OWNER_FILE } from '../operators/partition.ts';
-import { BIN, partsOutput, runUntilKilled, SAMPLES, tmpdir } from './helpers.ts';
+import { BIN, bibleAndQuotesMix, partsOutput, runUntilKilled, SAMPLES, tmpdir } from './helpers.ts';
 
 const dir = tmpdir();
 
@@ -142,27 +142,9 @@ for (const [i, sc] of scenarios.entries()) {
 }
 
 t.test('stopped (as by SIGTERM) right after each resume: every run hands on one batch and checkpoints it; the output equals an uninterrupted run\'s', async (t) => {
-  // Long bible chapters, short quotes, small batches: most batches read nothing from the bible,
-  // so a resumed run often checkpoints before its bible reader has read again.
   const base = path.join(dir, 'stopped-each-run');
   mkdirSync(base, { recursive: true });
-  const pipeline = await resolvePipeline(
-    {
-      steps: [
-        {
-          op: 'mix',
-          sources: [
-            { name: 'bible', paths: [path.join(SAMPLES, 'kjv.jsonl')], share: 0.4 },
-            { name: 'quotes', paths: [path.join(SAMPLES, 'fortunes.jsonl')], share: 0.6 },
-          ],
-          totalTokens: 12_000,
-          seed: 5,
-          batchSize: 4,
-        },
-      ],
-    },
-    defaultRegistry(),
-  );
+  const pipeline = await resolvePipeline({ steps: [{ op: 'mix', ...bibleAndQuotesMix() }] }, defaultRegistry());
   const run = (name: string, stopAtOnce: boolean) => {
     const handle = startRun({ pipeline, output: path.join(base, name, 'out'), checkpoint: path.join(base, name, 'ckpt'), checkpointIntervalSec: 3600, log: () => {} });
     if (stopAtOnce) handle.stop();

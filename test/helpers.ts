@@ -10,6 +10,23 @@ export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '
 export const BIN = path.join(ROOT, 'bin', 'mixstream.js');
 export const SAMPLES = path.join(ROOT, 'samples');
 
+/**
+ * `mix` options over the KJV and the fortunes with small batches: bible chapters are long and
+ * quotes short, so most batches hold no bible document (a resumed run often checkpoints before
+ * its bible reader has read again).
+ */
+export function bibleAndQuotesMix(): Record<string, unknown> {
+  return {
+    sources: [
+      { name: 'bible', paths: [path.join(SAMPLES, 'kjv.jsonl')], share: 0.4 },
+      { name: 'quotes', paths: [path.join(SAMPLES, 'fortunes.jsonl')], share: 0.6 },
+    ],
+    totalTokens: 12_000,
+    seed: 5,
+    batchSize: 4,
+  };
+}
+
 export function tmpdir(prefix = 'mixstream-test-'): string {
   return mkdtempSync(path.join(os.tmpdir(), prefix));
 }

@@ -485,7 +485,6 @@ class Store {
     return !!this.filterStack;
   }
 
-
   /**
    * Replaces segments from .. to - 1 by one segment holding all their entries, written after
    * every existing block (a k-way merge that reads one block at a time per segment).

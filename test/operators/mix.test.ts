@@ -8,7 +8,7 @@ import { createStepContext, type ErrorEntry } from '../../lib/context.ts';
 import { validateOptions, type OptionError } from '../../lib/options.ts';
 import { readJsonl } from '../../lib/testing.ts';
 import type { Rec } from '../../lib/operator.ts';
-import { SAMPLES, tmpdir } from '../helpers.ts';
+import { bibleAndQuotesMix, SAMPLES, tmpdir } from '../helpers.ts';
 
 /** Drives a source step: validates options, pulls every batch from generate(). */
 async function runMix(options: Record<string, unknown>, baseDir = SAMPLES) {
@@ -260,20 +260,7 @@ t.test('restore refuses a checkpoint taken with other files', async (t) => {
 });
 
 t.test('restored, then checkpointed again before a source is read: that source still resumes after the documents handed on', async (t) => {
-  // kjv chapters are long, quotes short: several small batches in a row hold no kjv document.
-  const opts = validateOptions(
-    {
-      sources: [
-        { name: 'kjv', paths: [path.join(SAMPLES, 'kjv.jsonl')], share: 0.4 },
-        { name: 'quotes', paths: [path.join(SAMPLES, 'fortunes.jsonl')], share: 0.6 },
-      ],
-      totalTokens: 12_000,
-      seed: 5,
-      batchSize: 4,
-    },
-    mix.options,
-    [],
-  );
+  const opts = validateOptions(bibleAndQuotesMix(), mix.options, []);
   const newStep = () => mix.create(opts as never, createStepContext({ op: 'mix', baseDir: SAMPLES, log: () => {} }));
   const ids = (b: Rec[][]) => b.flat().map((r) => `${r.mix_source}:${r.id}:${r.mix_repeat ?? 0}`);
   const checkpointed = async (step: Awaited<ReturnType<typeof newStep>>) => {
@@ -287,8 +274,8 @@ t.test('restored, then checkpointed again before a source is read: that source s
   const batches: Rec[][] = [];
   for await (const b of whole.generate!()) batches.push(b);
   await whole.close!();
-  const withoutKjv = batches.slice(1).filter((b) => !b.some((r) => r.mix_source === 'kjv')).length;
-  t.ok(withoutKjv > 5, `${withoutKjv} of ${batches.length} batches hold no kjv document`);
+  const withoutBible = batches.slice(1).filter((b) => !b.some((r) => r.mix_source === 'bible')).length;
+  t.ok(withoutBible > 5, `${withoutBible} of ${batches.length} batches hold no bible document`);
 
   for (let cut = 1; cut < batches.length; cut++) {
     const got: Rec[][] = [];

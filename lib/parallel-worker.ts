@@ -14,7 +14,15 @@ async function taskFor(module: string, fn: string): Promise<(i: unknown) => unkn
   return task as (i: unknown) => unknown;
 }
 
-parentPort!.on('message', async ({ id, module, fn, input }: { id: number; module: string; fn: string; input: unknown }) => {
+// Two tasks may be queued here at once (see THREAD_DEPTH in lib/parallel.ts); an async task
+// function still runs one task at a time, in arrival order.
+let previous: Promise<void> = Promise.resolve();
+
+parentPort!.on('message', (msg: { id: number; module: string; fn: string; input: unknown }) => {
+  previous = previous.then(() => runTask(msg));
+});
+
+async function runTask({ id, module, fn, input }: { id: number; module: string; fn: string; input: unknown }): Promise<void> {
   try {
     const out = await (await taskFor(module, fn))(input);
     if (isTransferring(out)) parentPort!.postMessage({ id, ok: true, value: out.value }, out.transfer);
@@ -23,4 +31,4 @@ parentPort!.on('message', async ({ id, module, fn, input }: { id: number; module
     const err = e as Error;
     parentPort!.postMessage({ id, ok: false, error: { message: err?.message ?? String(e), stack: err?.stack } });
   }
-});
+}

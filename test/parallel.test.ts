@@ -33,6 +33,11 @@ export function squares(input: Float64Array): Float64Array {
   for (let i = 0; i < input.length; i++) out[i] = input[i] * input[i];
   return withTransfer(out, [out.buffer]);
 }
+export function busyFor(ms: number): { start: number; end: number } {
+  const start = performance.timeOrigin + performance.now();
+  while (performance.timeOrigin + performance.now() - start < ms);
+  return { start, end: performance.timeOrigin + performance.now() };
+}
 export function fail(msg: string): never {
   throw new Error('task failed: ' + msg);
 }
@@ -72,6 +77,20 @@ t.test('map bounds the tasks in flight and threads never exceed the pool size', 
   t.equal(consumed, 30);
   t.ok(maxAhead <= 3 + 1, `the source is read at most inFlight ahead (${maxAhead})`);
   t.equal(Atomics.load(gauge, 1), 2, 'both threads ran tasks at the same time, never more');
+  await pool.close();
+});
+
+t.test('a thread starts its next task while the main thread is busy', async (t) => {
+  const pool = createWorkerPool<number, { start: number; end: number }>({ module: moduleUrl, size: 1, fn: 'busyFor' });
+  await pool.run(0); // the thread is up and has loaded the module
+  const first = pool.run(100);
+  const second = pool.run(100);
+  // Block this thread's event loop: the first result cannot be received, nor a task sent.
+  const blockedUntil = performance.timeOrigin + performance.now() + 600;
+  while (performance.timeOrigin + performance.now() < blockedUntil);
+  const [a, b] = await Promise.all([first, second]);
+  t.ok(b.start >= a.end, 'the tasks ran one after the other');
+  t.ok(b.start < blockedUntil, `the second task started ${Math.round(blockedUntil - b.start)} ms before the main thread was free`);
   await pool.close();
 });
 

@@ -201,21 +201,20 @@ async function main(): Promise<void> {
       console.error(`generated ${n} documents in ${((performance.now() - t) / 1000).toFixed(1)} s`);
     }
     const mb = statSync(input).size / 1e6;
-    // Other jobs on a shared machine slow single runs by up to a third: the fastest of `repeat` counts.
-    let spill: RunResult | undefined;
-    const walls: number[] = [];
+    // Other jobs on a shared machine slow single runs by up to a third: the fastest of `repeat`
+    // counts, with the highest peak RSS of them all.
+    if (!(repeat >= 1)) throw new Error('--repeat must be at least 1');
+    const runs: RunResult[] = [];
     for (let r = 0; r < repeat; r++) {
       const run = await runPipeline(input, memoryMB, `${n}-spill`);
-      walls.push(run.wallS);
-      if (spill && run.sha !== spill.sha) throw new Error(`two spilled runs of ${n} documents gave different outputs`);
+      if (runs.length && run.sha !== runs[0].sha) throw new Error(`two spilled runs of ${n} documents gave different outputs`);
       console.error(`${m}x (${n} docs): spilled run ${run.wallS.toFixed(1)} s, peak RSS ${run.maxRssMB.toFixed(0)} MB, spills ${run.counters.index_spills ?? 0}`);
-      const peaks = spill ?? run;
-      if (!spill || run.wallS < spill.wallS) spill = { ...run };
-      spill.maxRssMB = Math.max(run.maxRssMB, peaks.maxRssMB);
-      spill.anonMB = Math.max(run.anonMB, peaks.anonMB);
-      spill.fileMB = Math.max(run.fileMB, peaks.fileMB);
+      runs.push(run);
     }
-    if (!spill) throw new Error('--repeat must be at least 1');
+    const walls = runs.map((r) => r.wallS);
+    const peak = (key: 'maxRssMB' | 'anonMB' | 'fileMB') => Math.max(...runs.map((r) => r[key]));
+    const fastest = runs.reduce((a, b) => (b.wallS < a.wallS ? b : a));
+    const spill: RunResult = { ...fastest, maxRssMB: peak('maxRssMB'), anonMB: peak('anonMB'), fileMB: peak('fileMB') };
     const ram = ramCheck.has(m) ? await runPipeline(input, 16384, `${n}-ram`) : undefined;
     if (ram) console.error(`${m}x: in-RAM run ${ram.wallS.toFixed(1)} s, peak RSS ${ram.maxRssMB.toFixed(0)} MB, identical: ${ram.sha === spill.sha}`);
     if (ram && ram.sha !== spill.sha) process.exitCode = 1;

@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { Tiktoken } from 'js-tiktoken/lite';
 import cl100k from 'js-tiktoken/ranks/cl100k_base';
 import { shuffledSample, type Doc } from './corpus.ts';
-import { machine } from './machine.ts';
+import { machine, machineLoaded } from './machine.ts';
 import type { Rec } from '../lib/operator.ts';
 import { runOperator } from '../lib/testing.ts';
 import { mulberry32 } from '../lib/sketch/kmeans.ts';
@@ -66,7 +66,7 @@ const sourceOf = (d: Doc) => (d.source === 'debian-handbook' ? 'handbook' : d.so
 
 say('## Token counting, weighted reservoir sampling and SampleMix');
 say();
-say(`Machine: ${machine()}; 1-minute load average ${os.loadavg()[0].toFixed(2)} at the start${os.loadavg()[0] > os.availableParallelism() / 2 ? ' (the machine was shared with other jobs: compare ratios from the same run)' : ''}.`);
+say(`Machine: ${machine()}; 1-minute load average ${os.loadavg()[0].toFixed(2)} at the start${machineLoaded() ? ' (the machine was shared with other jobs: compare ratios from the same run)' : ''}.`);
 say(`Corpus: ${int(docs.length)} documents, ${fmt(size)} MB of real text from the Debian packages (bench/corpus.ts: handbook in 26 languages, KJV, GCIDE, fortunes en/de/ru), shuffled. Command: \`npx tsx bench/sampling.ts${quick ? ' --quick' : ''}\`.`);
 say();
 

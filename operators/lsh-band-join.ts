@@ -5,7 +5,8 @@ import { closeSync, existsSync, openSync, readdirSync, readFileSync, writeFileSy
 import path from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import { defineOperator, internals, peekInternals, type Rec, type StepContext } from '../lib/operator.ts';
-import { LshIndex, LshIndexReader, bandKeys, candidateProbability, chooseBands, storeCacheBytes, type IndexedDoc } from '../lib/sketch/lsh.ts';
+import { LshIndex, LshIndexReader, bandKeys, candidateProbability, chooseBands, storeCacheBytes, type IndexedDoc, type ProbeTask } from '../lib/sketch/lsh.ts';
+import { createWorkerPool, type WorkerPool } from '../lib/parallel.ts';
 import { estimateJaccard } from '../lib/sketch/minhash.ts';
 import { syncPath, writeAll } from '../lib/io/durable.ts';
 import { exactJaccard } from '../lib/text/shingle.ts';
@@ -46,6 +47,22 @@ interface Match {
 interface Decision {
   dupOf: string;
   similarity: number;
+}
+
+/** A batch waiting to be joined, with the Bloom probes of its band keys running in a worker thread. */
+interface Ahead {
+  batch: Rec[];
+  /** Per record of the batch: where its bands' answers start in `maybe`, or -1 (not probed). */
+  at?: Int32Array;
+  maybe?: Promise<Uint32Array>;
+  /** The index's generation the probes were made in (a spill since makes them stale). */
+  generation: number;
+}
+
+/** A document's Bloom answers for the spilled segments, probed ahead. */
+interface Probes {
+  maybe: Uint32Array;
+  at: number;
 }
 
 const FLUSH_BATCH = 1024;
@@ -335,6 +352,8 @@ function createJoin(o: LshBandJoinOptions, ctx: StepContext) {
   const againstDuplicates = readers.map(() => new Map<number, number>());
   let candidatesSeen = 0;
   let rejected = 0;
+  /** Documents joined with Bloom probes made ahead in a worker thread (like the disk counters, per process). */
+  let probedAhead = 0;
 
   function setup(len: number, state?: string): void {
     if (!state && !restored) checkWritePath();
@@ -398,14 +417,15 @@ function createJoin(o: LshBandJoinOptions, ctx: StepContext) {
    * search stops at the first candidate that verifies: a duplicate costs a few reads instead of
    * every band's. The order depends only on the documents, never on what spilled.
    */
-  function join(sig: Uint32Array, shingles: Uint32Array | undefined): Match | undefined {
+  function join(sig: Uint32Array, shingles: Uint32Array | undefined, probes?: Probes): Match | undefined {
     bandKeys(sig, bands, rows, keys);
     const sources = [...readers, index!];
     const seen = sources.map((): number[] => []);
     for (let b = 0; b < bands; b++) {
       for (let source = 0; source < sources.length; source++) {
         const done = seen[source];
-        for (const slot of sources[source].bandCandidates(keys, b)) {
+        const slots = source < readers.length ? readers[source].bandCandidates(keys, b) : index!.bandCandidates(keys, b, probes ? probes.maybe[probes.at + b] : -1);
+        for (const slot of slots) {
           // A candidate found in an earlier band was verified then.
           if (done.includes(slot)) continue;
           done.push(slot);
@@ -461,11 +481,11 @@ function createJoin(o: LshBandJoinOptions, ctx: StepContext) {
   }
 
   /** Decides one document against everything kept so far. */
-  function decide(rec: Rec): Decision | undefined {
+  function decide(rec: Rec, probes?: Probes): Decision | undefined {
     const ints = internals(rec);
     const sig = ints.signature!;
     const shingles = ints.shingles;
-    const m = join(sig, shingles);
+    const m = join(sig, shingles, probes);
     if (m) {
       markDuplicate(m);
       return { dupOf: m.id, similarity: m.similarity };
@@ -493,6 +513,7 @@ function createJoin(o: LshBandJoinOptions, ctx: StepContext) {
       ctx.stats.count('index_block_reads', d.blockReads);
       ctx.stats.count('index_block_hits', d.blockHits);
       ctx.stats.count('index_doc_reads', d.docReads);
+      if (probedAhead) ctx.stats.count('index_probed_ahead', probedAhead);
     }
     index?.finish();
   }
@@ -521,26 +542,78 @@ function createJoin(o: LshBandJoinOptions, ctx: StepContext) {
     return state;
   }
 
+  // keep "first" joins each batch while a worker thread probes the spilled segments' Bloom
+  // filters (in shared memory) for the next one: a probe is a cache miss in a filter far larger
+  // than the CPU caches, and a document makes bands x segments of them. Every batch is held
+  // until the next arrives. The answers are the filters' own, so the decisions are the same;
+  // after a spill they are stale and the join probes for itself.
+  let probePool: WorkerPool<ProbeTask, Uint32Array> | undefined;
+  let held: Ahead | undefined;
+
+  function probeAhead(batch: Rec[]): Ahead {
+    const ahead: Ahead = { batch, generation: -1 };
+    if (!index?.spills || ctx.workers === 0) return ahead;
+    const at = new Int32Array(batch.length).fill(-1);
+    let n = 0;
+    batch.forEach((rec, i) => {
+      const sig = peekInternals(rec)?.signature;
+      if (sig instanceof Uint32Array && sig.length === perms) at[i] = bands * n++;
+    });
+    const all = new Uint32Array(2 * bands * n);
+    batch.forEach((rec, i) => {
+      if (at[i] >= 0) bandKeys(peekInternals(rec)!.signature as Uint32Array, bands, rows, all.subarray(2 * at[i], 2 * at[i] + 2 * bands));
+    });
+    const task = n ? index.probeTask(all) : undefined;
+    if (!task) return ahead;
+    probePool ??= createWorkerPool<ProbeTask, Uint32Array>({ module: new URL('../lib/sketch/blocked-bloom.ts', import.meta.url), fn: 'probeTask', size: 1, name: ctx.op });
+    const maybe = probePool.run(task, [all.buffer]);
+    // Awaited when the batch is joined; a run that stops before must not report it as unhandled.
+    maybe.catch(() => {});
+    return { batch, at, maybe, generation: index.generation };
+  }
+
+  async function joinBatch(a: Ahead): Promise<Rec[]> {
+    const maybe = a.maybe ? await a.maybe : undefined;
+    const out: Rec[] = [];
+    a.batch.forEach((rec, i) => {
+      if (!usable(rec)) return;
+      const fresh = maybe && a.generation === index!.generation && a.at![i] >= 0;
+      if (fresh) probedAhead++;
+      const r = emit(rec, decide(rec, fresh ? { maybe, at: a.at![i] } : undefined));
+      if (r) out.push(r);
+    });
+    return out;
+  }
+
+  async function drainHeld(): Promise<Rec[]> {
+    const a = held;
+    held = undefined;
+    return a ? joinBatch(a) : [];
+  }
+
   if (o.keep === 'first') {
     return {
-      process(batch: Rec[]): Rec[] {
-        const out: Rec[] = [];
-        for (const rec of batch) {
-          if (!usable(rec)) continue;
-          const r = emit(rec, decide(rec));
-          if (r) out.push(r);
-        }
+      async process(batch: Rec[]): Promise<Rec[]> {
+        const next = probeAhead(batch);
+        const out = await drainHeld();
+        held = next;
         return out;
       },
-      flush(): Rec[] {
+      drain: drainHeld,
+      async flush(): Promise<Rec[]> {
+        const out = await drainHeld();
         finishStats();
-        return [];
+        return out;
       },
       checkpoint: (dir: string) => saveJoin(dir),
       restore(dir: string) {
         restoreJoin(dir);
       },
-      close,
+      async close() {
+        held = undefined;
+        close();
+        await probePool?.close();
+      },
     };
   }
 

@@ -24,6 +24,10 @@ import os from 'node:os';
 import Database from 'better-sqlite3';
 import { fmix32 as mix32 } from '../text/shingle.ts';
 import { syncPath, writeAll } from '../io/durable.ts';
+import { BlockedBloom, type ProbeTask } from './blocked-bloom.ts';
+
+export { BlockedBloom };
+export type { ProbeTask };
 
 // ---------------------------------------------------------------------------------------------
 // Band choice and candidate probability
@@ -81,68 +85,6 @@ export function bandKeys(signature: Uint32Array, bands: number, rows: number, ou
     out[2 * b + 1] = mix32(h1 ^ (rows << 2));
   }
   return out;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Blocked Bloom filter over 64-bit band keys: one 512-bit block per key, K bits set in it.
-// The block is chosen by the key's place in key order (band, then hash), not by a hash of it:
-// the keys are uniform within a band, so blocks fill as evenly as with a hash, and a filter
-// built from sorted entries (a spill, a merge) is written front to back instead of at random
-// places of a filter far larger than the CPU caches.
-
-const BLOOM_K = 6;
-
-export class BlockedBloom {
-  readonly words: Uint32Array;
-  private readonly blocks: number;
-  private readonly blocksPerGroup: number;
-
-  /** `groups`: the values the top 16 bits of `hi` take (the bands), 0 .. groups - 1. */
-  constructor(words: Uint32Array, groups = 65536) {
-    this.words = words;
-    this.blocks = words.length >>> 4;
-    this.blocksPerGroup = this.blocks / groups;
-  }
-
-  /** First word of the key's block: its group, then the next 32 bits of the key as a fraction. */
-  private base(hi: number, lo: number): number {
-    const within = ((hi & 0xffff) * 65536 + (lo >>> 16)) / 4294967296;
-    return (Math.floor(((hi >>> 16) + within) * this.blocksPerGroup) % this.blocks) << 4;
-  }
-
-  /** Words of a filter for `n` keys at `bitsPerKey`. */
-  static wordsFor(n: number, bitsPerKey: number): number {
-    return Math.max(1, Math.ceil((n * bitsPerKey) / 512)) * 16;
-  }
-
-  static forKeys(n: number, bitsPerKey: number, groups?: number): BlockedBloom {
-    return new BlockedBloom(new Uint32Array(BlockedBloom.wordsFor(n, bitsPerKey)), groups);
-  }
-
-  add(hi: number, lo: number): void {
-    const base = this.base(hi, lo);
-    let h = mix32(lo ^ 0x5bd1e995) | 0;
-    const step = mix32(hi + 0x632be5ab) | 1;
-    for (let i = 0; i < BLOOM_K; i++) {
-      const bit = h & 511;
-      this.words[base + (bit >>> 5)] |= 1 << (bit & 31);
-      h = (h + step) | 0;
-      h = (h >>> 9) | (h << 23);
-    }
-  }
-
-  has(hi: number, lo: number): boolean {
-    const base = this.base(hi, lo);
-    let h = mix32(lo ^ 0x5bd1e995) | 0;
-    const step = mix32(hi + 0x632be5ab) | 1;
-    for (let i = 0; i < BLOOM_K; i++) {
-      const bit = h & 511;
-      if ((this.words[base + (bit >>> 5)] & (1 << (bit & 31))) === 0) return false;
-      h = (h + step) | 0;
-      h = (h >>> 9) | (h << 23);
-    }
-    return true;
-  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -306,6 +248,14 @@ interface Segment {
   fences: Uint32Array;
 }
 
+/**
+ * Zeroed words in shared memory: the Bloom filters, so a worker thread can probe them (see
+ * `LshIndex.probeTask`). Pages become resident only as they are written.
+ */
+function sharedWords(n: number): Uint32Array {
+  return new Uint32Array(new SharedArrayBuffer(4 * n));
+}
+
 /** An aligned word view of a value read from the database (copied only when unaligned). */
 function asWords(buf: Buffer): Uint32Array {
   if ((buf.byteOffset & 3) === 0) return new Uint32Array(buf.buffer, buf.byteOffset, buf.length >>> 2);
@@ -400,10 +350,14 @@ class Store {
     }
   }
 
-  /** Candidate slots of one band key in the spilled segments. */
-  lookup(hi: number, lo: number, out: number[]): void {
-    for (const seg of this.segments) {
-      if (!seg.bloom.has(hi, lo)) continue;
+  /**
+   * Candidate slots of one band key in the spilled segments. `maybe`: the segments whose Bloom
+   * filters pass the key, as bits (from `probeSegments`), or -1 to probe the filters here.
+   */
+  lookup(hi: number, lo: number, out: number[], maybe = -1): void {
+    for (let s = 0; s < this.segments.length; s++) {
+      const seg = this.segments[s];
+      if (maybe === -1 ? !seg.bloom.has(hi, lo) : (maybe & (1 << s)) === 0) continue;
       // Last block whose first key is <= (hi, lo); entries equal to the key may continue into the next blocks.
       const f = seg.fences;
       let a = 0;
@@ -467,7 +421,7 @@ class Store {
         return { words: view, stackAt: at };
       }
     }
-    return { words: new Uint32Array(words), stackAt: -1 };
+    return { words: sharedWords(words), stackAt: -1 };
   }
 
   /**
@@ -478,7 +432,7 @@ class Store {
   private allocateFilterStack(capacity: number): boolean {
     if (this.filterStack || this.filterStackRefused) return !!this.filterStack;
     try {
-      this.filterStack = new Uint32Array(capacity);
+      this.filterStack = sharedWords(capacity);
     } catch {
       this.filterStackRefused = true;
     }
@@ -748,6 +702,8 @@ export class LshIndex {
   spills = 0;
   /** Merges of spilled segments. */
   merges = 0;
+  /** Changes with every spill (and merge): Bloom answers computed before a change no longer apply. */
+  generation = 0;
 
   constructor(o: LshIndexOptions) {
     this.params = { bands: o.bands, rows: o.rows, perms: o.perms, threshold: o.threshold, shingles: o.shingles };
@@ -871,14 +827,29 @@ export class LshIndex {
     return sortUnique(out);
   }
 
-  /** Distinct slots sharing band `band`'s key of `keys`, ascending. */
-  bandCandidates(keys: Uint32Array, band: number): number[] {
+  /**
+   * Distinct slots sharing band `band`'s key of `keys`, ascending. `maybe`: the spilled segments
+   * whose Bloom filters pass the key, from `probeSegments` over this index's `probeTask` in the
+   * current generation (-1: probe them here).
+   */
+  bandCandidates(keys: Uint32Array, band: number, maybe = -1): number[] {
     const out: number[] = [];
-    this.addBandCandidates(keys, band, out);
+    this.addBandCandidates(keys, band, out, maybe);
     return sortUnique(out);
   }
 
-  private addBandCandidates(keys: Uint32Array, band: number, out: number[]): void {
+  /**
+   * The Bloom probes of `keys` (band keys of documents, as `bandKeys` makes them) against the
+   * spilled segments, as a task for `probeSegments`; undefined when there is nothing to probe
+   * (no segments, or more than a bit mask holds).
+   */
+  probeTask(keys: Uint32Array): ProbeTask | undefined {
+    const segments = this.store?.segments ?? [];
+    if (segments.length === 0 || segments.length > 32) return undefined;
+    return { filters: segments.map((s) => s.bloom.words), groups: this.params.bands, keys };
+  }
+
+  private addBandCandidates(keys: Uint32Array, band: number, out: number[], maybe = -1): void {
     const hi = keys[2 * band], lo = keys[2 * band + 1];
     const mask = this.cap - 1;
     let i = mix32(hi ^ Math.imul(lo, 0x9e3779b1)) & mask;
@@ -886,7 +857,7 @@ export class LshIndex {
       if (this.tHi[i] === hi && this.tLo[i] === lo) out.push(this.tSlot[i]);
       i = (i + 1) & mask;
     }
-    this.store?.lookup(hi, lo, out);
+    this.store?.lookup(hi, lo, out, maybe);
   }
 
   getDoc(slot: number): IndexedDoc {
@@ -929,6 +900,7 @@ export class LshIndex {
     this.clearRamDocs(Math.max(0, room - cap * 12));
     this.resize(cap, false);
     this.spills++;
+    this.generation++;
   }
 
   /**

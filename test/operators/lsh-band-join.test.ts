@@ -166,6 +166,19 @@ t.test('a spilled run gives the same output as an all-in-RAM run', async (t) => 
   t.same(spill.counters.counters.near_duplicates, ram.counters.counters.near_duplicates);
 });
 
+t.test('Bloom probes made a batch ahead in a worker thread give the decisions of probes in the join', async (t) => {
+  const base = [...kjv, ...fortunes.slice(0, 600)];
+  const mk = () => sketch([...base.map((r) => copy(r, r.id)), ...base.filter((_, i) => i % 3 === 0).map((r, i) => edit(r, `${r.id}~`, [40, 20, 10][i % 3]))]);
+  const ahead = await runOperator(lsh, { emit: 'all', memoryMB: 0.5 }, mk(), { workers: 2, batchSize: 16 });
+  const inline = await runOperator(lsh, { emit: 'all', memoryMB: 0.5 }, mk(), { workers: 0, batchSize: 16 });
+  const c = ahead.counters.counters;
+  t.ok(c.index_probed_ahead > mk().length / 2, `${c.index_probed_ahead} of ${mk().length} documents joined with probes from the worker`);
+  t.notOk(inline.counters.counters.index_probed_ahead, 'workers 0 probes in the join');
+  t.ok(c.index_block_hits > 0 && c.near_duplicates > 50);
+  t.equal(json(ahead.output), json(inline.output));
+  for (const k of ['index_block_reads', 'index_block_hits', 'index_doc_reads', 'candidates', 'rejected_candidates', 'index_spills', 'index_merges']) t.equal(c[k], inline.counters.counters[k], k);
+});
+
 t.test('checkpoint and restore: a resumed step gives the uninterrupted output, also after a crash that kept spilling', async (t) => {
   const base = [...kjv, ...fortunes.slice(0, 600)];
   const recs = sketch([...base.map((r) => copy(r, r.id)), ...base.filter((_, i) => i % 3 === 0).map((r, i) => edit(r, `${r.id}~`, [40, 20, 10][i % 3]))]).map((r, i) => ({ ...r, src: i % 2 ? 'kjv' : 'other' }));

@@ -553,16 +553,16 @@ function createJoin(o: LshBandJoinOptions, ctx: StepContext) {
   function probeAhead(batch: Rec[]): Ahead {
     const ahead: Ahead = { batch, generation: -1 };
     if (!index?.spills || ctx.workers === 0) return ahead;
+    // Records the join will reject (no signature, another length) are not probed.
+    const sigs = batch.map((rec) => {
+      const sig = peekInternals(rec)?.signature;
+      return sig instanceof Uint32Array && sig.length === perms ? sig : undefined;
+    });
     const at = new Int32Array(batch.length).fill(-1);
     let n = 0;
-    batch.forEach((rec, i) => {
-      const sig = peekInternals(rec)?.signature;
-      if (sig instanceof Uint32Array && sig.length === perms) at[i] = bands * n++;
-    });
+    sigs.forEach((sig, i) => sig && (at[i] = bands * n++));
     const all = new Uint32Array(2 * bands * n);
-    batch.forEach((rec, i) => {
-      if (at[i] >= 0) bandKeys(peekInternals(rec)!.signature as Uint32Array, bands, rows, all.subarray(2 * at[i], 2 * at[i] + 2 * bands));
-    });
+    sigs.forEach((sig, i) => sig && bandKeys(sig, bands, rows, all.subarray(2 * at[i], 2 * at[i] + 2 * bands)));
     const task = n ? index.probeTask(all) : undefined;
     if (!task) return ahead;
     probePool ??= createWorkerPool<ProbeTask, Uint32Array>({ module: new URL('../lib/sketch/blocked-bloom.ts', import.meta.url), fn: 'probeTask', size: 1, name: ctx.op });

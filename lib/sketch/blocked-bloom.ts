@@ -64,8 +64,6 @@ export class BlockedBloom {
   }
 }
 
-
-
 /** Bloom filters to probe, in segment order (at most 32), and the band keys of a batch of documents. */
 export interface ProbeTask {
   /** The filters' words: views of shared memory, so they are not copied to the worker. */

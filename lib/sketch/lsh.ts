@@ -207,6 +207,8 @@ const TXN_BLOCKS = Math.ceil(TXN_BYTES / (BLOCK_ENTRIES * 12));
 const FORMAT = 'mixstream-lsh-index/4';
 /** Words per row of a segment's filter and fences. */
 const AUX_PART_WORDS = 1 << 18;
+/** Blocks a merge reads at a time from each segment it merges (64 x 3 KB). */
+const MERGE_READ_BLOCKS = 64;
 /** Spilled segments of about the same size merged into one. */
 const MERGE_FAN_IN = 4;
 /** The database file inside an index directory. */
@@ -248,6 +250,15 @@ interface Segment {
   fences: Uint32Array;
 }
 
+/** A merge's place in one of the segments it merges: block `blk` as words `w`, entry `i`; the blocks read after it, last first. */
+interface MergeCursor {
+  seg: Segment;
+  blk: number;
+  ahead: Buffer[];
+  w: Uint32Array;
+  i: number;
+}
+
 /**
  * Zeroed words in shared memory: the Bloom filters, so a worker thread can probe them (see
  * `LshIndex.probeTask`). Pages become resident only as they are written.
@@ -267,6 +278,7 @@ class Store {
   private readonly file: string;
   private readonly putBlock: Database.Statement;
   private readonly getBlock: Database.Statement;
+  private readonly getBlockRange: Database.Statement;
   private readonly putDoc: Database.Statement;
   private readonly getDocStmt: Database.Statement;
   private readonly allDocsStmt: Database.Statement;
@@ -334,6 +346,7 @@ class Store {
       }
       this.putBlock = this.db.prepare('INSERT OR REPLACE INTO blocks (id, data) VALUES (?, ?)');
       this.getBlock = this.db.prepare('SELECT data FROM blocks WHERE id = ?').pluck();
+      this.getBlockRange = this.db.prepare('SELECT data FROM blocks WHERE id >= ? AND id < ? ORDER BY id').pluck();
       this.putDoc = this.db.prepare('INSERT OR REPLACE INTO docs (slot, data) VALUES (?, ?)');
       this.getDocStmt = this.db.prepare('SELECT data FROM docs WHERE slot = ?').pluck();
       this.allDocsStmt = this.db.prepare('SELECT data FROM docs WHERE slot < ? ORDER BY slot').pluck();
@@ -441,12 +454,17 @@ class Store {
 
   /**
    * Replaces segments from .. to - 1 by one segment holding all their entries, written after
-   * every existing block (a k-way merge that reads one block at a time per segment).
+   * every existing block (a k-way merge that reads MERGE_READ_BLOCKS blocks at a time per
+   * segment: one range query costs far less than a lookup per block).
    */
   mergeSegments(from: number, to: number, bitsPerKey: number): void {
     const parts = this.segments.slice(from, to);
     const n = parts.reduce((sum, seg) => sum + seg.meta.entries, 0);
-    const cursors = parts.map((seg) => ({ seg, blk: 0, w: this.readBlock(seg.meta.firstBlock), i: 0 }));
+    const cursors = parts.map((seg) => {
+      const cursor: MergeCursor = { seg, blk: 0, ahead: [], w: new Uint32Array(0), i: 0 };
+      this.nextMergeBlock(cursor);
+      return cursor;
+    });
     // The merged filter may be built over the filters of `parts`: only their blocks are read
     // here. (A merge that fails leaves the index unusable, as a failed spill does: the run stops,
     // and a resume starts from the last checkpoint, which reloads the filters from the database.)
@@ -467,10 +485,7 @@ class Store {
         }
         const cur = cursors[best];
         put(bh, bl, cur.w[3 * cur.i + 2]);
-        if (++cur.i * 3 >= cur.w.length && ++cur.blk < cur.seg.meta.blocks) {
-          cur.w = this.readBlock(cur.seg.meta.firstBlock + cur.blk);
-          cur.i = 0;
-        }
+        if (++cur.i * 3 >= cur.w.length && ++cur.blk < cur.seg.meta.blocks) this.nextMergeBlock(cur);
       }
     });
     this.segments.splice(from, to - from, merged);
@@ -528,6 +543,18 @@ class Store {
     }
     this.nextBlock += blocks;
     return { meta: { entries: n, firstBlock, blocks, bloomWords: bloom.words.length }, bloom, fences, stackAt: filter.stackAt };
+  }
+
+  /** Moves a merge cursor to its block `blk`, reading it with the next ones unless they are read already. */
+  private nextMergeBlock(c: MergeCursor): void {
+    if (c.ahead.length === 0) {
+      const first = c.seg.meta.firstBlock + c.blk;
+      const end = c.seg.meta.firstBlock + Math.min(c.seg.meta.blocks, c.blk + MERGE_READ_BLOCKS);
+      c.ahead = (this.getBlockRange.all(first, end) as Buffer[]).reverse();
+      if (c.ahead.length !== end - first) throw new Error(`LSH index blocks ${first}..${end - 1} are missing (corrupt index?)`);
+    }
+    c.w = asWords(c.ahead.pop()!);
+    c.i = 0;
   }
 
   private readBlock(no: number): Uint32Array {

@@ -107,6 +107,36 @@ function indexed(limit = docs.length): { doc: IndexedDoc; keys: Uint32Array }[] 
 
 const params = { bands: 16, rows: 8, perms: 128, threshold: 0.85, shingles: true };
 
+t.test('merges of segments larger than a read batch keep every entry (band keys shared across segments included)', async (t) => {
+  // Random signatures; every fifth document copies an earlier one with a few values changed, so
+  // some band keys repeat across spills. 4 MB spills every ~2,000 documents (~125 blocks each).
+  let seed = 11;
+  const next = () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0);
+  const signatures: Uint32Array[] = [];
+  for (let i = 0; i < 12000; i++) {
+    const sig = new Uint32Array(128);
+    if (i % 5 === 4) {
+      sig.set(signatures[next() % i]);
+      for (let k = 0; k < 4; k++) sig[next() % 128] = next();
+    } else for (let k = 0; k < 128; k++) sig[k] = next();
+    signatures.push(sig);
+  }
+  const dir = tmpDir(t);
+  const ram = new LshIndex({ ...params, signatures: true, shingles: false, memoryBytes: 1 << 30, dir: () => path.join(dir, 'ram') });
+  const spilled = new LshIndex({ ...params, signatures: true, shingles: false, memoryBytes: 4 << 20, dir: () => path.join(dir, 'spill') });
+  const keys = signatures.map((s) => bandKeys(s, 16, 8));
+  signatures.forEach((signature, i) => {
+    ram.add({ id: `d${i}`, signature }, keys[i]);
+    spilled.add({ id: `d${i}`, signature }, keys[i]);
+  });
+  t.ok(spilled.merges > 0 && spilled.spills >= 4, `${spilled.spills} spills, ${spilled.merges} merges`);
+  let differ = 0;
+  for (const k of keys) if (JSON.stringify(ram.candidates(k)) !== JSON.stringify(spilled.candidates(k))) differ++;
+  t.equal(differ, 0, 'every document gets the same candidates');
+  ram.close();
+  spilled.close();
+});
+
 t.test('spilled index answers exactly like the all-in-RAM index', async (t) => {
   const items = indexed();
   const dir = tmpDir(t);

@@ -4,12 +4,17 @@
 // outstanding (backpressure) and yields results in input order. The threads themselves are
 // shared by every pool of the process (see ThreadGroup); a pool uses at most `size` threads at once.
 //
-// Worker modules may be TypeScript: each thread starts in lib/parallel-worker.mjs, which registers
-// the tsx loader (resolved from this package, so it works under `npx tsx`, tap and the CLI, from
-// any directory) before importing the task loop and the worker module.
+// Worker modules may be TypeScript. The threads run plain JavaScript (lib/parallel-worker.mjs):
+// a TypeScript worker module of this package is bundled into one ES module first (see
+// runnableModule); any other TypeScript module makes its thread register the tsx loader.
 // A worker module exports plain functions `(input) => output` (or a promise of it); return
 // `withTransfer(value, [buffers])` to move ArrayBuffers back instead of copying them.
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Worker, type TransferListItem } from 'node:worker_threads';
 import type { Rec, Step, StepContext } from './operator.ts';
 
@@ -99,9 +104,9 @@ const THREAD_DEPTH = 2;
 const BOOTSTRAP = new URL('./parallel-worker.mjs', import.meta.url);
 
 /**
- * The threads of the process, shared by every pool: each idle thread costs ~30 MB (an isolate
- * with the TypeScript loader), so a pipeline with several parallel steps keeps as many threads
- * as its largest pool asks for, not the sum. A thread loads the worker modules its tasks name.
+ * The threads of the process, shared by every pool: each idle thread costs ~10 MB (~40 MB once
+ * it registers the TypeScript loader), so a pipeline with several parallel steps keeps as many
+ * threads as its largest pool asks for, not the sum. A thread loads the worker modules its tasks name.
  * Tasks of all pools wait in one queue, in submission order.
  */
 class ThreadGroup {
@@ -219,10 +224,54 @@ class ThreadGroup {
 
 let group: ThreadGroup | undefined;
 
+const PACKAGE_ROOT = fileURLToPath(new URL('..', import.meta.url));
+/** Inside the package's node_modules, so the bundles' package imports resolve as the sources' do. */
+const BUNDLE_DIR = path.join(PACKAGE_ROOT, 'node_modules', '.cache', 'mixstream', 'workers');
+const bundles = new Map<string, string>();
+
+/**
+ * The module a thread should load for `href`: for a TypeScript module of this package, one ES
+ * module bundled from it and its local imports by esbuild (packages stay imports), written once
+ * under node_modules/.cache and named by a hash of its content, so it is never stale. A thread
+ * that loads TypeScript itself registers the tsx loader, whose module hooks run in a thread of
+ * their own: ~30 MB more RSS per worker. Where bundling is not possible (a module outside the
+ * package, whose package imports would not resolve from the cache; an unwritable cache), the
+ * module is loaded as it is.
+ */
+export function runnableModule(href: string): string {
+  const known = bundles.get(href);
+  if (known) return known;
+  let runnable = href;
+  if (/\.[cm]?tsx?$/.test(href) && href.startsWith('file:')) {
+    const file = fileURLToPath(href);
+    if (!path.relative(PACKAGE_ROOT, file).startsWith('..')) {
+      try {
+        const esbuild = createRequire(import.meta.url)('esbuild') as typeof import('esbuild');
+        const out = esbuild.buildSync({ entryPoints: [file], bundle: true, format: 'esm', platform: 'node', packages: 'external', target: 'node20', write: false, logLevel: 'silent' });
+        const code = out.outputFiles[0].contents;
+        const name = `${path.basename(file).replace(/\.[^.]+$/, '')}-${createHash('sha256').update(code).digest('hex').slice(0, 16)}.mjs`;
+        const target = path.join(BUNDLE_DIR, name);
+        if (!existsSync(target)) {
+          mkdirSync(BUNDLE_DIR, { recursive: true });
+          // Written aside and renamed: a concurrent process never loads half a file.
+          const tmp = `${target}.${process.pid}.tmp`;
+          writeFileSync(tmp, code);
+          renameSync(tmp, target);
+        }
+        runnable = pathToFileURL(target).href;
+      } catch {
+        runnable = href;
+      }
+    }
+  }
+  bundles.set(href, runnable);
+  return runnable;
+}
+
 export function createWorkerPool<I = unknown, O = unknown>(options: WorkerPoolOptions): WorkerPool<I, O> {
   const size = options.size ?? Math.max(1, os.availableParallelism());
   if (!Number.isInteger(size) || size < 1) throw new Error(`worker pool size must be an integer >= 1, got ${size}`);
-  const moduleUrl = options.module instanceof URL ? options.module.href : new URL(options.module, 'file://').href;
+  const moduleUrl = runnableModule(options.module instanceof URL ? options.module.href : new URL(options.module, 'file://').href);
   const fn = options.fn ?? 'default';
   const threads = (group ??= new ThreadGroup());
   threads.users++;

@@ -1,12 +1,13 @@
 import t from 'tap';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { createOrderedWindow, createWorkerPool } from '../lib/parallel.ts';
+import { createOrderedWindow, createWorkerPool, runnableModule } from '../lib/parallel.ts';
 
-// A worker module in TypeScript, written where no loader configuration applies, to prove the
-// threads load .ts files on their own.
+// A worker module in TypeScript outside the package, written where no loader configuration
+// applies, to prove the threads load .ts files on their own (by registering the tsx loader).
 const dir = mkdtempSync(path.join(os.tmpdir(), 'mixstream-pool-'));
 const moduleFile = path.join(dir, 'tasks.mts');
 writeFileSync(
@@ -175,4 +176,19 @@ t.test('the ordered window returns batches in order and waits only beyond its de
   const failing = createOrderedWindow<number>(1);
   await failing.push(Promise.reject(new Error('boom')));
   await t.rejects(failing.push(Promise.resolve([1])), /boom/);
+});
+
+t.test("the package's TypeScript worker modules run from plain JavaScript bundles; others as they are", async (t) => {
+  const source = new URL('../lib/sketch/blocked-bloom.ts', import.meta.url).href;
+  const bundled = runnableModule(source);
+  t.match(bundled, /^file:.*\/node_modules\/\.cache\/mixstream\/workers\/blocked-bloom-[0-9a-f]{16}\.mjs$/, 'named by a hash of its content');
+  t.equal(runnableModule(source), bundled, 'bundled once per process');
+  // The bundle loads in a Node process without any loader (its package imports resolve from the cache's place).
+  const exported = execFileSync(process.execPath, ['--input-type=module', '-e', `const m = await import(${JSON.stringify(bundled)}); console.log(typeof m.probeTask)`], {
+    encoding: 'utf8',
+    env: { ...process.env, NODE_OPTIONS: '' },
+  });
+  t.equal(exported.trim(), 'function');
+  t.equal(runnableModule(moduleUrl.href), moduleUrl.href, 'a module outside the package is loaded as it is');
+  t.equal(runnableModule('file:///tmp/plain.mjs'), 'file:///tmp/plain.mjs', 'JavaScript is loaded as it is');
 });

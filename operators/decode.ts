@@ -23,6 +23,12 @@ export default defineOperator<DecodeOperatorOptions>({
     idField: { type: 'string', default: DEFAULT_DECODE.idField, description: 'field holding the document id (copied to "id" when different)' },
     missingId: { type: 'string', enum: ['generate', 'error'], default: DEFAULT_DECODE.missingId, description: 'records without an id: generate "<input file name>:<line>" or count a missing_id error' },
     batchRecords: { type: 'integer', min: 1, max: 1_000_000, default: DEFAULT_DECODE.batchRecords, description: 'records per batch handed to the next step' },
+    batchBytes: {
+      type: 'integer',
+      min: 1,
+      default: DEFAULT_DECODE.batchBytes,
+      description: 'an NDJSON batch also ends once its lines reach about this many bytes, so long documents travel in smaller batches and the records in flight stay a few MB',
+    },
   },
   create() {
     // The runner reads inputs with these options; as a step, decode passes batches through.

@@ -26,6 +26,12 @@ export interface DecodeOptions {
   missingId: 'generate' | 'error';
   /** Records per batch handed to the next step. */
   batchRecords: number;
+  /**
+   * A batch also ends once its lines reach about this many bytes (counted in characters): long
+   * documents then travel in smaller batches, and the records in flight between steps stay
+   * within a few MB whatever the document length.
+   */
+  batchBytes: number;
   /** Directory for spooling non-seekable Parquet input (stdin, HTTP). */
   tmpDir?: string;
   /** Resume: lines (rows) 1..skipLines were consumed by an earlier run; they are counted past unread. */
@@ -43,6 +49,7 @@ export const DEFAULT_DECODE: DecodeOptions = {
   idField: 'id',
   missingId: 'generate',
   batchRecords: 1024,
+  batchBytes: 512 * 1024,
 };
 
 /** One input: a name for messages and a way to get its bytes. A `file` path allows random access (Parquet). */
@@ -166,6 +173,10 @@ export async function* decodeNdjson(
   let offset = 0; // byte offset of the start of `carry` / next line
   let skipping: { line: number; offset: number; bytes: number; head: Buffer } | undefined;
   let batch: Rec[] = [];
+  // Where the next batches start in `batch` (cut by record count or by bytes), and the size of the open one.
+  let cuts: number[] = [];
+  let openFrom = 0;
+  let openBytes = 0;
   let first = true;
   const stopRequested = () => sink.shouldStop?.() === true;
   const skipLines = opts.skipLines ?? 0;
@@ -188,6 +199,11 @@ export async function* decodeNdjson(
     if (rec) {
       batch.push(rec);
       progress.records++;
+      openBytes += str.length;
+      if (batch.length - openFrom >= opts.batchRecords || openBytes >= opts.batchBytes) {
+        cuts.push((openFrom = batch.length));
+        openBytes = 0;
+      }
     }
   };
 
@@ -244,19 +260,20 @@ export async function* decodeNdjson(
 
   // Every line up to `lineNo` is consumed once these records are handed on: the last batch carries that position.
   const flushBatch = function* (): Generator<PositionedBatch> {
-    const b: PositionedBatch = batch;
+    const b = batch;
+    const ends = cuts[cuts.length - 1] === b.length ? cuts : [...cuts, b.length];
     batch = [];
+    cuts = [];
+    openFrom = 0;
+    openBytes = 0;
     // While still counting past lines an earlier run consumed, there is no new position to report.
     const at = lineNo >= skipLines ? lineNo : undefined;
-    if (b.length <= opts.batchRecords) {
-      b[POSITION] = at;
-      yield b;
-      return;
-    }
-    for (let i = 0; i < b.length; i += opts.batchRecords) {
-      const part: PositionedBatch = b.slice(i, i + opts.batchRecords);
-      if (i + opts.batchRecords >= b.length) part[POSITION] = at;
+    let start = 0;
+    for (const end of ends) {
+      const part: PositionedBatch = ends.length === 1 ? b : b.slice(start, end);
+      if (end === b.length) part[POSITION] = at;
       yield part;
+      start = end;
     }
   };
 

@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { compress as zstdCompress } from 'zstd-napi';
 import type { ErrorEntry } from '../../lib/context.ts';
-import { decodeInput, DEFAULT_DECODE, type DecodeOptions, type InputProgress } from '../../lib/io/decode.ts';
+import { decodeInput, DEFAULT_DECODE, POSITION, type DecodeOptions, type InputProgress, type PositionedBatch } from '../../lib/io/decode.ts';
 import type { Rec } from '../../lib/operator.ts';
 import { ROOT, SAMPLES, tmpdir } from '../helpers.ts';
 
@@ -30,6 +30,35 @@ t.test('real NDJSON decodes to the same records, whatever the chunking', async (
     t.same(errors, []);
     t.ok(progress.complete);
   }
+});
+
+t.test('a batch ends at batchRecords records or once its lines reach batchBytes, whichever comes first', async (t) => {
+  const lines = kjv.toString('utf8').trim().split('\n');
+  const batchesOf = async (opts: Partial<DecodeOptions>): Promise<PositionedBatch[]> => {
+    const out: PositionedBatch[] = [];
+    const source = { name: 'in.jsonl', open: () => Readable.from([kjv]) };
+    for await (const batch of decodeInput(source, { ...DEFAULT_DECODE, tmpDir: tmpdir(), ...opts }, { error: () => {} }, { bytes: 0, records: 0, complete: false })) {
+      // (The end of input may add an empty batch that only carries the position.)
+      if (batch.length) out.push(batch);
+    }
+    return out;
+  };
+  const lengthOf = new Map(lines.map((l) => [JSON.parse(l).id as string, l.length]));
+  t.equal(lengthOf.size, lines.length, 'sample ids are unique');
+  const lineChars = (b: Rec[]) => b.reduce((sum, r) => sum + lengthOf.get(r.id)!, 0);
+
+  const bySize = await batchesOf({ batchBytes: 64 * 1024 });
+  t.same(bySize.flat().map((r) => r.id), lines.map((l) => JSON.parse(l).id), 'every record once, in order');
+  t.ok(bySize.length >= 10, `${bySize.length} batches from one chunk of ${kjv.length} bytes`);
+  for (const b of bySize.slice(0, -1)) {
+    t.ok(lineChars(b) >= 64 * 1024 && lineChars(b.slice(0, -1)) < 64 * 1024, 'cut right after the lines reach batchBytes');
+  }
+  t.same(bySize.map((b) => b[POSITION]), [...bySize.slice(0, -1).map(() => undefined), lines.length], 'the position rides on the last batch of the chunk');
+
+  const byCount = await batchesOf({ batchRecords: 7 });
+  t.same(byCount.map((b) => b.length), [...Array(Math.floor(lines.length / 7)).fill(7), ...(lines.length % 7 ? [lines.length % 7] : [])], 'at most batchRecords per batch');
+  const defaults = await batchesOf({});
+  t.ok(defaults.every((b) => lineChars(b) < DEFAULT_DECODE.batchBytes + 20000), 'default batches of long documents stay near 512 KB');
 });
 
 t.test('every kind of bad line is an error with its reason and line, and good lines survive', async (t) => {

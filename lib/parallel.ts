@@ -106,8 +106,8 @@ const BOOTSTRAP = new URL('./parallel-worker.mjs', import.meta.url);
 /**
  * The threads of the process, shared by every pool: each idle thread costs ~10 MB (~40 MB once
  * it registers the TypeScript loader), so a pipeline with several parallel steps keeps as many
- * threads as its largest pool asks for, not the sum. A thread loads the worker modules its tasks name.
- * Tasks of all pools wait in one queue, in submission order.
+ * threads as its largest pool asks for, not the sum. A thread loads the worker modules its tasks
+ * name. Tasks of all pools wait in one queue, in submission order.
  */
 class ThreadGroup {
   readonly slots: Slot[] = [];
@@ -244,7 +244,8 @@ export function runnableModule(href: string): string {
   let runnable = href;
   if (/\.[cm]?tsx?$/.test(href) && href.startsWith('file:')) {
     const file = fileURLToPath(href);
-    if (!path.relative(PACKAGE_ROOT, file).startsWith('..')) {
+    const inPackage = path.relative(PACKAGE_ROOT, file);
+    if (!inPackage.startsWith('..') && !path.isAbsolute(inPackage)) {
       try {
         const esbuild = createRequire(import.meta.url)('esbuild') as typeof import('esbuild');
         const out = esbuild.buildSync({ entryPoints: [file], bundle: true, format: 'esm', platform: 'node', packages: 'external', target: 'node20', write: false, logLevel: 'silent' });

@@ -175,7 +175,6 @@ export async function* decodeNdjson(
   let batch: Rec[] = [];
   // Where the next batches start in `batch` (cut by record count or by bytes), and the size of the open one.
   let cuts: number[] = [];
-  let openFrom = 0;
   let openBytes = 0;
   let first = true;
   const stopRequested = () => sink.shouldStop?.() === true;
@@ -200,8 +199,8 @@ export async function* decodeNdjson(
       batch.push(rec);
       progress.records++;
       openBytes += str.length;
-      if (batch.length - openFrom >= opts.batchRecords || openBytes >= opts.batchBytes) {
-        cuts.push((openFrom = batch.length));
+      if (batch.length - (cuts[cuts.length - 1] ?? 0) >= opts.batchRecords || openBytes >= opts.batchBytes) {
+        cuts.push(batch.length);
         openBytes = 0;
       }
     }
@@ -264,7 +263,6 @@ export async function* decodeNdjson(
     const ends = cuts[cuts.length - 1] === b.length ? cuts : [...cuts, b.length];
     batch = [];
     cuts = [];
-    openFrom = 0;
     openBytes = 0;
     // While still counting past lines an earlier run consumed, there is no new position to report.
     const at = lineNo >= skipLines ? lineNo : undefined;

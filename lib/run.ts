@@ -560,8 +560,10 @@ async function execute(opts: RunOptions, control: StopControl): Promise<RunRepor
           }
           if (!batch.length) continue;
           part ??= openOutput(path.join(dir, partName(partsDone, extension)));
-          const wait = write(part.stream, encodeBatch(batch));
-          if (wait) await wait;
+          for (const piece of encodeBatch(batch)) {
+            const wait = write(part.stream, piece);
+            if (wait) await wait;
+          }
         }
         if (part) {
           // Records after the last barrier of an interrupted run: the rerun writes them again.
@@ -584,7 +586,7 @@ async function execute(opts: RunOptions, control: StopControl): Promise<RunRepor
     async function* encode(src: AsyncIterable<Batch>): AsyncGenerator<string> {
       for await (const batch of src) {
         await writeSide(batch[SIDE]);
-        if (batch.length) yield encodeBatch(batch);
+        if (batch.length) yield* encodeBatch(batch);
       }
     }
     try {

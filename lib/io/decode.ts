@@ -94,9 +94,17 @@ async function* counting(source: AsyncIterable<Buffer>, progress: InputProgress)
 
 const RAW_LIMIT = 4096;
 
+/** The first `limit` bytes of `buf`, cut before a UTF-8 character that would not fit whole. */
+function utf8Head(buf: Buffer, limit: number): Buffer {
+  if (buf.length <= limit) return buf;
+  let end = limit;
+  while (end > limit - 4 && (buf[end] & 0xc0) === 0x80) end--;
+  return buf.subarray(0, end);
+}
+
 function rawOf(buf: Buffer): { raw: string; rawEncoding?: 'base64'; rawTruncated?: boolean } {
   const truncated = buf.length > RAW_LIMIT * 16;
-  const b = truncated ? buf.subarray(0, RAW_LIMIT * 16) : buf;
+  const b = truncated ? utf8Head(buf, RAW_LIMIT * 16) : buf;
   return isUtf8(b) ? { raw: b.toString('utf8'), ...(truncated && { rawTruncated: true }) } : { raw: b.toString('base64'), rawEncoding: 'base64', ...(truncated && { rawTruncated: true }) };
 }
 
@@ -219,40 +227,23 @@ export async function* decodeNdjson(
       }
       buf = buf.subarray(pos);
     }
-    if (isUtf8(buf)) {
-      const text = buf.toString('utf8');
-      let pos = 0;
-      for (;;) {
-        const nl = text.indexOf('\n', pos);
-        if (nl < 0) break;
-        lineNo++;
-        if (lineNo <= skipLines) {
-          pos = nl + 1;
-          continue;
-        }
-        const line = lineNo;
-        const str = text.slice(pos, nl);
-        if (str.length > opts.maxRecordBytes / 3 && Buffer.byteLength(str) > opts.maxRecordBytes) {
-          checker.fail(input, line, 'record_too_large', `line of ${Buffer.byteLength(str)} bytes exceeds maxRecordBytes ${opts.maxRecordBytes}`, Buffer.from(str.slice(0, RAW_LIMIT)), { rawTruncated: true, bytes: Buffer.byteLength(str) });
-        } else {
-          parseLine(str, line, () => str);
-        }
-        pos = nl + 1;
-        if (stopRequested()) return;
-      }
-      return;
-    }
+    // Each line is decoded on its own: a string of a whole chunk (up to a MiB) lands in V8's
+    // large-object space, whose fresh pages cost several times the decoding itself.
+    const valid = isUtf8(buf);
     let pos = 0;
     for (;;) {
       const nl = buf.indexOf(10, pos);
       if (nl < 0) break;
       lineNo++;
-      const lineBuf = buf.subarray(pos, nl);
-      if (lineBuf.length > opts.maxRecordBytes) {
-        checker.fail(input, lineNo, 'record_too_large', `line of ${lineBuf.length} bytes exceeds maxRecordBytes ${opts.maxRecordBytes}`, lineBuf.subarray(0, RAW_LIMIT), { rawTruncated: true, bytes: lineBuf.length });
-      } else if (isUtf8(lineBuf)) parseLine(lineBuf.toString('utf8'), lineNo, () => lineBuf);
-      else checker.fail(input, lineNo, 'invalid_utf8', 'line is not valid UTF-8 (raw bytes in base64)', lineBuf);
+      const start = pos;
       pos = nl + 1;
+      if (nl - start > opts.maxRecordBytes) {
+        checker.fail(input, lineNo, 'record_too_large', `line of ${nl - start} bytes exceeds maxRecordBytes ${opts.maxRecordBytes}`, utf8Head(buf.subarray(start, nl), RAW_LIMIT), { rawTruncated: true, bytes: nl - start });
+      } else if (valid || isUtf8(buf.subarray(start, nl))) {
+        parseLine(buf.toString('utf8', start, nl), lineNo, () => buf.subarray(start, nl));
+      } else {
+        checker.fail(input, lineNo, 'invalid_utf8', 'line is not valid UTF-8 (raw bytes in base64)', buf.subarray(start, nl));
+      }
       if (stopRequested()) return;
     }
   };
@@ -314,7 +305,7 @@ export async function* decodeNdjson(
       }
       if (buf.length > opts.maxRecordBytes) {
         lineNo++;
-        skipping = { line: lineNo, offset, bytes: buf.length, head: Buffer.from(buf.subarray(0, RAW_LIMIT)) };
+        skipping = { line: lineNo, offset, bytes: buf.length, head: Buffer.from(utf8Head(buf, RAW_LIMIT)) };
         offset += buf.length;
       } else if (buf.length) {
         carry = Buffer.from(buf); // copy: the chunk it points into can be reused

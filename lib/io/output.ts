@@ -38,11 +38,26 @@ export function openOutput(file: string | undefined): Output {
   return { stream: c, done, name: file };
 }
 
-/** NDJSON text for a batch: one JSON object per line. */
-export function encodeBatch(batch: Rec[]): string {
+/** Characters per piece of encoded output. */
+const PIECE_CHARS = 32 * 1024;
+
+/**
+ * NDJSON text for a batch, one JSON object per line, in pieces of whole lines that end once they
+ * reach PIECE_CHARS: a string (and the Buffer a stream makes of it) of a whole batch would land
+ * in V8's large-object space, whose fresh pages cost more than the encoding itself.
+ */
+export function encodeBatch(batch: Rec[]): string[] {
+  const pieces: string[] = [];
   let s = '';
-  for (let i = 0; i < batch.length; i++) s += JSON.stringify(batch[i]) + '\n';
-  return s;
+  for (let i = 0; i < batch.length; i++) {
+    s += JSON.stringify(batch[i]) + '\n';
+    if (s.length >= PIECE_CHARS) {
+      pieces.push(s);
+      s = '';
+    }
+  }
+  if (s) pieces.push(s);
+  return pieces;
 }
 
 /** Writes a chunk, resolving when the stream accepts more (backpressure). */

@@ -97,6 +97,25 @@ t.test('every kind of bad line is an error with its reason and line, and good li
   t.ok(progress.complete);
 });
 
+t.test('in one chunk: an invalid line spoils only itself, and an over-long one keeps a readable head', async (t) => {
+  const ru = 'В начале сотворил Бог небо и землю. ';
+  const parts = [
+    Buffer.from(JSON.stringify({ id: 'ru', text: ru }) + '\n'),
+    Buffer.concat([Buffer.from('{"id":"bad","text":"'), Buffer.from([0xff, 0xfe]), Buffer.from('"}\n')]),
+    Buffer.from(JSON.stringify({ id: 'long', text: ru.repeat(400) }) + '\n'),
+    Buffer.from(JSON.stringify({ id: 'de', text: 'Über allen Gipfeln ist Ruh.' }) + '\n'),
+  ];
+  const { records, errors } = await decode(Buffer.concat(parts), { maxRecordBytes: 10_000 }, 1 << 20);
+  t.same(records.map((r) => [r.id, r.text]), [['ru', ru], ['de', 'Über allen Gipfeln ist Ruh.']], 'multi-byte text around the bad lines decodes intact');
+  t.same(errors.map((e) => [e.reason, e.line]), [['invalid_utf8', 2], ['record_too_large', 3]]);
+  const head = errors[1];
+  t.equal(head.rawEncoding, undefined, 'the head of an over-long line is text, not base64');
+  t.ok(head.rawTruncated);
+  const line = parts[2].toString('utf8');
+  t.ok(line.startsWith(head.raw as string), 'the head is the start of the line, cut between characters');
+  t.ok(Buffer.byteLength(head.raw as string) <= 4096 && Buffer.byteLength(head.raw as string) > 4090);
+});
+
 t.test('an over-long line is skipped without buffering it, across many chunks', async (t) => {
   const big = Buffer.concat([Buffer.from('{"id":"a","text":"ok"}\n{"id":"big","text":"'), Buffer.alloc(300_000, 0x61), Buffer.from('"}\n{"id":"b","text":"ok"}\n')]);
   const { records, errors } = await decode(big, { maxRecordBytes: 10_000 }, 4096);

@@ -1,14 +1,14 @@
 // lsh-band-join: near-duplicate removal with MinHash LSH (Zyda-2 cross-dedup, Ziya2 content dedup).
 // Joins each document against the kept documents seen before it (and against persisted indexes
 // of other datasets), verifies candidates, and keeps one document per cluster.
-import { closeSync, existsSync, openSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { open, type Database, type RootDatabase } from 'lmdb';
+import Database from 'better-sqlite3';
 import { defineOperator, internals, peekInternals, type Rec, type StepContext } from '../lib/operator.ts';
 import { LshIndex, LshIndexReader, bandKeys, candidateProbability, chooseBands, storeCacheBytes, type IndexedDoc, type ProbeTask } from '../lib/sketch/lsh.ts';
 import { createWorkerPool, type WorkerPool } from '../lib/parallel.ts';
 import { estimateJaccard } from '../lib/sketch/minhash.ts';
-import { syncPath, writeAll } from '../lib/io/durable.ts';
+import { syncPath } from '../lib/io/durable.ts';
 import { exactJaccard } from '../lib/text/shingle.ts';
 
 export interface LshBandJoinOptions {
@@ -68,8 +68,8 @@ interface Probes {
 const FLUSH_BATCH = 1024;
 
 // ---------------------------------------------------------------------------------------------
-// Record spool for keep: "priority": records wait until the end of input, in RAM up to a budget,
-// then in LMDB. Internals that are strings or Uint32Arrays (hashText, shingles, signature) survive.
+// Record spool for keep: "priority": records wait until the end of input in an SQLite file.
+// Internals that are strings or Uint32Arrays (hashText, shingles, signature) survive.
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -115,87 +115,133 @@ function unpackRecord(buf: Uint8Array): Rec {
   return rec;
 }
 
+/** Bytes of packed records per spool transaction. */
+const SPOOL_TXN_BYTES = 4 * 1024 * 1024;
+/** Records read back per query. */
+const SPOOL_PAGE = 256;
+
+/**
+ * Every record of a keep-"priority" join with its rank, and the decisions made at the end, in an
+ * SQLite file under the step's scratch directory. SQLite reads with pread into a page cache of
+ * fixed size, so holding the whole input costs that cache, not the input's size: a memory map
+ * (LMDB's) keeps every page read back resident, and a write transaction's pages pile up in RAM.
+ */
 class RecordSpool {
-  private ram: Buffer[] = [];
-  private ramBytes = 0;
-  private spilled = 0;
-  private env: RootDatabase | undefined;
-  private db: Database<Buffer, number> | undefined;
+  private db: Database.Database | undefined;
+  private statements!: {
+    insert: Database.Statement;
+    byRank: Database.Statement;
+    decide: Database.Statement;
+    inOrder: Database.Statement;
+  };
+  /** Bytes written in the open transaction. */
+  private pending = 0;
   count = 0;
 
-  constructor(private readonly budget: number, private readonly dir: () => string) {}
+  constructor(private readonly cacheBytes: number, private readonly dir: () => string) {}
 
-  push(rec: Rec): number {
+  private open(): Database.Database {
+    if (this.db) return this.db;
+    const dir = this.dir();
+    mkdirSync(dir, { recursive: true });
+    const db = new Database(path.join(dir, 'spool.sqlite'));
+    try {
+      db.pragma('mmap_size = 0');
+      db.pragma('locking_mode = EXCLUSIVE');
+      db.pragma(`cache_size = -${Math.max(1024, Math.floor(this.cacheBytes / 1024))}`);
+      // A rollback journal keeps the file consistent when a checkpointed run is killed mid-write.
+      db.pragma('journal_mode = DELETE');
+      db.pragma('synchronous = OFF');
+      db.exec(
+        'CREATE TABLE IF NOT EXISTS records (seq INTEGER PRIMARY KEY, rank INTEGER NOT NULL, data BLOB NOT NULL);' +
+          'CREATE INDEX IF NOT EXISTS records_by_rank ON records (rank, seq);' +
+          'CREATE TABLE IF NOT EXISTS decisions (seq INTEGER PRIMARY KEY, dup_of TEXT NOT NULL, similarity REAL NOT NULL);',
+      );
+      this.statements = {
+        insert: db.prepare('INSERT OR REPLACE INTO records (seq, rank, data) VALUES (?, ?, ?)'),
+        byRank: db.prepare('SELECT seq, data FROM records WHERE rank = ? AND seq > ? ORDER BY seq LIMIT ?').raw(),
+        decide: db.prepare('INSERT OR REPLACE INTO decisions (seq, dup_of, similarity) VALUES (?, ?, ?)'),
+        inOrder: db.prepare('SELECT r.seq, r.data, d.dup_of, d.similarity FROM records r LEFT JOIN decisions d ON d.seq = r.seq WHERE r.seq >= ? ORDER BY r.seq LIMIT ?').raw(),
+      };
+      db.exec('BEGIN');
+    } catch (e) {
+      db.close();
+      throw e;
+    }
+    return (this.db = db);
+  }
+
+  /** Commits every SPOOL_TXN_BYTES, so a transaction's pages never pile up in memory. */
+  private wrote(bytes: number): void {
+    this.pending += bytes;
+    if (this.pending < SPOOL_TXN_BYTES) return;
+    this.db!.exec('COMMIT');
+    this.db!.exec('BEGIN');
+    this.pending = 0;
+  }
+
+  push(rec: Rec, rank: number): number {
+    this.open();
     const b = packRecord(rec);
-    this.ram.push(b);
-    this.ramBytes += b.length + 96;
-    if (this.ramBytes > this.budget) this.spill();
+    this.statements.insert.run(this.count, rank, b);
+    this.wrote(b.length);
     return this.count++;
   }
 
-  private openEnv(): void {
-    this.env = open({ path: this.dir(), noSync: true, maxDbs: 2, remapChunks: true, noSubdir: false } as any);
-    this.db = this.env.openDB({ name: 'records', keyEncoding: 'uint32', encoding: 'binary' } as any) as any;
-  }
-
-  private spill(): void {
-    if (!this.env) this.openEnv();
-    this.env!.transactionSync(() => {
-      for (const b of this.ram) this.db!.putSync(this.spilled++, b);
-    });
-    this.ram = [];
-    this.ramBytes = 0;
-  }
-
-  /** Checkpoint: the records still in RAM go to a file; the spilled ones stay in LMDB (synced). */
-  save(dir: string): { count: number; spilled: number } {
-    if (this.env) syncPath(path.join(this.dir(), 'data.mdb'));
-    const fd = openSync(path.join(dir, 'spool-ram.bin'), 'w');
-    try {
-      const len = Buffer.alloc(4);
-      for (const b of this.ram) {
-        len.writeUInt32LE(b.length, 0);
-        writeAll(fd, len);
-        writeAll(fd, b);
+  /** The records of ranks 0 .. ranks - 1 in (rank, arrival) order, with their sequence numbers. */
+  *byRank(ranks: number): Generator<[number, Rec]> {
+    if (this.count === 0) return;
+    for (let rank = 0; rank < ranks; rank++) {
+      for (let seq = -1; ; ) {
+        const rows = this.statements.byRank.all(rank, seq, SPOOL_PAGE) as [number, Buffer][];
+        if (rows.length === 0) break;
+        for (const [s, data] of rows) yield [s, unpackRecord(data)];
+        seq = rows[rows.length - 1][0];
       }
-    } finally {
-      closeSync(fd);
     }
-    return { count: this.count, spilled: this.spilled };
   }
 
-  restore(dir: string, state: { count: number; spilled: number }): void {
-    this.spilled = state.spilled;
+  /** Records the decision for record `seq`: it duplicates `d.dupOf`. */
+  decide(seq: number, d: Decision): void {
+    this.statements.decide.run(seq, d.dupOf, d.similarity);
+    this.wrote(d.dupOf.length + 16);
+  }
+
+  /** The records in arrival order, each with its decision (undefined: kept). */
+  *inOrder(): Generator<[Rec, Decision | undefined]> {
+    if (this.count === 0) return;
+    for (let from = 0; from < this.count; from += SPOOL_PAGE) {
+      const rows = this.statements.inOrder.all(from, SPOOL_PAGE) as [number, Buffer, string | null, number | null][];
+      if (rows.length !== Math.min(SPOOL_PAGE, this.count - from) || rows[0][0] !== from) throw new Error(`record spool: records from ${from} are missing`);
+      for (const [, data, dupOf, similarity] of rows) yield [unpackRecord(data), dupOf === null ? undefined : { dupOf, similarity: similarity! }];
+    }
+  }
+
+  /** Checkpoint: what was pushed is committed and on disk; `restore` drops what came after. */
+  save(): { count: number } {
+    if (this.db) {
+      this.db.exec('COMMIT');
+      syncPath(path.join(this.dir(), 'spool.sqlite'));
+      this.db.exec('BEGIN');
+      this.pending = 0;
+    }
+    return { count: this.count };
+  }
+
+  restore(state: { count: number }): void {
     this.count = state.count;
-    if (state.spilled > 0) this.openEnv();
-    const buf = readFileSync(path.join(dir, 'spool-ram.bin'));
-    this.ram = [];
-    this.ramBytes = 0;
-    for (let at = 0; at < buf.length; ) {
-      const n = buf.readUInt32LE(at);
-      this.ram.push(Buffer.from(buf.subarray(at + 4, at + 4 + n)));
-      this.ramBytes += n + 96;
-      at += 4 + n;
-    }
-    if (this.spilled + this.ram.length !== this.count) throw new Error(`${dir}: the checkpointed record spool is incomplete`);
-  }
-
-  get(seq: number): Rec {
-    if (seq >= this.spilled) return unpackRecord(this.ram[seq - this.spilled]);
-    const b = this.db!.getBinaryFast(seq);
-    if (!b) throw new Error(`record spool entry ${seq} is missing`);
-    return unpackRecord(b);
+    if (state.count === 0 && !existsSync(path.join(this.dir(), 'spool.sqlite'))) return;
+    this.open();
+    this.db!.prepare('DELETE FROM records WHERE seq >= ?').run(state.count);
+    this.db!.exec('DELETE FROM decisions');
+    const n = this.db!.prepare('SELECT count(*) FROM records').pluck().get() as number;
+    if (n !== state.count) throw new Error(`the checkpointed record spool holds ${n} records, expected ${state.count}`);
   }
 
   close(): void {
-    this.env?.close();
-    this.env = undefined;
+    if (this.db?.open) this.db.close();
+    this.db = undefined;
   }
-}
-
-function u32(a: ArrayLike<number>): Buffer {
-  const w = Uint32Array.from(a);
-  return Buffer.from(w.buffer, w.byteOffset, w.byteLength);
 }
 
 /**
@@ -243,13 +289,6 @@ class SlotCounts {
     this.overflow.clear();
     for (const [slot, n] of overflow) this.overflow.set(slot, n);
   }
-}
-
-function readU32(file: string): Uint32Array {
-  const b = readFileSync(file);
-  const w = new Uint32Array(b.length >>> 2);
-  new Uint8Array(w.buffer).set(b.subarray(0, w.length * 4));
-  return w;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -621,30 +660,25 @@ function createJoin(o: LshBandJoinOptions, ctx: StepContext) {
   // then emit in arrival order.
   const ranks = new Map((o.priority ?? []).map((v, i) => [v, i]));
   const spool = new RecordSpool(memory / 2, () => path.join(ctx.tmpDir, 'lsh-spool'));
-  const byRank: number[][] = Array.from({ length: ranks.size + 1 }, () => []);
   return {
     process(batch: Rec[]): Rec[] {
       for (const rec of batch) {
         if (!usable(rec)) continue;
         const v = rec[o.priorityField];
-        const rank = typeof v === 'string' && ranks.has(v) ? ranks.get(v)! : ranks.size;
-        byRank[rank].push(spool.push(rec));
+        spool.push(rec, typeof v === 'string' && ranks.has(v) ? ranks.get(v)! : ranks.size);
       }
       return [];
     },
     // Output is pulled batch by batch from the spool, so the end of input stays within the budget.
     *flushBatches(): Generator<Rec[]> {
-      const decisions = new Map<number, Decision>();
-      for (const seqs of byRank) {
-        for (const seq of seqs) {
-          const d = decide(spool.get(seq));
-          if (d) decisions.set(seq, d);
-        }
+      for (const [seq, rec] of spool.byRank(ranks.size + 1)) {
+        const d = decide(rec);
+        if (d) spool.decide(seq, d);
       }
       finishStats();
       let out: Rec[] = [];
-      for (let seq = 0; seq < spool.count; seq++) {
-        const r = emit(spool.get(seq), decisions.get(seq));
+      for (const [rec, d] of spool.inOrder()) {
+        const r = emit(rec, d);
         if (r) out.push(r);
         if (out.length >= FLUSH_BATCH) {
           yield out;
@@ -654,18 +688,12 @@ function createJoin(o: LshBandJoinOptions, ctx: StepContext) {
       if (out.length) yield out;
     },
     checkpoint(dir: string) {
-      const ranks: number[] = [];
-      byRank.forEach((seqs, r) => {
-        writeFileSync(path.join(dir, `rank-${r}.bin`), u32(seqs));
-        ranks.push(seqs.length);
-      });
-      saveJoin(dir, { spool: spool.save(dir), ranks });
+      saveJoin(dir, { spool: spool.save(), ranks: ranks.size + 1 });
     },
     restore(dir: string) {
       const state = restoreJoin(dir);
-      spool.restore(dir, state.spool);
-      if (state.ranks.length !== byRank.length) throw new Error(`${dir}: checkpoint of a different priority list`);
-      byRank.forEach((_, r) => (byRank[r] = Array.from(readU32(path.join(dir, `rank-${r}.bin`)))));
+      if (state.ranks !== ranks.size + 1) throw new Error(`${dir}: checkpoint of a different priority list`);
+      spool.restore(state.spool);
     },
     close() {
       spool.close();

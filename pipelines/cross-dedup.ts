@@ -8,8 +8,8 @@
 // removed.jsonl then lists the 36 mirror sections and 6 handbook sections that duplicate kept
 // ones, each with dup_of, dup_similarity and cluster_id.
 //
-// keep "priority" holds records until the end of input (spooled to LMDB beyond half of
-// memoryMB). For datasets too large for that, deduplicate the preferred dataset first with
+// keep "priority" holds records until the end of input (spooled to an SQLite file, read back
+// through a page cache of half of memoryMB). For datasets too large for that, deduplicate the preferred dataset first with
 // `writeIndex: "preferred.idx"`, then run the others with `against: ["preferred.idx"]`
 // (keep "first"): records stream through and the preferred dataset is never re-read.
 import { definePipeline } from '../lib/pipeline.ts';

@@ -126,6 +126,23 @@ t.test('keep priority: a later copy from the preferred source replaces an earlie
   t.throws(() => lsh.check!({ ...defaults(), keep: 'priority' } as any).forEach((e) => { throw new Error(e.path); }), /priority/);
 });
 
+t.test('keep priority equals keep first over the input sorted by rank, over spool pages and transactions', async (t) => {
+  const base = [...kjv, ...fortunes];
+  const sources = ['c', 'a', 'b'];
+  const mk = () =>
+    sketch([...base.map((r) => copy(r, r.id)), ...base.filter((_, i) => i % 2 === 0).map((r, i) => edit(r, `${r.id}~`, [40, 20, 10][i % 3]))]).map((r, i) => ({ ...r, source: sources[i % 3] }));
+  const recs = mk();
+  t.ok(recs.length > 1500, `${recs.length} records: several pages of the spool`);
+  const rank = (r: Rec) => ({ b: 0, a: 1 })[r.source as string] ?? 2;
+  const sorted = mk().map((r, i) => ({ r, i })).sort((x, y) => rank(x.r) - rank(y.r) || x.i - y.i).map((x) => x.r);
+  const reference = await runOperator(lsh, { keep: 'first', emit: 'all' }, sorted);
+  const expected = new Map(reference.output.map((r) => [r.id, r.dup_of]));
+  const run = await runOperator(lsh, { keep: 'priority', priority: ['b', 'a'], emit: 'all', memoryMB: 0.5 }, recs);
+  t.same(ids(run.output), ids(recs), 'output in arrival order');
+  t.ok(run.counters.counters.near_duplicates > 300, `${run.counters.counters.near_duplicates} duplicates`);
+  t.same(run.output.map((r) => [r.id, r.dup_of]), recs.map((r) => [r.id, expected.get(r.id)]), 'the same documents removed, as duplicates of the same ones');
+});
+
 function defaults(): Record<string, unknown> {
   return Object.fromEntries(Object.entries(lsh.options).map(([k, s]) => [k, s.default]));
 }

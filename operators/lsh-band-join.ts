@@ -5,7 +5,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { defineOperator, internals, peekInternals, type Rec, type StepContext } from '../lib/operator.ts';
-import { LshIndex, LshIndexReader, bandKeys, candidateProbability, chooseBands, storeCacheBytes, type IndexedDoc, type ProbeTask } from '../lib/sketch/lsh.ts';
+import { LshIndex, LshIndexReader, bandKeys, candidateProbability, chooseBands, configureConnection, storeCacheBytes, type IndexedDoc, type ProbeTask } from '../lib/sketch/lsh.ts';
 import { createWorkerPool, type WorkerPool } from '../lib/parallel.ts';
 import { estimateJaccard } from '../lib/sketch/minhash.ts';
 import { syncPath } from '../lib/io/durable.ts';
@@ -146,12 +146,7 @@ class RecordSpool {
     mkdirSync(dir, { recursive: true });
     const db = new Database(path.join(dir, 'spool.sqlite'));
     try {
-      db.pragma('mmap_size = 0');
-      db.pragma('locking_mode = EXCLUSIVE');
-      db.pragma(`cache_size = -${Math.max(1024, Math.floor(this.cacheBytes / 1024))}`);
-      // A rollback journal keeps the file consistent when a checkpointed run is killed mid-write.
-      db.pragma('journal_mode = DELETE');
-      db.pragma('synchronous = OFF');
+      configureConnection(db, Math.max(1024 * 1024, this.cacheBytes), true, false);
       db.exec(
         'CREATE TABLE IF NOT EXISTS records (seq INTEGER PRIMARY KEY, rank INTEGER NOT NULL, data BLOB NOT NULL);' +
           'CREATE INDEX IF NOT EXISTS records_by_rank ON records (rank, seq);' +

@@ -273,6 +273,23 @@ function asWords(buf: Buffer): Uint32Array {
   return toWords(buf);
 }
 
+/**
+ * How the project's SQLite files are opened (the index store, the record spool of keep
+ * "priority"): no memory map, so pages are read into a page cache of `cacheBytes`; one lock for
+ * the connection's life instead of a lock, a change check and an unlock around every read (the
+ * file belongs to this process while it is open); when `writable`, a rollback journal, so a
+ * transaction is atomic even if the process is killed in the middle of it and a checkpointed run
+ * always reopens a consistent file, synced to disk only when `durable`.
+ */
+export function configureConnection(db: Database.Database, cacheBytes: number, writable: boolean, durable: boolean): void {
+  db.pragma('mmap_size = 0');
+  db.pragma('locking_mode = EXCLUSIVE');
+  db.pragma(`cache_size = -${Math.floor(cacheBytes / 1024)}`);
+  if (!writable) return;
+  db.pragma('journal_mode = DELETE');
+  db.pragma(`synchronous = ${durable ? 'FULL' : 'OFF'}`);
+}
+
 class Store {
   private readonly db: Database.Database;
   private readonly file: string;
@@ -326,17 +343,8 @@ class Store {
     else if (!existsSync(this.file)) throw new Error(`LSH index ${dir} does not exist (no ${INDEX_FILE} in it)`);
     this.db = new Database(this.file, { readonly: readOnly, fileMustExist: readOnly });
     try {
-      // No memory map: pages are read into the bounded cache.
-      this.db.pragma('mmap_size = 0');
-      // The file belongs to this process while it is open: one lock for the connection's life
-      // instead of a lock, a change check and an unlock around every read.
-      this.db.pragma('locking_mode = EXCLUSIVE');
-      this.db.pragma(`cache_size = -${Math.max(256, Math.floor(cacheBytes / 1024))}`);
+      configureConnection(this.db, Math.max(256 * 1024, cacheBytes), !readOnly, durable);
       if (!readOnly) {
-        // A rollback journal: a transaction is atomic even if the process is killed in the
-        // middle of it, so a checkpointed run always reopens a consistent file.
-        this.db.pragma('journal_mode = DELETE');
-        this.db.pragma(`synchronous = ${durable ? 'FULL' : 'OFF'}`);
         this.db.exec(
           'CREATE TABLE IF NOT EXISTS blocks (id INTEGER PRIMARY KEY, data BLOB NOT NULL);' +
             'CREATE TABLE IF NOT EXISTS docs (slot INTEGER PRIMARY KEY, data BLOB NOT NULL);' +

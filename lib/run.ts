@@ -405,7 +405,9 @@ async function execute(opts: RunOptions, control: StopControl): Promise<RunRepor
           }
           await turn();
           tIn = performance.now();
-          if (stopped()) break;
+          // A read's lines may come as several batches, and only the last carries the position:
+          // stopping before it would checkpoint a position behind records already handed on.
+          if (stopped() && batch[POSITION] !== undefined) break;
         }
         position.bytes = Math.max(bytesBefore, progress.bytes);
         position.records = recordsBefore + progress.records;

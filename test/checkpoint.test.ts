@@ -3,7 +3,7 @@ import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { compress as zstdCompress } from 'zstd-napi';
-import { cli, killRepeatedly, lines, partsOutput, runUntilKilled, SAMPLES, tmpdir } from './helpers.ts';
+import { cli, killRepeatedly, lines, partsOutput, ROOT, runUntilKilled, SAMPLES, tmpdir } from './helpers.ts';
 
 const dir = tmpdir();
 const pipeline = path.join(dir, 'p.json');
@@ -89,6 +89,25 @@ t.test('SIGTERM writes a checkpoint; the rerun continues exactly', async (t) => 
   t.equal(rerun.code, 3);
   t.match(rerun.stderr, /resuming from/);
   t.ok(outputOf(path.join(dir, 'term', 'out')) === reference.out, 'output identical to the uninterrupted run');
+});
+
+t.test('a stop between the batches of one read checkpoints the position after them: no record is handed on twice', async (t) => {
+  // One read of the input holds hundreds of 5-record batches, and only the last carries the
+  // read position; the step stops the run on its first batch.
+  const base = path.join(dir, 'mid-read');
+  const input = path.join(dir, 'mid-read.jsonl');
+  const recs = readFileSync(path.join(SAMPLES, 'kjv.jsonl'), 'utf8').trim().split('\n').slice(0, 1500);
+  writeFileSync(input, recs.join('\n') + '\n');
+  const p = path.join(dir, 'mid-read.json');
+  writeFileSync(p, JSON.stringify({ steps: [{ op: 'decode', batchRecords: 5 }, { op: path.join(ROOT, 'test', 'fixtures', 'stop-on-first-batch.ts') }] }));
+  const a = ['run', p, input, '-o', path.join(base, 'out'), '--checkpoint', path.join(base, 'ckpt')];
+  const stopped = cli(a, { env: { MIXSTREAM_TEST_STOP: '1' } });
+  t.equal(stopped.code, 143, 'stopped by its SIGTERM');
+  t.equal(JSON.parse(readFileSync(path.join(base, 'ckpt', 'checkpoint.json'), 'utf8')).finished, false);
+  const rerun = cli(a);
+  t.equal(rerun.code, 0);
+  t.match(rerun.stderr, /resuming from/);
+  t.same(lines(outputOf(path.join(base, 'out'))).map((r) => r.id), recs.map((l) => JSON.parse(l).id), 'every record once, in input order');
 });
 
 t.test('--checkpoint needs an output directory and input files', async (t) => {

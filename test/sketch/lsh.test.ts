@@ -177,6 +177,36 @@ t.test('spilled index answers exactly like the all-in-RAM index', async (t) => {
   spilled.close();
 });
 
+t.test('spilled documents of any size, packed into rows, read back one by one and in order', async (t) => {
+  // Ids of 1 to 40 characters (multi-byte ones too) and shingle sets of 0 to ~1,900 values: rows
+  // of many small documents, and documents larger than a row.
+  let seed = 3;
+  const next = () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0);
+  const items = indexed().map(({ doc, keys }, i) => {
+    const big = i % 97 === 0 ? 1900 : next() % 60;
+    const shingles = Uint32Array.from({ length: big }, (_, k) => k * 7 + i);
+    return { doc: { id: `${'é'.repeat(i % 20)}d${i}`, signature: doc.signature, shingles }, keys };
+  });
+  const dir = tmpDir(t);
+  const file = path.join(dir, 'idx');
+  const w = new LshIndex({ ...params, memoryBytes: 96 * 1024, dir: () => file, persist: true });
+  for (const it of items) w.add(it.doc, it.keys);
+  t.ok(w.spills > 5, `${w.spills} spills`);
+  let wrong = 0;
+  items.forEach((it, slot) => {
+    const d = w.getDoc(slot);
+    if (d.id !== it.doc.id || JSON.stringify([...d.signature]) !== JSON.stringify([...it.doc.signature]) || JSON.stringify([...d.shingles!]) !== JSON.stringify([...it.doc.shingles])) wrong++;
+  });
+  t.equal(wrong, 0, 'every document reads back as written');
+  w.finish();
+  w.close();
+  const r = new LshIndexReader(file);
+  t.same([...r.allDocs()].map((d) => d.id), items.map((it) => it.doc.id), 'all documents, in slot order');
+  t.same([...r.getDoc(97).shingles!], [...items[97].doc.shingles], 'a document larger than a row');
+  t.throws(() => r.getDoc(items.length), new RegExp(`document ${items.length} is missing`));
+  r.close();
+});
+
 t.test('persisted index: written, reopened read-only, same candidates and documents', async (t) => {
   const items = indexed(400);
   const dir = tmpDir(t);

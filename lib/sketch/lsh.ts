@@ -179,13 +179,6 @@ function docOffset(words: Uint32Array, k: number): number {
   return at < words.length ? at : -1;
 }
 
-/** A larger copy of `words` holding at least `need` words, with its first `keep` words. */
-function growWords(words: Uint32Array, keep: number, need: number): Uint32Array {
-  const grown = new Uint32Array(Math.max(need, 2 * words.length));
-  grown.set(words.subarray(0, keep));
-  return grown;
-}
-
 /** Copies bytes into an aligned word array. */
 function toWords(buf: Uint8Array): Uint32Array {
   const w = new Uint32Array(buf.length >>> 2);
@@ -604,21 +597,24 @@ class Store {
     let i = 0;
     // One growing row buffer (SQLite copies a value when it is bound): a spill of the whole RAM
     // tier then allocates nothing per row.
-    let row: Uint32Array = new Uint32Array(DOC_ROW_BYTES / 2);
+    let row: Uint32Array = new Uint32Array(DOC_ROW_BYTES / 4);
     const slice = this.db.transaction(() => {
       // Rows a run killed after its last checkpoint wrote from here on are not this run's.
       if (i === 0) this.deleteDocsFrom.run(firstSlot);
       let bytes = 0;
       while (i < count && bytes < TXN_BYTES) {
         const first = i;
+        let w = stored(i);
+        // Only a row's first document can be larger than the buffer: it then has the row alone.
+        if (w.length > row.length) row = new Uint32Array(w.length);
         let fill = 0;
-        do {
-          const w = stored(i);
-          if (fill + w.length > row.length) row = growWords(row, fill, fill + w.length);
+        for (;;) {
           row.set(w, fill);
           fill += w.length;
-          i++;
-        } while (i < count && (fill + storedDocWords(stored(i), 0)) * 4 <= DOC_ROW_BYTES);
+          if (++i === count) break;
+          w = stored(i);
+          if ((fill + w.length) * 4 > DOC_ROW_BYTES) break;
+        }
         this.putDoc.run(firstSlot + first, wordsToBuffer(row.subarray(0, fill)));
         bytes += fill * 4;
       }
@@ -630,10 +626,12 @@ class Store {
   getDoc(slot: number): IndexedDoc {
     this.docReads++;
     const found = slot < this.spilledDocs ? (this.getDocStmt.get(slot) as [number, Buffer] | undefined) : undefined;
-    const words = found ? asWords(found[1]) : undefined;
-    const at = words ? docOffset(words, slot - found![0]) : -1;
-    if (at < 0) throw new Error(`LSH index document ${slot} is missing (corrupt index?)`);
-    return readDoc(words!, at);
+    if (found) {
+      const words = asWords(found[1]);
+      const at = docOffset(words, slot - found[0]);
+      if (at >= 0) return readDoc(words, at);
+    }
+    throw new Error(`LSH index document ${slot} is missing (corrupt index?)`);
   }
 
   /** Iterates the stored documents in slot order. */

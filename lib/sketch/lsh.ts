@@ -88,39 +88,6 @@ export function bandKeys(signature: Uint32Array, bands: number, rows: number, ou
 }
 
 // ---------------------------------------------------------------------------------------------
-// Sorting of (hi, lo, slot) triples by (hi, lo): LSD radix sort, 4 passes of 16 bits.
-
-/** Sorts the triples in place; `scratch` holds three arrays at least as long as `hi`. */
-function radixSortEntries(hi: Uint32Array, lo: Uint32Array, slot: Uint32Array, scratch: [Uint32Array, Uint32Array, Uint32Array]): void {
-  const n = hi.length;
-  let aHi: Uint32Array = hi, aLo: Uint32Array = lo, aSl: Uint32Array = slot;
-  let bHi: Uint32Array = scratch[0], bLo: Uint32Array = scratch[1], bSl: Uint32Array = scratch[2];
-  const count = new Uint32Array(65536);
-  for (let pass = 0; pass < 4; pass++) {
-    const src = pass < 2 ? aLo : aHi;
-    const shift = pass % 2 === 0 ? 0 : 16;
-    count.fill(0);
-    for (let i = 0; i < n; i++) count[(src[i] >>> shift) & 0xffff]++;
-    let sum = 0;
-    for (let d = 0; d < 65536; d++) {
-      const c = count[d];
-      count[d] = sum;
-      sum += c;
-    }
-    for (let i = 0; i < n; i++) {
-      const j = count[(src[i] >>> shift) & 0xffff]++;
-      bHi[j] = aHi[i];
-      bLo[j] = aLo[i];
-      bSl[j] = aSl[i];
-    }
-    [aHi, bHi] = [bHi, aHi];
-    [aLo, bLo] = [bLo, aLo];
-    [aSl, bSl] = [bSl, aSl];
-  }
-  // After an even number of passes the sorted data is back in the caller's arrays.
-}
-
-// ---------------------------------------------------------------------------------------------
 // Documents
 
 export interface IndexedDoc {
@@ -434,12 +401,9 @@ class Store {
     return w;
   }
 
-  /** Writes sorted entries as a new segment. */
-  writeSegment(hi: Uint32Array, lo: Uint32Array, slot: Uint32Array, bitsPerKey: number): void {
-    const seg = this.buildSegment(hi.length, bitsPerKey, this.segments.length, [], (put) => {
-      for (let i = 0; i < hi.length; i++) put(hi[i], lo[i], slot[i]);
-    });
-    this.segments.push(seg);
+  /** Writes `n` entries, handed to `put` in key order by `entries`, as a new segment. */
+  writeSegment(n: number, bitsPerKey: number, entries: (put: (hi: number, lo: number, slot: number) => void) => void): void {
+    this.segments.push(this.buildSegment(n, bitsPerKey, this.segments.length, [], entries));
   }
 
   /**
@@ -733,7 +697,16 @@ export interface Candidate {
   slot: number;
 }
 
+/** The `hi` of a free cell of the RAM tier's table: above every band key (bands < 65536). */
 const EMPTY = 0xffffffff;
+/**
+ * Highest load of the RAM tier's table before it doubles or spills. Its clusters are kept in key
+ * order, so a lookup stops at the first larger key: at 3/4 load a key that is not there costs
+ * about as many probes as one that is, where an unordered table would walk to the cluster's end.
+ */
+const MAX_LOAD = 0.75;
+/** Cells past the table's home range, where its last cluster may run on (widened when it does). */
+const TABLE_TAIL = 1024;
 /** Share of the index budget the spilled segments' Bloom filters may take. */
 const FILTER_SHARE = 0.5;
 /**
@@ -743,6 +716,23 @@ const FILTER_SHARE = 0.5;
  */
 const BLOOM_BITS = 12;
 const NO_SIGNATURE = new Uint32Array(0);
+
+/**
+ * Words whose memory `release` gives back to the system at once: the collector frees a dropped
+ * array only at its next full collection, which a small heap makes rare, so memory a spill gives
+ * up would stay resident beside what the budget lets the next RAM tier take.
+ */
+function releasableWords(n: number): Uint32Array {
+  return new Uint32Array(new (ArrayBuffer as ResizableArrayBufferConstructor)(4 * n, { maxByteLength: 4 * n }));
+}
+
+/** Frees the memory of an array from `releasableWords` (it reads as empty afterwards); other arrays are left to the collector. */
+function release(words: Uint32Array): void {
+  const buffer = words.buffer as ArrayBuffer & { resizable?: boolean; resize?: (n: number) => void };
+  if (buffer.resizable && words.byteLength === buffer.byteLength) buffer.resize!(0);
+}
+
+type ResizableArrayBufferConstructor = new (bytes: number, options: { maxByteLength: number }) => ArrayBuffer;
 
 /**
  * Band keys -> document slots, for the kept documents of a dedup run. Slots are assigned in
@@ -758,11 +748,16 @@ export class LshIndex {
   private readonly persist: boolean;
   private readonly warn?: (m: string) => void;
   private warned = false;
-  // RAM tier multimap: linear probing, duplicate keys allowed; slot EMPTY marks a free cell.
+  // RAM tier multimap: linear probing, duplicate keys allowed, `hi` EMPTY marks a free cell. A
+  // key's home cell is its place in key order (band, then hash: keys are uniform within a band)
+  // and every cluster is kept sorted, so the whole table is in key order: a spill writes it as it
+  // is, with no sort, and a lookup stops at the first larger key.
   private cap = 0;
-  private tHi = new Uint32Array(0);
-  private tLo = new Uint32Array(0);
-  private tSlot = new Uint32Array(0);
+  /** Cells after `cap` (the arrays are cap + tail long; the last cell is always free). */
+  private tail = TABLE_TAIL;
+  private homeScale = 0;
+  /** Cells of three words: hi, lo, slot (one cache line holds a cell and its neighbours). */
+  private cells = new Uint32Array(0);
   private used = 0;
   // RAM tier documents, stored as in document blocks, packed into chunks of words.
   private readonly chunkWords: number;
@@ -785,6 +780,8 @@ export class LshIndex {
 
   constructor(o: LshIndexOptions) {
     this.params = { bands: o.bands, rows: o.rows, perms: o.perms, threshold: o.threshold, shingles: o.shingles };
+    // Band keys carry the band in the top 16 bits of `hi`.
+    if (!(o.bands >= 1 && o.bands < 65536)) throw new Error(`LSH index: bands must be 1 .. 65535, got ${o.bands}`);
     // The on-disk store's page cache is part of the budget.
     this.cacheBytes = storeCacheBytes(o.memoryBytes);
     this.budget = Math.max(o.memoryBytes / 2, o.memoryBytes - this.cacheBytes);
@@ -806,47 +803,115 @@ export class LshIndex {
     return this.nextSlot;
   }
 
+  /**
+   * Empties the table (`keep` false) or moves its entries into one of `cap` home cells. Entries
+   * leave the old table in key order, so each goes to the first free cell from its home on.
+   */
   private resize(cap: number, keep = true): void {
-    if (!keep && cap === this.cap) {
-      // Emptied in place: no new arrays (the old ones would be garbage the collector finds late).
-      this.tSlot.fill(EMPTY);
+    if (!keep && cap <= this.cap) {
+      // Emptied in place, shrunk within its own array: no new array, and the part it leaves
+      // becomes document chunks.
+      const need = 3 * (cap + this.tail);
+      const old = this.cells;
+      this.cap = cap;
+      this.homeScale = cap / this.params.bands;
+      this.cells = old.subarray(0, need);
+      for (let c = 0; c < need; c += 3) this.cells[c] = EMPTY;
       this.used = 0;
+      this.donate(old.subarray(need));
       return;
     }
-    const oHi = this.tHi, oLo = this.tLo, oSl = this.tSlot, oCap = keep ? this.cap : 0;
-    this.cap = cap;
-    this.tHi = new Uint32Array(cap);
-    this.tLo = new Uint32Array(cap);
-    this.tSlot = new Uint32Array(cap).fill(EMPTY);
-    this.used = 0;
-    for (let i = 0; i < oCap; i++) if (oSl[i] !== EMPTY) this.insert(oHi[i], oLo[i], oSl[i]);
-  }
-
-  private insert(hi: number, lo: number, slot: number): void {
-    const mask = this.cap - 1;
-    let i = mix32(hi ^ Math.imul(lo, 0x9e3779b1)) & mask;
-    while (this.tSlot[i] !== EMPTY) i = (i + 1) & mask;
-    this.tHi[i] = hi;
-    this.tLo[i] = lo;
-    this.tSlot[i] = slot;
-    this.used++;
+    const old = this.cells, oLen = keep ? old.length : 0;
+    for (;;) {
+      this.allocateTable(cap, this.tail);
+      const cells = this.cells, last = cells.length - 3;
+      let next = 0;
+      for (let c = 0; c < oLen && next < last; c += 3) {
+        if (old[c] === EMPTY) continue;
+        const at = Math.max(3 * this.home(old[c], old[c + 1]), next);
+        cells[at] = old[c];
+        cells[at + 1] = old[c + 1];
+        cells[at + 2] = old[c + 2];
+        next = at + 3;
+        this.used++;
+      }
+      if (next < last) return;
+      this.tail *= 2;
+    }
   }
 
   /**
-   * Bytes held in RAM: the RAM tier (table and document chunks; a spill sorts the entries inside
-   * the table's own arrays) plus the spilled segments' filters and fences.
+   * The part of its array a shrunk table leaves becomes document chunks (as many whole ones as
+   * it holds): a smaller new array would leave the old one (100 MB at a 256 MB budget) as garbage
+   * the collector finds late, on top of the budget. (A table replaced by a larger one is left to
+   * the collector: its array, cut into chunks, would stay resident until every chunk is dropped.)
+   */
+  private donate(words: Uint32Array): void {
+    for (let at = 0; at + this.chunkWords <= words.length; at += this.chunkWords) {
+      this.chunks.push(words.subarray(at, at + this.chunkWords));
+      this.chunkFill.push(0);
+      this.arenaWords += this.chunkWords;
+    }
+  }
+
+  private allocateTable(cap: number, tail: number): void {
+    this.cap = cap;
+    this.tail = tail;
+    this.homeScale = cap / this.params.bands;
+    this.cells = new Uint32Array(3 * (cap + tail));
+    for (let c = 0; c < this.cells.length; c += 3) this.cells[c] = EMPTY;
+    this.used = 0;
+  }
+
+  /** The key's home cell: its place in key order, as the Bloom filters place keys (blocked-bloom.ts). */
+  private home(hi: number, lo: number): number {
+    const at = Math.floor(((hi >>> 16) + ((hi & 0xffff) * 65536 + (lo >>> 16)) / 4294967296) * this.homeScale);
+    return at < this.cap ? at : this.cap - 1;
+  }
+
+  /** Inserts after the entries of smaller or equal keys (equal keys stay in slot order), moving the rest of the cluster on by one cell. */
+  private insert(hi: number, lo: number, slot: number): void {
+    const cells = this.cells;
+    let c = 3 * this.home(hi, lo);
+    let h = cells[c];
+    while (h < hi || (h === hi && cells[c + 1] <= lo)) h = cells[(c += 3)];
+    let end = c;
+    while (cells[end] !== EMPTY) end += 3;
+    if (end === cells.length - 3) {
+      this.widenTail();
+      this.insert(hi, lo, slot);
+      return;
+    }
+    if (end > c) cells.copyWithin(c + 3, c, end);
+    cells[c] = hi;
+    cells[c + 1] = lo;
+    cells[c + 2] = slot;
+    this.used++;
+  }
+
+  /** Doubles the cells after the home range (many equal keys at the end of key order ran into them). */
+  private widenTail(): void {
+    const old = this.cells, used = this.used;
+    this.allocateTable(this.cap, this.tail * 2);
+    this.cells.set(old);
+    this.used = used;
+  }
+
+  /**
+   * Bytes held in RAM: the RAM tier (table and document chunks; a spill writes the table as it
+   * lies, so it needs no scratch) plus the spilled segments' filters and fences.
    */
   ramBytes(cap = this.cap): number {
-    return cap * 12 + this.arenaWords * 4 + this.docAt.length * 16 + (this.store?.filterBytes() ?? 0);
+    return (cap + this.tail) * 12 + this.arenaWords * 4 + this.docAt.length * 16 + (this.store?.filterBytes() ?? 0);
   }
 
   /** Adds a kept document with its band keys (from `bandKeys`); returns its slot. */
   add(doc: IndexedDoc, keys: Uint32Array): number {
     const bands = this.params.bands;
-    if ((this.used + bands) * 2 > this.cap) {
+    if (this.used + bands > MAX_LOAD * this.cap) {
       // Growing the table must fit the budget too (old and new arrays coexist while rehashing).
       if (this.ramBytes(this.cap * 3) > this.budget && this.nextSlot > this.ramStart) this.spill();
-      if ((this.used + bands) * 2 > this.cap) this.resize(this.cap * 2);
+      if (this.used + bands > MAX_LOAD * this.cap) this.resize(this.cap * 2);
     }
     const slot = this.nextSlot++;
     for (let b = 0; b < bands; b++) this.insert(keys[2 * b], keys[2 * b + 1], slot);
@@ -865,7 +930,7 @@ export class LshIndex {
     while (c < this.chunks.length && this.chunkFill[c] + need > this.chunks[c].length) c++;
     if (c === this.chunks.length) {
       const size = Math.max(this.chunkWords, need);
-      this.chunks.push(new Uint32Array(size));
+      this.chunks.push(releasableWords(size));
       this.chunkFill.push(0);
       this.arenaWords += size;
     }
@@ -896,7 +961,13 @@ export class LshIndex {
 
   /** Empties the RAM tier's documents; chunks of the standard size are kept for the next tier, up to `keepBytes`. */
   private clearRamDocs(keepBytes = 0): void {
-    this.chunks = this.chunks.filter((c) => c.length === this.chunkWords).slice(0, Math.floor(keepBytes / (this.chunkWords * 4)));
+    // Chunks cut from a table's array are kept first: dropping one frees nothing while the rest
+    // of its array is in use.
+    const standard = this.chunks.filter((c) => c.length === this.chunkWords);
+    const ordered = [...standard.filter((c) => c.byteLength < c.buffer.byteLength), ...standard.filter((c) => c.byteLength === c.buffer.byteLength)];
+    const kept = ordered.slice(0, Math.floor(keepBytes / (this.chunkWords * 4)));
+    for (const c of this.chunks) if (!kept.includes(c)) release(c);
+    this.chunks = kept;
     this.chunkFill = this.chunks.map(() => 0);
     this.arenaWords = this.chunks.length * this.chunkWords;
     this.activeChunk = 0;
@@ -935,11 +1006,13 @@ export class LshIndex {
 
   private addBandCandidates(keys: Uint32Array, band: number, out: number[], maybe = -1): void {
     const hi = keys[2 * band], lo = keys[2 * band + 1];
-    const mask = this.cap - 1;
-    let i = mix32(hi ^ Math.imul(lo, 0x9e3779b1)) & mask;
-    while (this.tSlot[i] !== EMPTY) {
-      if (this.tHi[i] === hi && this.tLo[i] === lo) out.push(this.tSlot[i]);
-      i = (i + 1) & mask;
+    const cells = this.cells;
+    let c = 3 * this.home(hi, lo);
+    let h = cells[c];
+    while (h < hi || (h === hi && cells[c + 1] < lo)) h = cells[(c += 3)];
+    while (h === hi && cells[c + 1] === lo) {
+      out.push(cells[c + 2]);
+      h = cells[(c += 3)];
     }
     this.store?.lookup(hi, lo, out, maybe);
   }
@@ -957,22 +1030,11 @@ export class LshIndex {
   spill(): void {
     if (this.nextSlot === this.ramStart) return;
     const store = this.openStore();
-    const n = this.used;
-    // The entries are packed to the front of the table's arrays and sorted there, with the back
-    // half as the sort's scratch (the table is at most half full): a spill allocates nothing.
-    const { tHi, tLo, tSlot } = this;
-    let k = 0;
-    for (let i = 0; i < this.cap; i++) {
-      if (tSlot[i] === EMPTY) continue;
-      tHi[k] = tHi[i];
-      tLo[k] = tLo[i];
-      tSlot[k] = tSlot[i];
-      k++;
-    }
-    const hi = tHi.subarray(0, n), lo = tLo.subarray(0, n), sl = tSlot.subarray(0, n);
-    // Order among equal keys does not matter: candidate lists are sorted by slot.
-    radixSortEntries(hi, lo, sl, [tHi.subarray(n, 2 * n), tLo.subarray(n, 2 * n), tSlot.subarray(n, 2 * n)]);
-    store.writeSegment(hi, lo, sl, this.bloomBits(n));
+    const cells = this.cells;
+    // The table is in key order: its entries are written as they lie.
+    store.writeSegment(this.used, this.bloomBits(this.used), (put) => {
+      for (let c = 0; c < cells.length; c += 3) if (cells[c] !== EMPTY) put(cells[c], cells[c + 1], cells[c + 2]);
+    });
     store.writeDocs(this.ramStart, this.docAt.length, (k) => this.ramDocWords(k));
     this.ramStart = this.nextSlot;
     this.mergeSegments();
@@ -980,9 +1042,9 @@ export class LshIndex {
     // they fit beside the segments' filters, which grow with every spill.
     const room = this.budget - store.filterBytes();
     let cap = this.cap;
-    while (cap > 1024 && cap * 12 > room / 2) cap /= 2;
-    this.clearRamDocs(Math.max(0, room - cap * 12));
+    while (cap > 1024 && (cap + this.tail) * 12 > room / 2) cap /= 2;
     this.resize(cap, false);
+    this.clearRamDocs(Math.max(0, room - (cap + this.tail) * 12));
     this.spills++;
     this.generation++;
   }
@@ -1040,11 +1102,11 @@ export class LshIndex {
     }
     const entries = new Uint32Array(3 * this.used);
     let k = 0;
-    for (let i = 0; i < this.cap; i++) {
-      if (this.tSlot[i] === EMPTY) continue;
-      entries[k++] = this.tHi[i];
-      entries[k++] = this.tLo[i];
-      entries[k++] = this.tSlot[i];
+    for (let c = 0; c < this.cells.length; c += 3) {
+      if (this.cells[c] === EMPTY) continue;
+      entries[k++] = this.cells[c];
+      entries[k++] = this.cells[c + 1];
+      entries[k++] = this.cells[c + 2];
     }
     writeFileSync(path.join(dir, 'ram-entries.bin'), wordsToBuffer(entries));
     // The checkpoint syncs the files of `dir` before it commits.

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { BlockedBloom, INDEX_FILE, LshIndex, LshIndexReader, bandKeys, candidateProbability, chooseBands, type IndexedDoc } from '../../lib/sketch/lsh.ts';
@@ -175,6 +175,61 @@ t.test('spilled index answers exactly like the all-in-RAM index', async (t) => {
   }
   ram.close();
   spilled.close();
+});
+
+t.test('the RAM tier answers like a map of band keys to slots: runs of equal keys, both ends of key order, growth, spill, checkpoint', async (t) => {
+  // The table keeps its cells in key order (home cell = place in key order); these keys crowd it:
+  // 3,000 copies of the last possible key run past the cells after the home range, 3,000 of the
+  // first one pile up at the start, and random keys fill the rest.
+  const bands = 4;
+  let seed = 17;
+  const next = () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0);
+  const last = [((bands - 1) << 16) | 0xffff, 0xffffffff];
+  const docKeys: Uint32Array[] = [];
+  for (let i = 0; i < 12000; i++) {
+    const keys = new Uint32Array(2 * bands);
+    for (let b = 0; b < bands; b++) {
+      const pick = i % 4 === 1 && b === bands - 1 ? last : i % 4 === 2 && b === 0 ? [0, 0] : [(b << 16) | (next() & 0xffff), next() % 5000];
+      keys[2 * b] = pick[0];
+      keys[2 * b + 1] = pick[1];
+    }
+    docKeys.push(keys);
+  }
+  const expected = new Map<string, number[]>();
+  const dir = tmpDir(t);
+  const small = { bands, rows: 1, perms: bands, threshold: 0.85, shingles: false };
+  const idx = new LshIndex({ ...small, memoryBytes: 1 << 30, dir: () => path.join(dir, 'a') });
+  let misplaced = 0;
+  docKeys.forEach((keys, slot) => {
+    if (idx.add({ id: `d${slot}`, signature: new Uint32Array(bands) }, keys) !== slot) misplaced++;
+    for (let b = 0; b < bands; b++) {
+      const k = `${keys[2 * b]}:${keys[2 * b + 1]}`;
+      expected.set(k, [...(expected.get(k) ?? []), slot]);
+    }
+  });
+  t.equal(misplaced, 0, 'slots in insertion order');
+  const wrongFor = (index: LshIndex): number => {
+    let wrong = 0;
+    for (const keys of [...docKeys, Uint32Array.of(1, 1, (1 << 16) | 7, 4999, 3 << 16, 5001, last[0], last[1] - 1)]) {
+      for (let b = 0; b < bands; b++) {
+        const got = JSON.stringify(index.bandCandidates(keys, b));
+        if (got !== JSON.stringify(expected.get(`${keys[2 * b]}:${keys[2 * b + 1]}`) ?? [])) wrong++;
+      }
+    }
+    return wrong;
+  };
+  t.equal(wrongFor(idx), 0, 'in RAM: every key finds exactly its slots, absent keys none');
+  const saved = path.join(dir, 'checkpoint');
+  mkdirSync(saved);
+  idx.save(saved);
+  const restored = LshIndex.restore({ ...small, memoryBytes: 1 << 30, dir: () => path.join(dir, 'a') }, saved);
+  t.equal(wrongFor(restored), 0, 'restored from a checkpoint: the same answers');
+  // A spilled segment must be in key order for its lookups to find anything.
+  idx.spill();
+  t.equal(idx.spills, 1);
+  t.equal(wrongFor(idx), 0, 'spilled: the same answers from the segment');
+  idx.close();
+  restored.close();
 });
 
 t.test('spilled documents of any size, packed into rows, read back one by one and in order', async (t) => {

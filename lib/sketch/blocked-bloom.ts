@@ -11,6 +11,15 @@ import { withTransfer } from '../parallel.ts';
 
 const BLOOM_K = 6;
 
+/**
+ * A band key's place in key order, in [0, groups): its group (the top 16 bits of `hi`, the band)
+ * plus the next 32 bits of the key as a fraction. Keys are uniform within a group, so scaling it
+ * spreads them evenly over the blocks of a filter or the cells of a table.
+ */
+export function keyPlace(hi: number, lo: number): number {
+  return (hi >>> 16) + ((hi & 0xffff) * 65536 + (lo >>> 16)) / 4294967296;
+}
+
 export class BlockedBloom {
   readonly words: Uint32Array;
   private readonly blocks: number;
@@ -23,10 +32,9 @@ export class BlockedBloom {
     this.blocksPerGroup = this.blocks / groups;
   }
 
-  /** First word of the key's block: its group, then the next 32 bits of the key as a fraction. */
+  /** First word of the key's block: by its place in key order. */
   private base(hi: number, lo: number): number {
-    const within = ((hi & 0xffff) * 65536 + (lo >>> 16)) / 4294967296;
-    return (Math.floor(((hi >>> 16) + within) * this.blocksPerGroup) % this.blocks) << 4;
+    return (Math.floor(keyPlace(hi, lo) * this.blocksPerGroup) % this.blocks) << 4;
   }
 
   /** Words of a filter for `n` keys at `bitsPerKey`. */

@@ -24,7 +24,7 @@ import os from 'node:os';
 import Database from 'better-sqlite3';
 import { fmix32 as mix32 } from '../text/shingle.ts';
 import { syncPath, writeAll } from '../io/durable.ts';
-import { BlockedBloom, type ProbeTask } from './blocked-bloom.ts';
+import { BlockedBloom, keyPlace, type ProbeTask } from './blocked-bloom.ts';
 
 export { BlockedBloom };
 export type { ProbeTask };
@@ -863,9 +863,9 @@ export class LshIndex {
     this.used = 0;
   }
 
-  /** The key's home cell: its place in key order, as the Bloom filters place keys (blocked-bloom.ts). */
+  /** The key's home cell: its place in key order, as the Bloom filters place keys. */
   private home(hi: number, lo: number): number {
-    const at = Math.floor(((hi >>> 16) + ((hi & 0xffff) * 65536 + (lo >>> 16)) / 4294967296) * this.homeScale);
+    const at = Math.floor(keyPlace(hi, lo) * this.homeScale);
     return at < this.cap ? at : this.cap - 1;
   }
 
@@ -887,6 +887,12 @@ export class LshIndex {
     cells[c + 1] = lo;
     cells[c + 2] = slot;
     this.used++;
+  }
+
+  /** The table's entries, in key order. */
+  private forEachEntry(put: (hi: number, lo: number, slot: number) => void): void {
+    const cells = this.cells;
+    for (let c = 0; c < cells.length; c += 3) if (cells[c] !== EMPTY) put(cells[c], cells[c + 1], cells[c + 2]);
   }
 
   /** Doubles the cells after the home range (many equal keys at the end of key order ran into them). */
@@ -1030,11 +1036,8 @@ export class LshIndex {
   spill(): void {
     if (this.nextSlot === this.ramStart) return;
     const store = this.openStore();
-    const cells = this.cells;
     // The table is in key order: its entries are written as they lie.
-    store.writeSegment(this.used, this.bloomBits(this.used), (put) => {
-      for (let c = 0; c < cells.length; c += 3) if (cells[c] !== EMPTY) put(cells[c], cells[c + 1], cells[c + 2]);
-    });
+    store.writeSegment(this.used, this.bloomBits(this.used), (put) => this.forEachEntry(put));
     store.writeDocs(this.ramStart, this.docAt.length, (k) => this.ramDocWords(k));
     this.ramStart = this.nextSlot;
     this.mergeSegments();
@@ -1102,12 +1105,11 @@ export class LshIndex {
     }
     const entries = new Uint32Array(3 * this.used);
     let k = 0;
-    for (let c = 0; c < this.cells.length; c += 3) {
-      if (this.cells[c] === EMPTY) continue;
-      entries[k++] = this.cells[c];
-      entries[k++] = this.cells[c + 1];
-      entries[k++] = this.cells[c + 2];
-    }
+    this.forEachEntry((hi, lo, slot) => {
+      entries[k++] = hi;
+      entries[k++] = lo;
+      entries[k++] = slot;
+    });
     writeFileSync(path.join(dir, 'ram-entries.bin'), wordsToBuffer(entries));
     // The checkpoint syncs the files of `dir` before it commits.
     // Documents in slot order (chunks are reused, so chunk order need not be slot order).

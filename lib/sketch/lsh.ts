@@ -757,7 +757,7 @@ export class LshIndex {
   private tail = TABLE_TAIL;
   private homeScale = 0;
   /** Cells of three words: hi, lo, slot (one cache line holds a cell and its neighbours). */
-  private cells = new Uint32Array(0);
+  private cells: Uint32Array = new Uint32Array(0);
   private used = 0;
   // RAM tier documents, stored as in document blocks, packed into chunks of words.
   private readonly chunkWords: number;
@@ -813,11 +813,7 @@ export class LshIndex {
       // becomes document chunks.
       const need = 3 * (cap + this.tail);
       const old = this.cells;
-      this.cap = cap;
-      this.homeScale = cap / this.params.bands;
-      this.cells = old.subarray(0, need);
-      for (let c = 0; c < need; c += 3) this.cells[c] = EMPTY;
-      this.used = 0;
+      this.useTable(old.subarray(0, need), cap, this.tail);
       this.donate(old.subarray(need));
       return;
     }
@@ -855,11 +851,16 @@ export class LshIndex {
   }
 
   private allocateTable(cap: number, tail: number): void {
+    this.useTable(new Uint32Array(3 * (cap + tail)), cap, tail);
+  }
+
+  /** Takes `cells` (cap + tail cells of three words) as the table, emptied. */
+  private useTable(cells: Uint32Array, cap: number, tail: number): void {
     this.cap = cap;
     this.tail = tail;
     this.homeScale = cap / this.params.bands;
-    this.cells = new Uint32Array(3 * (cap + tail));
-    for (let c = 0; c < this.cells.length; c += 3) this.cells[c] = EMPTY;
+    this.cells = cells;
+    for (let c = 0; c < cells.length; c += 3) cells[c] = EMPTY;
     this.used = 0;
   }
 

@@ -2,7 +2,7 @@ import t from 'tap';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { BlockedBloom, INDEX_FILE, LshIndex, LshIndexReader, bandKeys, candidateProbability, chooseBands, type IndexedDoc } from '../../lib/sketch/lsh.ts';
+import { BlockedBloom, INDEX_FILE, LshIndex, LshIndexReader, bandKeys, candidateProbability, chooseBands, storeCacheBytes, type IndexedDoc } from '../../lib/sketch/lsh.ts';
 import { createMinHasher } from '../../lib/sketch/minhash.ts';
 import { shingleText } from '../../lib/text/shingle.ts';
 import { readJsonl } from '../../lib/testing.ts';
@@ -355,4 +355,30 @@ t.test('an index written in another format is refused with a message to rebuild 
   db.prepare("UPDATE meta SET value = ? WHERE key = 'index'").run(JSON.stringify({ ...meta, format: 'mixstream-lsh-index/1' }));
   db.close();
   t.throws(() => new LshIndexReader(file), /format "mixstream-lsh-index\/1".*rebuild it with writeIndex/);
+});
+
+t.test('RAM tiers fill the budget before they spill (tables of any size, not only powers of two)', async (t) => {
+  // Documents of random signatures (no shingle sets): each costs 16 band entries (16 bytes each
+  // in a table filled to 3/4), its stored words and 16 bytes of slot bookkeeping. The room the
+  // tiers get shrinks as the segments' filters grow (12 bits per key); with tiers that fill the
+  // room, the spills stay under what the data needs over the smallest room.
+  const dir = tmpDir(t);
+  const n = 60000;
+  for (const mb of [6, 20]) {
+    const memoryBytes = mb << 20;
+    const index = new LshIndex({ ...params, shingles: false, signatures: true, memoryBytes, dir: () => path.join(dir, String(mb)) });
+    let seed = 7;
+    const next = () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0);
+    for (let i = 0; i < n; i++) {
+      const signature = new Uint32Array(128);
+      for (let k = 0; k < 128; k++) signature[k] = next();
+      index.add({ id: `d${i}`, signature }, bandKeys(signature, 16, 8));
+    }
+    const perDoc = 16 * (12 / 0.75) + (3 + 2 + 128) * 4 + 16;
+    const smallestRoom = memoryBytes - storeCacheBytes(memoryBytes) - n * 16 * 1.5;
+    const needed = Math.ceil((n * perDoc) / smallestRoom);
+    t.ok(index.spills <= needed, `memoryMB ${mb}: ${index.spills} spills, at most ${needed}`);
+    t.ok(index.spills >= 1);
+    index.close();
+  }
 });

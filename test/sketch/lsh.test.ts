@@ -382,3 +382,28 @@ t.test('RAM tiers fill the budget before they spill (tables of any size, not onl
     index.close();
   }
 });
+
+t.test('the Bloom filters keep their bits per key up to 3/4 of the budget, then warn once', async (t) => {
+  // Documents without signatures or shingle sets (an id each), so the filters (24 bytes a
+  // document at 16 bands) soon outweigh the RAM tier. 8 MB: 6 MB of budget beside a 2 MB page
+  // cache, 4.5 MB of it for filters, ~190,000 documents' worth.
+  const dir = tmpDir(t);
+  const run = (n: number): string[] => {
+    const warnings: string[] = [];
+    const index = new LshIndex({ ...params, shingles: false, signatures: false, memoryBytes: 8 << 20, dir: () => path.join(dir, String(n)), warn: (m) => warnings.push(m) });
+    let seed = 3;
+    const next = () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0);
+    const signature = new Uint32Array(128);
+    for (let i = 0; i < n; i++) {
+      for (let k = 0; k < 128; k++) signature[k] = next();
+      index.add({ id: `d${i}`, signature }, bandKeys(signature, 16, 8));
+    }
+    t.ok(index.spills > 5, `${n} documents: ${index.spills} spills`);
+    index.close();
+    return warnings;
+  };
+  t.same(run(150000), [], 'filters of 150,000 documents (3.6 MB, 60% of the budget) keep 12 bits per key');
+  const warned = run(230000);
+  t.equal(warned.length, 1);
+  t.match(warned[0], /outgrow 75% of the memory budget/);
+});

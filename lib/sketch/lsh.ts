@@ -722,6 +722,8 @@ const FILTER_SHARE = 0.75;
  */
 const BLOOM_BITS = 12;
 const NO_SIGNATURE = new Uint32Array(0);
+/** Bytes counted per document of the RAM tier for its place in `docChunk` and `docAt`. */
+const SLOT_BYTES = 16;
 
 /**
  * Words whose memory `release` gives back to the system at once: the collector frees a dropped
@@ -915,7 +917,7 @@ export class LshIndex {
    * lies, so it needs no scratch) plus the spilled segments' filters and fences.
    */
   ramBytes(cap = this.cap): number {
-    return (cap + this.tail) * 12 + this.arenaWords * 4 + this.docAt.length * 16 + (this.store?.filterBytes() ?? 0);
+    return (cap + this.tail) * 12 + this.arenaWords * 4 + this.docAt.length * SLOT_BYTES + (this.store?.filterBytes() ?? 0);
   }
 
   /**
@@ -977,9 +979,14 @@ export class LshIndex {
 
   /** Bytes of entries and documents in the RAM tier (what a spill would write). */
   private filledBytes(): number {
+    return this.used * 12 + this.ramDocBytes();
+  }
+
+  /** Bytes of the RAM tier's stored documents (the filled part of its chunks). */
+  private ramDocBytes(): number {
     let words = 0;
     for (const f of this.chunkFill) words += f;
-    return this.used * 12 + words * 4;
+    return words * 4;
   }
 
   /** Empties the RAM tier's documents; chunks of the standard size are kept for the next tier, up to `keepBytes`. */
@@ -1055,7 +1062,7 @@ export class LshIndex {
     const store = this.openStore();
     // What the tier's documents took per band entry, slot bookkeeping included: the next tier's
     // table is sized by it.
-    const docBytesPerEntry = (this.filledBytes() - this.used * 12 + this.docAt.length * 16) / Math.max(1, this.used);
+    const docBytesPerEntry = (this.ramDocBytes() + this.docAt.length * SLOT_BYTES) / Math.max(1, this.used);
     // The table is in key order: its entries are written as they lie.
     store.writeSegment(this.used, this.bloomBits(this.used), (put) => this.forEachEntry(put));
     store.writeDocs(this.ramStart, this.docAt.length, (k) => this.ramDocWords(k));
@@ -1067,7 +1074,7 @@ export class LshIndex {
     const cap = Math.min(this.cap, this.tierCap(room, docBytesPerEntry));
     this.resize(cap, false);
     // The documents' slot bookkeeping comes on top of their chunks.
-    const bookkeeping = ((MAX_LOAD * cap) / this.params.bands) * 16;
+    const bookkeeping = ((MAX_LOAD * cap) / this.params.bands) * SLOT_BYTES;
     this.clearRamDocs(Math.max(0, room - (cap + this.tail) * 12 - bookkeeping));
     this.spills++;
     this.generation++;

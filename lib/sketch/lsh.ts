@@ -173,11 +173,13 @@ function auxParts(bloom: BlockedBloom, fences: Uint32Array): Uint32Array[] {
 // size keep the process's resident memory bounded (a memory-mapped store such as LMDB keeps every
 // page a lookup touched mapped, and counted in the RSS, until it is unmapped).
 
+/** Bytes of a band entry, in a block as in a RAM-tier cell: hi, lo, slot. */
+const ENTRY_BYTES = 12;
 /** Band entries per block: 256 x 12 bytes fit one 4 KB database page. */
 const BLOCK_ENTRIES = 256;
 /** Bytes written per transaction when spilling. */
 const TXN_BYTES = 4 * 1024 * 1024;
-const TXN_BLOCKS = Math.ceil(TXN_BYTES / (BLOCK_ENTRIES * 12));
+const TXN_BLOCKS = Math.ceil(TXN_BYTES / (BLOCK_ENTRIES * ENTRY_BYTES));
 const FORMAT = 'mixstream-lsh-index/5';
 /**
  * Bytes of stored documents packed into one database row (a larger document gets a row of its
@@ -917,7 +919,7 @@ export class LshIndex {
    * lies, so it needs no scratch) plus the spilled segments' filters and fences.
    */
   ramBytes(cap = this.cap): number {
-    return (cap + this.tail) * 12 + this.arenaWords * 4 + this.docAt.length * SLOT_BYTES + (this.store?.filterBytes() ?? 0);
+    return (cap + this.tail) * ENTRY_BYTES + this.arenaWords * 4 + this.docAt.length * SLOT_BYTES + (this.store?.filterBytes() ?? 0);
   }
 
   /**
@@ -926,7 +928,7 @@ export class LshIndex {
    * of it, and the tier spills instead.
    */
   private grownCap(): number {
-    const cap = Math.min(2 * this.cap, Math.floor((this.budget - this.ramBytes()) / 12) - this.tail);
+    const cap = Math.min(2 * this.cap, Math.floor((this.budget - this.ramBytes()) / ENTRY_BYTES) - this.tail);
     return cap >= 1.25 * this.cap ? cap : 0;
   }
 
@@ -979,7 +981,7 @@ export class LshIndex {
 
   /** Bytes of entries and documents in the RAM tier (what a spill would write). */
   private filledBytes(): number {
-    return this.used * 12 + this.ramDocBytes();
+    return this.used * ENTRY_BYTES + this.ramDocBytes();
   }
 
   /** Bytes of the RAM tier's stored documents (the filled part of its chunks). */
@@ -1075,7 +1077,7 @@ export class LshIndex {
     this.resize(cap, false);
     // The documents' slot bookkeeping comes on top of their chunks.
     const bookkeeping = ((MAX_LOAD * cap) / this.params.bands) * SLOT_BYTES;
-    this.clearRamDocs(Math.max(0, room - (cap + this.tail) * 12 - bookkeeping));
+    this.clearRamDocs(Math.max(0, room - (cap + this.tail) * ENTRY_BYTES - bookkeeping));
     this.spills++;
     this.generation++;
   }
@@ -1087,7 +1089,7 @@ export class LshIndex {
    * half and all of it, and many more spills.)
    */
   private tierCap(room: number, docBytesPerEntry: number): number {
-    const entries = room / (12 / MAX_LOAD + docBytesPerEntry);
+    const entries = room / (ENTRY_BYTES / MAX_LOAD + docBytesPerEntry);
     return Math.max(1024, Math.floor(entries / MAX_LOAD) - this.tail);
   }
 

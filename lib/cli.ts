@@ -2,7 +2,7 @@
 import yargs, { type Argv } from 'yargs';
 import { builtins } from '../operators/index.ts';
 import { describeSpec } from './options.ts';
-import { formatErrors, loadPipeline, PipelineError, type ResolvedPipeline } from './pipeline.ts';
+import { formatErrors, loadPipeline, PipelineError, upstreamOf, type ResolvedPipeline } from './pipeline.ts';
 import { Registry } from './registry.ts';
 import { EXIT, startRun } from './run.ts';
 
@@ -132,7 +132,7 @@ export function buildCli(argv: string[], registry = defaultRegistry()): Argv {
         for (const s of [p.decode, ...p.steps]) {
           lines.push(`${s.index < 0 ? '-' : s.index}. ${s.op}: ${s.descriptor.summary}`);
           lines.push(`   options: ${JSON.stringify(s.options)}`);
-          const text = s.descriptor.explain?.(s.options);
+          const text = s.descriptor.explain?.(s.options, upstreamOf(p.steps.slice(0, Math.max(0, p.steps.indexOf(s)))));
           if (text) lines.push(...text.split('\n').map((l) => `   ${l}`));
         }
         process.stdout.write(lines.join('\n') + '\n');

@@ -2,7 +2,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { Rec, StepContext, StepStats } from './operator.ts';
+import type { Rec, StepContext, StepStats, UpstreamStep } from './operator.ts';
 
 export interface ErrorEntry {
   step?: number;
@@ -80,6 +80,8 @@ export interface ContextSinks {
 export interface ContextInit extends ContextSinks {
   stepIndex?: number;
   op: string;
+  /** The steps before this one (default: none). */
+  upstream?: readonly UpstreamStep[];
   baseDir?: string;
   tmpDir?: string;
   workers?: number;
@@ -97,6 +99,7 @@ export function createStepContext(init: ContextInit): StepContext & { counters: 
   return {
     stepIndex,
     op: init.op,
+    upstream: init.upstream ?? [],
     baseDir: init.baseDir ?? process.cwd(),
     get tmpDir() {
       return (tmpDir ??= mkdtempSync(path.join(os.tmpdir(), 'mixstream-')));

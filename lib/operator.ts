@@ -40,9 +40,24 @@ export interface StepStats {
   observe(name: string, value: number): void;
 }
 
+/** A step before this one in the pipeline: its operator and resolved options. */
+export interface UpstreamStep {
+  readonly op: string;
+  readonly options: Readonly<Record<string, unknown>>;
+}
+
+/**
+ * A step's options cannot work with the data or the files it meets at run time (a persisted
+ * index built with other settings, a path that does not exist): the run stops with exit status 2,
+ * as for an invalid pipeline, and the message names the option.
+ */
+export class StepOptionError extends Error {}
+
 export interface StepContext {
   /** 0-based position of the step in the pipeline. */
   readonly stepIndex: number;
+  /** The steps before this one (decode excluded), in pipeline order. */
+  readonly upstream: readonly UpstreamStep[];
   /** The operator name as written in the pipeline (`minhash`, `./my-op.ts`). */
   readonly op: string;
   /** Directory of the pipeline file: relative paths in options resolve against it. */
@@ -120,10 +135,13 @@ export interface OperatorDescriptor<O = any> {
   source?: boolean;
   /** Fields the operator adds to records, with their meaning (documentation). */
   outputs?: Record<string, string>;
-  /** Checks between options that a schema cannot express; returns error messages keyed by option path. */
-  check?(options: O): { path: string; message: string }[];
-  /** Text for `mixstream explain`: what the step will do with these options. */
-  explain?(options: O): string;
+  /**
+   * Checks between options that a schema cannot express (and against the steps before, such as
+   * the signature length a `minhash` step gives); returns error messages keyed by option path.
+   */
+  check?(options: O, upstream?: readonly UpstreamStep[]): { path: string; message: string }[];
+  /** Text for `mixstream explain`: what the step will do with these options (after the steps `upstream`). */
+  explain?(options: O, upstream?: readonly UpstreamStep[]): string;
   create(options: O, ctx: StepContext): Step | Promise<Step>;
 }
 

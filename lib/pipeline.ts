@@ -3,7 +3,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import YAML from 'yaml';
-import type { OperatorDescriptor } from './operator.ts';
+import type { OperatorDescriptor, UpstreamStep } from './operator.ts';
 import { validateOptions, type OptionError } from './options.ts';
 import { isPathReference, loadOperatorFile, type Registry } from './registry.ts';
 
@@ -56,6 +56,11 @@ export function formatErrors(errors: ValidationError[]): string {
       return `  ${where}${e.path ? ` ${e.path}` : ''}: ${e.message}`;
     })
     .join('\n');
+}
+
+/** The steps of `resolved` as the `upstream` of the step after them (decode excluded). */
+export function upstreamOf(resolved: readonly ResolvedStep[]): UpstreamStep[] {
+  return resolved.filter((r) => r.descriptor.name !== 'decode').map((r) => ({ op: r.op, options: r.options }));
 }
 
 export interface ResolvedStep {
@@ -165,7 +170,7 @@ export async function resolvePipeline(spec: unknown, registry: Registry, file = 
     const options = validateOptions(given, descriptor.options, optionErrors);
     if (optionErrors.length === 0 && descriptor.check) {
       try {
-        optionErrors.push(...descriptor.check(options));
+        optionErrors.push(...descriptor.check(options, upstreamOf(resolved)));
       } catch (e) {
         optionErrors.push({ path: '', message: (e as Error).message });
       }

@@ -12,8 +12,8 @@ import { compressionForPath } from './io/compression.ts';
 import { decodeInput, DEFAULT_DECODE, fileInput, POSITION, stdinInput, type DecodeOptions, type InputProgress, type InputSource } from './io/decode.ts';
 import { httpInput, isHttpUrl, redactUrl } from './io/http.ts';
 import { encodeBatch, openOutput, SideOutput, write, type Output } from './io/output.ts';
-import type { Rec, Step } from './operator.ts';
-import type { ResolvedPipeline } from './pipeline.ts';
+import { StepOptionError, type Rec, type Step } from './operator.ts';
+import { upstreamOf, type ResolvedPipeline } from './pipeline.ts';
 import type { HistogramReport, RunReport, StepReport } from './report.ts';
 
 export const EXIT = {
@@ -273,6 +273,7 @@ async function execute(opts: RunOptions, control: StopControl): Promise<RunRepor
         const ctx = createStepContext({
           stepIndex: s.index,
           op: s.op,
+          upstream: upstreamOf(p.steps.slice(0, i)),
           baseDir: p.baseDir,
           tmpDir: stepTmp,
           workers: opts.workers,
@@ -576,7 +577,7 @@ async function execute(opts: RunOptions, control: StopControl): Promise<RunRepor
       return;
     }
 
-    const output = opts.outputStream ? { stream: opts.outputStream, done: Promise.resolve(), name: '<stream>' } : openOutput(outputPath);
+    const output: Output = opts.outputStream ? { stream: opts.outputStream, done: Promise.resolve(), name: '<stream>', discard: () => {} } : openOutput(outputPath);
     const toStdout = output.stream === process.stdout;
     const onOutputError = (e: NodeJS.ErrnoException) => {
       if (e.code === 'EPIPE' || e.code === 'ERR_STREAM_DESTROYED') {
@@ -600,7 +601,11 @@ async function execute(opts: RunOptions, control: StopControl): Promise<RunRepor
     } catch (e) {
       const err = e as NodeJS.ErrnoException;
       if (outputClosed || err.code === 'EPIPE') outputClosed = true;
-      else throw e;
+      else {
+        // A failed run leaves no unfinished output file behind (the report says what happened).
+        output.discard();
+        throw e;
+      }
     } finally {
       output.stream.off('error', onOutputError);
     }
@@ -608,7 +613,7 @@ async function execute(opts: RunOptions, control: StopControl): Promise<RunRepor
 
   const elapsedMs = performance.now() - t0;
   const allComplete = inputsReport.every((x) => x.complete);
-  if (failure instanceof RunSetupError) log(`mixstream: ${failure.message}`);
+  if (failure instanceof RunSetupError || (failure instanceof StepOptionError && !checkpointing)) log(`mixstream: ${failure.message}`);
   else if (failure && !checkpointing && opts.summary) {
     log(`mixstream: the run failed: ${failure.message}${process.env.MIXSTREAM_DEBUG ? `\n${failure.stack}` : ''}`);
   } else if (failure && checkpointing) {
@@ -624,7 +629,8 @@ async function execute(opts: RunOptions, control: StopControl): Promise<RunRepor
   else if (s === 'max-errors') status = 'max-errors';
   else if (errorCount > 0 || !allComplete) status = 'input-errors';
   else status = 'ok';
-  const exitCode = { ok: EXIT.ok, failed: EXIT.failed, interrupted: EXIT.interrupted, 'max-errors': EXIT.maxErrors, 'input-errors': EXIT.inputErrors }[status];
+  // Options that cannot work with the data or files met at run time are a usage error, like an invalid pipeline.
+  const exitCode = failure instanceof StepOptionError ? EXIT.usage : { ok: EXIT.ok, failed: EXIT.failed, interrupted: EXIT.interrupted, 'max-errors': EXIT.maxErrors, 'input-errors': EXIT.inputErrors }[status];
 
   const stepReport = (index: number, op: string, c: StepCounters, bytes = 0): StepReport => ({
     index,
@@ -666,8 +672,11 @@ async function execute(opts: RunOptions, control: StopControl): Promise<RunRepor
   if (opts.report) {
     writeFileSync(opts.report, JSON.stringify(report, null, 2) + '\n');
   }
-  if (opts.summary) log(formatSummary(report));
-  if (failure && !opts.summary && !(failure instanceof RunSetupError) && !checkpointing) throw failure;
+  if (opts.summary) {
+    log(formatSummary(report));
+    if (report.totals.errors > 0 && !errorsPath) log('  (--errors FILE writes each bad record with its input, line, reason and raw text)');
+  }
+  if (failure && !opts.summary && !(failure instanceof RunSetupError) && !(failure instanceof StepOptionError) && !checkpointing) throw failure;
   return report;
 }
 

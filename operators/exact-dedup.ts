@@ -32,7 +32,7 @@ export default defineOperator<ExactDedupOptions>({
       type: 'string',
       enum: ['kept', 'removed', 'all'],
       default: 'kept',
-      description: '"kept": duplicates are dropped (reason exact_duplicate); "removed": only the duplicates, with dup_of; "all": every record, with dup_of (null on first copies)',
+      description: '"kept": duplicates are dropped (reason exact_duplicate); "removed": only the duplicates, with dup_of (first copies are dropped with reason not_duplicate); "all": every record, with dup_of (null on first copies)',
     },
     memoryMB: { type: 'number', min: 0, exclusiveMin: true, default: 512, description: 'RAM for the set of seen hashes (and first-copy ids); beyond it the set continues in LMDB on disk' },
   },
@@ -75,7 +75,7 @@ export default defineOperator<ExactDedupOptions>({
             else if (o.emit === 'all') {
               ctx.annotate(rec, 'dup_of', null);
               out.push(rec);
-            }
+            } else ctx.drop(rec, 'not_duplicate'); // accounted for (and in the rejects output) like any record taken out
             continue;
           }
           ctx.stats.count('duplicates');

@@ -4,7 +4,7 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { defineOperator, internals, peekInternals, type Rec, type StepContext } from '../lib/operator.ts';
+import { defineOperator, internals, peekInternals, StepOptionError, type Rec, type StepContext, type UpstreamStep } from '../lib/operator.ts';
 import { LshIndex, LshIndexReader, bandKeys, candidateProbability, chooseBands, configureConnection, storeCacheBytes, type IndexedDoc, type ProbeTask } from '../lib/sketch/lsh.ts';
 import { createWorkerPool, type WorkerPool } from '../lib/parallel.ts';
 import { estimateJaccard } from '../lib/sketch/minhash.ts';
@@ -34,6 +34,53 @@ export function resolveBands(o: Pick<LshBandJoinOptions, 'threshold' | 'bands' |
   if (o.bands !== undefined) return { bands: o.bands, rows: Math.floor(perms / o.bands) };
   const c = chooseBands(o.threshold, perms);
   return { bands: c.bands, rows: c.rows };
+}
+
+/** The signature length the last `minhash` step of `upstream` gives, if there is one. */
+function upstreamPerms(upstream: readonly UpstreamStep[] | undefined): number | undefined {
+  const m = [...(upstream ?? [])].reverse().find((s) => s.op === 'minhash');
+  return m ? Number(m.options.perms) : undefined;
+}
+
+// The options that decide what signature a document gets: the folding of the hashing form
+// (normalize's cleaning options do not change it: the hashing form applies NFKC, drops controls
+// and collapses whitespace itself), the shingles and the MinHash family. Two runs whose signatures
+// differ in any of them share no band keys except by accident, so an `against` index of the one
+// is useless to the other.
+const SIGNATURE_OPTIONS: Record<string, string[]> = {
+  normalize: ['lowercase', 'foldPunctuation', 'foldDigits'],
+  shingle: ['unit', 'n', 'seed'],
+  minhash: ['perms', 'seed', 'scheme'],
+};
+/** Without a normalize step, shingles are taken over the text folded as normalize does by default. */
+const DEFAULT_FOLD: UpstreamStep = { op: 'normalize', options: { lowercase: true, foldPunctuation: true, foldDigits: true } };
+
+/**
+ * What makes the signatures this step joins, from the steps before it: the last `minhash` step,
+ * the last `shingle` and `normalize` steps before that (or the minhash step's own shingle options,
+ * and the default folding), as "op{option=value,...}" parts. Undefined when no `minhash` step comes before (signatures made
+ * by a custom operator).
+ */
+export function signatureFamily(upstream: readonly UpstreamStep[]): string | undefined {
+  const m = upstream.map((s) => s.op).lastIndexOf('minhash');
+  if (m < 0) return undefined;
+  const before = upstream.slice(0, m);
+  const last = (op: string) => before[before.map((s) => s.op).lastIndexOf(op)];
+  const part = (op: string, step: UpstreamStep | undefined, names: string[], rename: Record<string, string> = {}) =>
+    `${op}{${step ? names.map((n) => `${rename[n] ?? n}=${JSON.stringify(step.options[n])}`).join(',') : 'none'}}`;
+  const minhash = upstream[m];
+  const shingle = last('shingle');
+  return [
+    part('normalize', last('normalize') ?? DEFAULT_FOLD, SIGNATURE_OPTIONS.normalize),
+    shingle ? part('shingle', shingle, SIGNATURE_OPTIONS.shingle) : part('shingle', minhash, ['unit', 'n', 'shingleSeed'], { shingleSeed: 'seed' }),
+    part('minhash', minhash, SIGNATURE_OPTIONS.minhash),
+  ].join(' ');
+}
+
+/** The parts of two signature families that differ, for an error message. */
+function familyDifference(a: string, b: string): string {
+  const pa = a.split(' '), pb = b.split(' ');
+  return pa.map((x, i) => (x === pb[i] ? '' : `${pb[i]} there, ${x} here`)).filter(Boolean).join('; ');
 }
 
 interface Match {
@@ -318,7 +365,7 @@ export default defineOperator<LshBandJoinOptions>({
     priority: { type: 'array', items: { type: 'string', description: 'a value of priorityField' }, minItems: 1, description: 'preferred values of priorityField, best first; other values rank after all of them' },
     against: { type: 'array', items: { type: 'string', description: 'index directory' }, default: [], description: 'indexes written by earlier runs (writeIndex): documents duplicating them are removed; their documents always win' },
     writeIndex: { type: 'string', description: 'directory to persist the index of the kept documents into (one SQLite file, index.sqlite), for later runs\' `against`' },
-    emit: { type: 'string', enum: ['kept', 'removed', 'all'], default: 'kept', description: '"kept": removed documents are dropped (reason near_duplicate; annotated, so a rejects output shows what they duplicate); "removed": only removed documents, annotated; "all": every document, annotated' },
+    emit: { type: 'string', enum: ['kept', 'removed', 'all'], default: 'kept', description: '"kept": removed documents are dropped (reason near_duplicate; annotated, so a rejects output shows what they duplicate); "removed": only removed documents, annotated (kept ones are dropped with reason not_duplicate); "all": every document, annotated' },
     memoryMB: { type: 'number', default: 1024, min: 0, exclusiveMin: true, description: 'RAM budget of the index (and, with keep "priority", of the record spool: half each); beyond it, an SQLite file on disk' },
   },
   outputs: {
@@ -326,20 +373,28 @@ export default defineOperator<LshBandJoinOptions>({
     dup_similarity: 'emit removed/all: verified similarity to dup_of (exact or estimated Jaccard; null on kept documents)',
     cluster_id: 'emit removed/all: id of the kept document of the cluster (a kept document: its own id)',
   },
-  check(o) {
+  check(o, upstream) {
     const errors: { path: string; message: string }[] = [];
+    const perms = upstreamPerms(upstream);
+    if (perms !== undefined) {
+      const { bands, rows } = resolveBands(o, perms);
+      if (bands < 1 || rows < 1 || bands * rows > perms) {
+        errors.push({ path: o.bands !== undefined ? 'bands' : 'rows', message: `bands x rows (${bands} x ${rows}) must be >= 1 and at most the ${perms} perms of the minhash step before` });
+      }
+    }
     if (o.keep === 'priority' && !o.priority?.length) errors.push({ path: 'priority', message: 'keep "priority" needs the ordered list of preferred values, e.g. ["dataset-a", "dataset-b"]' });
     if (o.keep !== 'priority' && o.priority) errors.push({ path: 'priority', message: 'priority is only used with keep: "priority"' });
     if (o.bands !== undefined && o.rows !== undefined && o.bands * o.rows > 4096) errors.push({ path: 'bands', message: `bands x rows = ${o.bands * o.rows} is larger than any signature` });
     return errors;
   },
-  explain(o) {
-    const { bands, rows } = resolveBands(o, EXPLAIN_PERMS);
+  explain(o, upstream) {
+    const perms = upstreamPerms(upstream) ?? EXPLAIN_PERMS;
+    const { bands, rows } = resolveBands(o, perms);
     const sims = [0.5, 0.6, 0.7, 0.75, 0.8, o.threshold, 0.9, 0.95].filter((v, i, a) => a.indexOf(v) === i).sort((a, b) => a - b);
     const curve = sims.map((s) => `    s = ${s.toFixed(2)}: P(candidate) = ${candidateProbability(s, bands, rows).toFixed(4)}`).join('\n');
-    const balanced = rows > 1 ? ` (the "balanced" 8 x 16 would catch ${(candidateProbability(o.threshold, Math.floor(EXPLAIN_PERMS / 16), 16) * 100).toFixed(0)}% at the threshold)` : '';
+    const balanced = rows > 1 && perms >= 16 ? ` (the "balanced" ${Math.floor(perms / 16)} x 16 would catch ${(candidateProbability(o.threshold, Math.floor(perms / 16), 16) * 100).toFixed(0)}% at the threshold)` : '';
     return [
-      `near-duplicates at Jaccard >= ${o.threshold}: ${bands} bands x ${rows} rows${o.bands === undefined && o.rows === undefined ? ` (chosen for ${EXPLAIN_PERMS} perms; the signature length of the data decides at run time)` : ''}${balanced}`,
+      `near-duplicates at Jaccard >= ${o.threshold}: ${bands} bands x ${rows} rows${o.bands === undefined && o.rows === undefined ? ` (chosen for ${perms} perms${upstreamPerms(upstream) === undefined ? '; the signature length of the data decides at run time' : ', the minhash step\'s'})` : ''}${balanced}`,
       `  candidate probability 1 - (1 - s^${rows})^${bands}:`,
       curve,
       `  verify: ${o.verify}; keep: ${o.keep === 'priority' ? `priority by ${o.priorityField}: ${(o.priority ?? []).join(' > ')} > others (records held until end of input)` : 'first seen'}; emit: ${o.emit}`,
@@ -361,20 +416,37 @@ function createJoin(o: LshBandJoinOptions, ctx: StepContext) {
   const indexBudget = o.keep === 'priority' ? memory / 2 : memory;
   const writePath = o.writeIndex ? resolve(o.writeIndex) : undefined;
   // A resumed run finds its own partly written index there: restore() skips this check.
+  const invalid = (message: string) => new StepOptionError(`step ${ctx.stepIndex} (${ctx.op}): ${message}`);
   const checkWritePath = () => {
     if (writePath && existsSync(writePath) && readdirSync(writePath).length > 0) {
-      throw new Error(`writeIndex: ${writePath} already exists and is not empty; remove it or choose another path`);
+      throw invalid(`writeIndex: ${writePath} already exists and is not empty; remove it or choose another path`);
     }
   };
   let restored = false;
-  const readers = o.against.map((p) => {
-    const r = new LshIndexReader(resolve(p), storeCacheBytes(memory / 2));
-    if (o.verify === 'exact' && !r.params.shingles) {
-      r.close();
-      throw new Error(`against: ${p} was written without shingle sets (verify "${'signature'}"); use verify "signature" or rebuild it with verify "exact"`);
-    }
-    return r;
-  });
+  const family = signatureFamily(ctx.upstream);
+  const readers: LshIndexReader[] = [];
+  try {
+    o.against.forEach((p, i) => {
+      let r: LshIndexReader;
+      try {
+        r = new LshIndexReader(resolve(p), storeCacheBytes(memory / 2));
+      } catch (e) {
+        throw invalid(`against[${i}]: ${(e as Error).message}`);
+      }
+      readers.push(r);
+      if (o.verify === 'exact' && !r.params.shingles) {
+        throw invalid(`against[${i}]: ${p} was written without shingle sets (verify "signature"); use verify "signature" or rebuild it with verify "exact"`);
+      }
+      const theirs = r.params.family;
+      if (family && theirs && theirs !== family) {
+        throw invalid(`against[${i}]: ${p} holds signatures made with other settings (${familyDifference(family, theirs)}), so no document here could match one there: use the normalize, shingle and minhash options of the run that wrote it`);
+      }
+      if (family && !theirs) ctx.log(`warning: against[${i}]: ${p} does not record the normalize, shingle and minhash options it was built with; they must be this pipeline's for its documents to match`);
+    });
+  } catch (e) {
+    for (const r of readers) r.close();
+    throw e;
+  }
 
   let perms = 0;
   let bands = 0;
@@ -394,12 +466,12 @@ function createJoin(o: LshBandJoinOptions, ctx: StepContext) {
     perms = len;
     ({ bands, rows } = resolveBands(o, perms));
     if (bands < 1 || rows < 1 || bands * rows > perms) {
-      throw new Error(`bands x rows (${bands} x ${rows}) must be >= 1 and <= the signature length ${perms}`);
+      throw invalid(`bands x rows (${bands} x ${rows}) must be >= 1 and <= the signature length ${perms}`);
     }
     readers.forEach((r, i) => {
       const p = r.params;
       if (p.perms !== perms || p.bands !== bands || p.rows !== rows) {
-        throw new Error(`against[${i}]: ${o.against[i]} has ${p.bands} x ${p.rows} bands over ${p.perms} perms, this step ${bands} x ${rows} over ${perms}: use the same minhash perms and bands`);
+        throw invalid(`against[${i}]: ${o.against[i]} has ${p.bands} x ${p.rows} bands over ${p.perms} perms, this step ${bands} x ${rows} over ${perms}: use the same minhash perms and bands`);
       }
     });
     ctx.log(`${bands} bands x ${rows} rows over ${perms} perms; P(candidate) at ${o.threshold} = ${candidateProbability(o.threshold, bands, rows).toFixed(4)}`);
@@ -409,6 +481,7 @@ function createJoin(o: LshBandJoinOptions, ctx: StepContext) {
       rows,
       perms,
       threshold: o.threshold,
+      family,
       shingles: o.verify === 'exact',
       memoryBytes: Math.max(64 * 1024, indexBudget - readers.reduce((n, r) => n + r.ramBytes(), 0)),
       dir: () => writePath ?? path.join(ctx.tmpDir, 'lsh-index'),
@@ -495,7 +568,11 @@ function createJoin(o: LshBandJoinOptions, ctx: StepContext) {
   /** Applies a decision to a record: undefined = kept. Returns the record to emit, if any. */
   function emit(rec: Rec, d: Decision | undefined): Rec | undefined {
     if (!d) {
-      if (o.emit === 'removed') return undefined;
+      if (o.emit === 'removed') {
+        // Accounted for like any record a step takes out of the stream (and in the rejects output).
+        ctx.drop(rec, 'not_duplicate');
+        return undefined;
+      }
       if (o.emit === 'all') annotate(rec, null, null, rec.id);
       return rec;
     }

@@ -75,7 +75,7 @@ t.test('a failure before the first checkpoint does not promise a resume', async 
   mkdirSync(taken);
   writeFileSync(path.join(taken, 'something'), 'x');
   const r = cli(['run', p, input, '-o', path.join(dir, 'fail', 'out'), '--checkpoint', path.join(dir, 'fail', 'ckpt')]);
-  t.equal(r.code, 1);
+  t.equal(r.code, 2, 'a usage error: the option cannot work with what is on disk');
   t.match(r.stderr, /writeIndex: .*taken\.idx already exists and is not empty/);
   t.match(r.stderr, /no checkpoint was written yet; the same command starts over/);
 });

@@ -1,5 +1,5 @@
 // Sinks: NDJSON to stdout or a file, compressed by the file extension (.gz, .zst).
-import { createWriteStream, existsSync, mkdirSync, renameSync, statSync } from 'node:fs';
+import { createWriteStream, existsSync, mkdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
 import type { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -12,6 +12,8 @@ export interface Output {
   /** Resolves when everything is flushed to its destination (and renamed into place). */
   done: Promise<void>;
   name: string;
+  /** After a failed run: stops writing and removes the unfinished file (the target path is left as it was). */
+  discard(): void;
 }
 
 /**
@@ -20,22 +22,27 @@ export interface Output {
  */
 export function openOutput(file: string | undefined): Output {
   if (!file || file === '-') {
-    return { stream: process.stdout, done: Promise.resolve(), name: '<stdout>' };
+    return { stream: process.stdout, done: Promise.resolve(), name: '<stdout>', discard: () => {} };
   }
   mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
   const tmp = `${file}.partial-${process.pid}`;
   // Flushed to disk before the rename: a complete name never points at data a power loss can take.
   const fileStream = createWriteStream(tmp, { flush: true } as Parameters<typeof createWriteStream>[1]);
   const c = compressor(compressionForPath(file));
+  const discard = (): void => {
+    c?.destroy();
+    fileStream.destroy();
+    rmSync(tmp, { force: true });
+  };
   if (!c) {
     const done = new Promise<void>((resolve, reject) => {
       fileStream.on('finish', resolve);
       fileStream.on('error', reject);
     }).then(() => renameSync(tmp, file));
-    return { stream: fileStream, done, name: file };
+    return { stream: fileStream, done, name: file, discard };
   }
   const done = pipeline(c, fileStream).then(() => renameSync(tmp, file));
-  return { stream: c, done, name: file };
+  return { stream: c, done, name: file, discard };
 }
 
 /** Characters per piece of encoded output. */
@@ -102,7 +109,7 @@ export class SideOutput {
       stream.on('finish', resolve);
       stream.on('error', reject);
     });
-    return { stream, done, name: this.file };
+    return { stream, done, name: this.file, discard: () => stream.destroy() };
   }
 
   push(value: unknown): void {

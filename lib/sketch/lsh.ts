@@ -204,6 +204,11 @@ export interface IndexParams {
   threshold: number;
   /** Whether the documents carry their shingle sets (needed by exact verification). */
   shingles: boolean;
+  /**
+   * The normalize, shingle and minhash options the signatures were made with (see
+   * `signatureFamily` in operators/lsh-band-join.ts); absent when unknown.
+   */
+  family?: string;
 }
 
 interface SegmentMeta {
@@ -789,7 +794,7 @@ export class LshIndex {
   generation = 0;
 
   constructor(o: LshIndexOptions) {
-    this.params = { bands: o.bands, rows: o.rows, perms: o.perms, threshold: o.threshold, shingles: o.shingles };
+    this.params = { bands: o.bands, rows: o.rows, perms: o.perms, threshold: o.threshold, shingles: o.shingles, ...(o.family !== undefined && { family: o.family }) };
     // Band keys carry the band in the top 16 bits of `hi`.
     if (!(o.bands >= 1 && o.bands < 65536)) throw new Error(`LSH index: bands must be 1 .. 65535, got ${o.bands}`);
     // The on-disk store's page cache is part of the budget.

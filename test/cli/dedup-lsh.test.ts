@@ -1,5 +1,5 @@
 import t from 'tap';
-import { readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { cli, lines, ROOT, SAMPLES, tmpdir } from '../helpers.ts';
 
@@ -39,4 +39,87 @@ t.test('explain prints the band choice', async (t) => {
   const r = cli(['explain', 'pipelines/dedup.json']);
   t.equal(r.code, 0, r.stderr);
   t.match(r.stdout + r.stderr, /16 bands x 8 rows/);
+});
+
+/** A dedup pipeline file in `dir` with the given minhash and join options. */
+function dedupPipeline(name: string, minhash: object, join: object): string {
+  const file = path.join(dir, name);
+  writeFileSync(file, JSON.stringify({ steps: [{ op: 'normalize' }, { op: 'shingle', unit: 'word', n: 5 }, { op: 'minhash', ...minhash }, { op: 'lsh-band-join', ...join }] }));
+  return file;
+}
+
+t.test('against refuses an index whose signatures were made with other minhash settings (exit 2), and still matches its own', async (t) => {
+  const idx = path.join(dir, 'kjv-seed1.idx');
+  const kjv = path.join(SAMPLES, 'kjv.jsonl');
+  t.equal(cli(['run', dedupPipeline('write.json', { seed: 1 }, { writeIndex: idx }), kjv, '-o', path.join(dir, 'w.jsonl'), '-q']).code, 0);
+  const out = path.join(dir, 'other-seed.jsonl');
+  const r = cli(['run', dedupPipeline('seed2.json', { seed: 2 }, { against: [idx] }), kjv, '-o', out]);
+  t.equal(r.code, 2, r.stderr);
+  t.match(r.stderr, /against\[0\]: .*other settings \(minhash\{perms=128,seed=1,scheme="oph"\} there, minhash\{perms=128,seed=2,scheme="oph"\} here\)/);
+  t.notOk(existsSync(out), 'no output file');
+  t.same(readdirSync(dir).filter((f) => f.includes('.partial-')), [], 'no unfinished output left behind');
+  const same = path.join(dir, 'same-seed.jsonl');
+  const ok = cli(['run', dedupPipeline('seed1.json', { seed: 1 }, { against: [idx] }), kjv, '-o', same, '-q']);
+  t.equal(ok.code, 0, ok.stderr);
+  t.equal(lines(readFileSync(same, 'utf8')).length, 0, 'every document of the indexed dataset is removed');
+  // No normalize step: shingles over the text folded by default, as normalize's defaults fold it.
+  const bare = path.join(dir, 'no-normalize.json');
+  writeFileSync(bare, JSON.stringify({ steps: [{ op: 'shingle', unit: 'word', n: 5 }, { op: 'minhash', seed: 1 }, { op: 'lsh-band-join', against: [idx] }] }));
+  const rb = cli(['run', bare, kjv, '-o', path.join(dir, 'bare.jsonl'), '-q']);
+  t.equal(rb.code, 0, rb.stderr);
+  t.equal(lines(readFileSync(path.join(dir, 'bare.jsonl'), 'utf8')).length, 0, 'the same signatures without a normalize step');
+  const n3 = path.join(dir, 'n3-pipeline.json');
+  writeFileSync(n3, JSON.stringify({ steps: [{ op: 'normalize' }, { op: 'shingle', unit: 'word', n: 3 }, { op: 'minhash' }, { op: 'lsh-band-join', against: [idx] }] }));
+  const r3 = cli(['run', n3, kjv, '-o', path.join(dir, 'n3b.jsonl')]);
+  t.equal(r3.code, 2, r3.stderr);
+  t.match(r3.stderr, /shingle\{unit="word",n=5,seed=0\} there, shingle\{unit="word",n=3,seed=0\} here/);
+});
+
+t.test('a missing against index and bands x rows over the perms are usage errors naming the option', async (t) => {
+  const kjv = path.join(SAMPLES, 'kjv.jsonl');
+  const missing = cli(['run', dedupPipeline('missing.json', {}, { against: [path.join(dir, 'nowhere.idx')] }), kjv, '-o', path.join(dir, 'm.jsonl')]);
+  t.equal(missing.code, 2, missing.stderr);
+  t.match(missing.stderr, /step 3 \(lsh-band-join\): against\[0\]: LSH index .*nowhere\.idx does not exist/);
+  t.notMatch(missing.stderr, /Options:|\n\s+at /, 'no usage text, no stack trace');
+  const big = dedupPipeline('big.json', { perms: 128 }, { bands: 64, rows: 4 });
+  const lint = cli(['lint', big]);
+  t.equal(lint.code, 2, lint.stderr);
+  t.match(lint.stderr, /bands x rows \(64 x 4\) must be >= 1 and at most the 128 perms of the minhash step before/);
+  t.equal(cli(['run', big, kjv, '-o', path.join(dir, 'b.jsonl')]).code, 2);
+  t.equal(cli(['lint', dedupPipeline('fits.json', { perms: 256 }, { bands: 64, rows: 4 })]).code, 0);
+});
+
+t.test('explain chooses the bands for the perms of the minhash step before', async (t) => {
+  const r = cli(['explain', dedupPipeline('perms64.json', { perms: 64 }, {})]);
+  t.equal(r.code, 0, r.stderr);
+  t.match(r.stdout, /lsh-band-join[\s\S]*10 bands x 6 rows \(chosen for 64 perms, the minhash step's\)/);
+});
+
+t.test('emit "removed" accounts for the kept documents as dropped (not_duplicate)', async (t) => {
+  const out = path.join(dir, 'removed-only.jsonl');
+  const rejects = path.join(dir, 'removed-only.rejects.jsonl');
+  const report = path.join(dir, 'removed-only.report.json');
+  const r = cli(['run', dedupPipeline('removed.json', {}, { emit: 'removed' }), path.join(SAMPLES, 'handbook.jsonl'), '-o', out, '--rejects', rejects, '--report', report, '-q']);
+  t.equal(r.code, 0, r.stderr);
+  const removed = lines(readFileSync(out, 'utf8'));
+  const kept = lines(readFileSync(rejects, 'utf8'));
+  t.ok(removed.length > 0 && removed.every((x) => typeof x.dup_of === 'string'));
+  t.equal(removed.length + kept.length, 109, 'every record is in the output or the rejects');
+  t.ok(kept.every((x) => x.mixstream_reject.reason === 'not_duplicate'));
+  const step = JSON.parse(readFileSync(report, 'utf8')).steps.find((s: { op: string }) => s.op === 'lsh-band-join');
+  t.equal(step.dropped.not_duplicate, kept.length);
+  t.equal(step.recordsOut + step.dropped.not_duplicate, step.recordsIn);
+});
+
+t.test('a run failing at its first record (writeIndex over an existing index) leaves no unfinished output', async (t) => {
+  const kjv = path.join(SAMPLES, 'kjv.jsonl');
+  const idx = path.join(dir, 'kjv-again.idx');
+  t.equal(cli(['run', dedupPipeline('write-again.json', {}, { writeIndex: idx }), kjv, '-o', path.join(dir, 'wa.jsonl'), '-q']).code, 0);
+  const sub = path.join(dir, 'again');
+  mkdirSync(sub);
+  const out = path.join(sub, 'out.jsonl');
+  const r = cli(['run', dedupPipeline('write-again.json', {}, { writeIndex: idx }), kjv, '-o', out]);
+  t.equal(r.code, 2, r.stderr);
+  t.match(r.stderr, /writeIndex: .* already exists and is not empty/);
+  t.same(readdirSync(sub), [], 'neither the output nor its unfinished file');
 });

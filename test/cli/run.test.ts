@@ -90,6 +90,10 @@ t.test('bad input: counted by reason, written to --errors with input and line, e
   t.equal(rep.totals.errors, 5);
   t.equal(rep.inputs[0].complete, true);
   t.match(r.stderr, /error_invalid_json=1/);
+  t.notMatch(r.stderr, /--errors FILE writes/, 'no hint when the bad records are written');
+  const bare = cli(['run', decodeOpts, input]);
+  t.equal(bare.code, 3);
+  t.match(bare.stderr, /\(--errors FILE writes each bad record with its input, line, reason and raw text\)/, 'without --errors the summary says how to see them');
 });
 
 t.test('truncated zstd: records before the break are emitted, the input is reported incomplete, exit 3', async (t) => {

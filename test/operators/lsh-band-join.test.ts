@@ -97,7 +97,7 @@ t.test('emit modes and annotations', async (t) => {
   const removed = await runOperator(lsh, { emit: 'removed' }, mk());
   t.same(ids(removed.output), base.slice(0, 5).map((r) => `${r.id}#2`));
   t.same(removed.output.map((r) => [r.dup_of, r.dup_similarity, r.cluster_id]), base.slice(0, 5).map((r) => [r.id, 1, r.id]));
-  t.equal(removed.dropped.length, 0, 'emit removed does not drop kept documents as rejects');
+  t.same(removed.dropped.map((d) => [d.rec.id, d.reason]), base.map((r) => [r.id, 'not_duplicate']), 'emit removed accounts for the kept documents as dropped (not_duplicate)');
   const kept = await runOperator(lsh, { emit: 'kept' }, mk());
   t.same(ids(kept.output), ids(base));
   t.notOk('dup_of' in kept.output[0], 'emit kept adds no fields to kept documents');

@@ -381,6 +381,7 @@ class Store {
         else b = m - 1;
       }
       for (let blk = a; blk < seg.meta.blocks; blk++) {
+        const reads = this.blockReads;
         const w = this.block(seg.meta.firstBlock + blk);
         const n = w.length / 3;
         // Binary search the first entry >= key.
@@ -393,7 +394,8 @@ class Store {
         }
         let i = x;
         for (; i < n && w[3 * i] === hi && w[3 * i + 1] === lo; i++) out.push(w[3 * i + 2]);
-        if (i > x) this.blockHits++;
+        // Counted per block read from disk (a block served again from the one kept is not a read).
+        if (i > x && this.blockReads > reads) this.blockHits++;
         if (i < n) break;
       }
     }

@@ -167,6 +167,13 @@ t.test('spilled index answers exactly like the all-in-RAM index', async (t) => {
     }
   }
   t.equal(present, Math.ceil(items.length / 2), 'every indexed document finds itself');
+  // The same lookup again is served from the block kept from the last read: neither a read nor a hit.
+  const q = items[0].keys;
+  spilled.bandCandidates(q, 0);
+  const before = spilled.diskStats;
+  t.same(spilled.bandCandidates(q, 0), ram.bandCandidates(q, 0));
+  t.same([spilled.diskStats.blockReads, spilled.diskStats.blockHits], [before.blockReads, before.blockHits], 'a block served again is not counted');
+  t.ok(before.blockHits <= before.blockReads, `${before.blockHits} hits of ${before.blockReads} block reads`);
   for (const slot of [0, 7, 100, Math.floor(items.length / 2) - 1]) {
     const d = spilled.getDoc(slot);
     t.equal(d.id, items[2 * slot].doc.id);

@@ -78,7 +78,7 @@ export function buildCli(argv: string[], registry = defaultRegistry()): Argv {
         const pipeline = await loadOrExit(args.pipeline as string, registry);
         const handle = startRun({
           pipeline,
-          inputs: (args.inputs as string[] | undefined)?.length ? (args.inputs as string[]) : undefined,
+          inputs: (args.inputs as string[] | undefined)?.length ? (args.inputs as string[]).map((x) => (x === STDIN_ARG ? '-' : x)) : undefined,
           output: args.output,
           errors: args.errors,
           rejects: args.rejects,
@@ -236,9 +236,25 @@ export function buildCli(argv: string[], registry = defaultRegistry()): Argv {
     .wrap(Math.min(120, process.stdout.columns || 100));
 }
 
+/** Stands for a `-` input while yargs parses (it drops a lone `-` from positional lists). */
+const STDIN_ARG = '\u0000stdin';
+/** Options of `run` that are flags: the token after one of them is not its value. */
+const RUN_FLAGS = new Set(['-q', '--quiet', '--progress', '--no-progress', '--help', '--version']);
+
+/** `run`'s `-` inputs (stdin), kept through parsing wherever they stand among the files. */
+function protectStdinInputs(argv: string[]): string[] {
+  if (argv[0] !== 'run') return argv;
+  return argv.map((a, i) => {
+    if (a !== '-') return a;
+    const before = argv[i - 1];
+    const isOptionValue = before.startsWith('-') && before.length > 1 && !before.includes('=') && !RUN_FLAGS.has(before);
+    return isOptionValue ? a : STDIN_ARG;
+  });
+}
+
 export async function main(argv: string[]): Promise<void> {
   try {
-    await buildCli(argv).parseAsync();
+    await buildCli(protectStdinInputs(argv)).parseAsync();
   } catch (e) {
     process.stderr.write(`mixstream: ${(e as Error).message}\n`);
     process.exit(EXIT.failed);

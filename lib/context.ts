@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { Rec, StepContext, StepStats, UpstreamStep } from './operator.ts';
+import { fmix32 } from './text/shingle.ts';
 
 export interface ErrorEntry {
   step?: number;
@@ -52,10 +53,12 @@ export class StepCounters implements StepStats {
     h.sum += value;
     if (value < h.min) h.min = value;
     if (value > h.max) h.max = value;
-    // Reservoir sample (Algorithm R) keeps the histogram's memory fixed on any input size.
+    // Reservoir sample (Algorithm R) keeps the histogram's memory fixed on any input size. Its
+    // random slot is a hash of the observation's number, so the same input gives the same
+    // report, and a resumed run (which restores count and sample) the uninterrupted run's.
     if (h.sample.length < HISTOGRAM_SAMPLE) h.sample.push(value);
     else {
-      const j = Math.floor(Math.random() * h.count);
+      const j = Math.floor((fmix32(Math.imul(h.count, 0x9e3779b1) ^ (h.count / 4294967296)) / 4294967296) * h.count);
       if (j < HISTOGRAM_SAMPLE) h.sample[j] = value;
     }
   }

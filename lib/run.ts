@@ -78,8 +78,15 @@ function histogramReport(h: Histogram, bins = 20): HistogramReport {
   }
   const counts = new Array(n).fill(0);
   for (const v of h.sample) counts[Math.min(n - 1, Math.floor((v - h.min) / width))]++;
+  // Scaled from the sample to the count, rounded so that the bins add up to the count exactly
+  // (largest remainders get the units rounding down left over).
   const scale = h.count / h.sample.length;
-  out.bins = counts.map((c, i) => ({ lo: h.min + i * width, hi: h.min + (i + 1) * width, count: Math.round(c * scale) }));
+  const scaled = counts.map((c) => c * scale);
+  const rounded = scaled.map(Math.floor);
+  let left = h.count - rounded.reduce((a, b) => a + b, 0);
+  const byRemainder = scaled.map((v, i) => [v - rounded[i], i]).sort((a, b) => b[0] - a[0] || a[1] - b[1]);
+  for (let k = 0; left > 0 && k < byRemainder.length; k++, left--) rounded[byRemainder[k][1]]++;
+  out.bins = counts.map((_, i) => ({ lo: h.min + i * width, hi: h.min + (i + 1) * width, count: rounded[i] }));
   return out;
 }
 
@@ -207,6 +214,8 @@ async function execute(opts: RunOptions, control: StopControl): Promise<RunRepor
   const decodeSink = {
     error: (e: ErrorEntry) => {
       decodeCounters.errors[e.reason] = (decodeCounters.errors[e.reason] ?? 0) + 1;
+      // A bad line was read as much as a good one: decode's records in = out + errors.
+      if (e.line !== undefined) decodeCounters.recordsIn++;
       if (errorsPath) decodeSide.push({ to: 'errors', value: { ...(p.decode.index >= 0 ? { step: 0 } : {}), op: 'decode', ...e } });
       countError();
     },

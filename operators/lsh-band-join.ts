@@ -586,9 +586,11 @@ function createJoin(o: LshBandJoinOptions, ctx: StepContext) {
   }
 
   function annotate(rec: Rec, dupOf: string | null, sim: number | null, cluster: string): void {
-    ctx.annotate(rec, 'dup_of', dupOf);
+    // Ids as strings on every record (the index stores them so): a numeric id must not give a
+    // cluster's kept record a number and its duplicates a string.
+    ctx.annotate(rec, 'dup_of', dupOf === null ? null : String(dupOf));
     ctx.annotate(rec, 'dup_similarity', sim);
-    ctx.annotate(rec, 'cluster_id', cluster);
+    ctx.annotate(rec, 'cluster_id', String(cluster));
   }
 
   /** Decides one document against everything kept so far. */

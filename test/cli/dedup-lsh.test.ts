@@ -123,3 +123,13 @@ t.test('a run failing at its first record (writeIndex over an existing index) le
   t.match(r.stderr, /writeIndex: .* already exists and is not empty/);
   t.same(readdirSync(sub), [], 'neither the output nor its unfinished file');
 });
+
+t.test('numeric ids: dup_of and cluster_id are strings on kept and removed records alike', async (t) => {
+  const text = 'In the beginning God created the heaven and the earth, and the earth was without form and void.';
+  const input = [{ id: 1, text }, { id: 2, text: text.replace('void.', 'void!') }].map((x) => JSON.stringify(x)).join('\n') + '\n';
+  const r = cli(['run', dedupPipeline('numeric.json', {}, { emit: 'all' }), '-q'], { input });
+  t.equal(r.code, 0, r.stderr);
+  const [kept, removed] = lines(r.stdout);
+  t.same([kept.id, kept.dup_of, kept.cluster_id], [1, null, '1']);
+  t.same([removed.id, removed.dup_of, removed.cluster_id], [2, '1', '1']);
+});

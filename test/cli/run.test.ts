@@ -31,6 +31,22 @@ t.test('stdin to stdout: records keep every field, in order', async (t) => {
   t.equal(r.stderr, '');
 });
 
+t.test('- among input files reads stdin at its place in the list', async (t) => {
+  const file = path.join(dir, 'after-stdin.jsonl');
+  writeFileSync(file, kjv.slice(3, 6).map((x) => JSON.stringify(x)).join('\n') + '\n');
+  const stdin = kjv.slice(0, 3).map((x) => JSON.stringify(x)).join('\n') + '\n';
+  const first = cli(['run', identity, '-', file, '-q'], { input: stdin });
+  t.equal(first.code, 0, first.stderr);
+  t.same(lines(first.stdout).map((x) => x.id), kjv.slice(0, 6).map((x) => x.id), 'stdin, then the file');
+  const last = cli(['run', identity, file, '-', '-o', '-', '-q'], { input: stdin });
+  t.equal(last.code, 0, last.stderr);
+  t.same(lines(last.stdout).map((x) => x.id), [...kjv.slice(3, 6), ...kjv.slice(0, 3)].map((x) => x.id), 'the file, then stdin (-o - is stdout)');
+  const withSource = path.join(dir, 'with-source.json');
+  writeFileSync(withSource, JSON.stringify({ source: [file], steps: [] }));
+  const over = cli(['run', withSource, '-', '-q'], { input: stdin });
+  t.same(lines(over.stdout).map((x) => x.id), kjv.slice(0, 3).map((x) => x.id), '- overrides the pipeline\'s source');
+});
+
 t.test('several compressed inputs to a compressed output chosen by extension', async (t) => {
   const a = path.join(dir, 'a.jsonl.zst');
   const b = path.join(dir, 'b.jsonl.gz');
@@ -87,6 +103,7 @@ t.test('bad input: counted by reason, written to --errors with input and line, e
   const rep = JSON.parse(readFileSync(report, 'utf8'));
   t.equal(rep.status, 'input-errors');
   t.same(rep.steps[0].errors, { invalid_json: 1, invalid_utf8: 1, missing_text: 1, empty_text: 1, record_too_large: 1 });
+  t.same([rep.steps[0].recordsIn, rep.steps[0].recordsOut], [8, 3], 'decode read 8 lines, 3 good ones out, 5 errors');
   t.equal(rep.totals.errors, 5);
   t.equal(rep.inputs[0].complete, true);
   t.match(r.stderr, /error_invalid_json=1/);
@@ -212,4 +229,20 @@ t.test('SIGTERM stops reading, flushes what is in flight, prints the summary and
   t.equal(Number(summary![2]), got.length);
   t.match(stderr, /SIGTERM/);
   t.match(stderr, /mixstream: interrupted/);
+});
+
+t.test('histograms of a report over more values than their sample: the same for the same input, bins adding up to the count', async (t) => {
+  const input = bigInput();
+  const pipeline = path.join(dir, 'shingles.json');
+  writeFileSync(pipeline, JSON.stringify({ steps: [{ op: 'shingle', workers: 0 }] }));
+  const histogram = (n: number) => {
+    const report = path.join(dir, `hist-${n}.json`);
+    const r = cli(['run', pipeline, input, '-o', path.join(dir, `hist-${n}.jsonl`), '--report', report, '-q']);
+    t.equal(r.code, 0, r.stderr);
+    return JSON.parse(readFileSync(report, 'utf8')).steps.find((s: { op: string }) => s.op === 'shingle').histograms.shingles;
+  };
+  const a = histogram(1);
+  t.ok(a.count > 4096 * 4, `${a.count} values`);
+  t.equal(a.bins.reduce((n: number, b: { count: number }) => n + b.count, 0), a.count, 'the bins add up to the count');
+  t.same(histogram(2), a, 'a second run reports the same histogram');
 });

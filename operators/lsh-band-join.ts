@@ -36,9 +36,19 @@ export function resolveBands(o: Pick<LshBandJoinOptions, 'threshold' | 'bands' |
   return { bands: c.bands, rows: c.rows };
 }
 
+/** Whether `bands` x `rows` can be taken from a signature of `perms` values. */
+function bandsFit(bands: number, rows: number, perms: number): boolean {
+  return bands >= 1 && rows >= 1 && bands * rows <= perms;
+}
+
+/** The last step of operator `op` in `steps`, if any. */
+function lastStep(steps: readonly UpstreamStep[], op: string): UpstreamStep | undefined {
+  return steps[steps.map((s) => s.op).lastIndexOf(op)];
+}
+
 /** The signature length the last `minhash` step of `upstream` gives, if there is one. */
 function upstreamPerms(upstream: readonly UpstreamStep[] | undefined): number | undefined {
-  const m = [...(upstream ?? [])].reverse().find((s) => s.op === 'minhash');
+  const m = lastStep(upstream ?? [], 'minhash');
   return m ? Number(m.options.perms) : undefined;
 }
 
@@ -65,7 +75,7 @@ export function signatureFamily(upstream: readonly UpstreamStep[]): string | und
   const m = upstream.map((s) => s.op).lastIndexOf('minhash');
   if (m < 0) return undefined;
   const before = upstream.slice(0, m);
-  const last = (op: string) => before[before.map((s) => s.op).lastIndexOf(op)];
+  const last = (op: string) => lastStep(before, op);
   const part = (op: string, step: UpstreamStep | undefined, names: string[], rename: Record<string, string> = {}) =>
     `${op}{${step ? names.map((n) => `${rename[n] ?? n}=${JSON.stringify(step.options[n])}`).join(',') : 'none'}}`;
   const minhash = upstream[m];
@@ -378,7 +388,7 @@ export default defineOperator<LshBandJoinOptions>({
     const perms = upstreamPerms(upstream);
     if (perms !== undefined) {
       const { bands, rows } = resolveBands(o, perms);
-      if (bands < 1 || rows < 1 || bands * rows > perms) {
+      if (!bandsFit(bands, rows, perms)) {
         errors.push({ path: o.bands !== undefined ? 'bands' : 'rows', message: `bands x rows (${bands} x ${rows}) must be >= 1 and at most the ${perms} perms of the minhash step before` });
       }
     }
@@ -388,13 +398,14 @@ export default defineOperator<LshBandJoinOptions>({
     return errors;
   },
   explain(o, upstream) {
-    const perms = upstreamPerms(upstream) ?? EXPLAIN_PERMS;
+    const given = upstreamPerms(upstream);
+    const perms = given ?? EXPLAIN_PERMS;
     const { bands, rows } = resolveBands(o, perms);
     const sims = [0.5, 0.6, 0.7, 0.75, 0.8, o.threshold, 0.9, 0.95].filter((v, i, a) => a.indexOf(v) === i).sort((a, b) => a - b);
     const curve = sims.map((s) => `    s = ${s.toFixed(2)}: P(candidate) = ${candidateProbability(s, bands, rows).toFixed(4)}`).join('\n');
     const balanced = rows > 1 && perms >= 16 ? ` (the "balanced" ${Math.floor(perms / 16)} x 16 would catch ${(candidateProbability(o.threshold, Math.floor(perms / 16), 16) * 100).toFixed(0)}% at the threshold)` : '';
     return [
-      `near-duplicates at Jaccard >= ${o.threshold}: ${bands} bands x ${rows} rows${o.bands === undefined && o.rows === undefined ? ` (chosen for ${perms} perms${upstreamPerms(upstream) === undefined ? '; the signature length of the data decides at run time' : ', the minhash step\'s'})` : ''}${balanced}`,
+      `near-duplicates at Jaccard >= ${o.threshold}: ${bands} bands x ${rows} rows${o.bands === undefined && o.rows === undefined ? ` (chosen for ${perms} perms${given === undefined ? '; the signature length of the data decides at run time' : ', the minhash step\'s'})` : ''}${balanced}`,
       `  candidate probability 1 - (1 - s^${rows})^${bands}:`,
       curve,
       `  verify: ${o.verify}; keep: ${o.keep === 'priority' ? `priority by ${o.priorityField}: ${(o.priority ?? []).join(' > ')} > others (records held until end of input)` : 'first seen'}; emit: ${o.emit}`,
@@ -465,7 +476,7 @@ function createJoin(o: LshBandJoinOptions, ctx: StepContext) {
     if (!state && !restored) checkWritePath();
     perms = len;
     ({ bands, rows } = resolveBands(o, perms));
-    if (bands < 1 || rows < 1 || bands * rows > perms) {
+    if (!bandsFit(bands, rows, perms)) {
       throw invalid(`bands x rows (${bands} x ${rows}) must be >= 1 and <= the signature length ${perms}`);
     }
     readers.forEach((r, i) => {

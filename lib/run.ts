@@ -176,6 +176,7 @@ function restoreCounters(c: StepCounters, s: SerializedCounters): void {
   Object.assign(c.histograms, s.histograms);
 }
 
+/** Run options that cannot work together or with the checkpoint met (exit status 2, nothing is read). */
 export class RunSetupError extends Error {}
 
 async function execute(opts: RunOptions, control: StopControl): Promise<RunReport> {
@@ -638,8 +639,9 @@ async function execute(opts: RunOptions, control: StopControl): Promise<RunRepor
   else if (s === 'max-errors') status = 'max-errors';
   else if (errorCount > 0 || !allComplete) status = 'input-errors';
   else status = 'ok';
-  // Options that cannot work with the data or files met at run time are a usage error, like an invalid pipeline.
-  const exitCode = failure instanceof StepOptionError ? EXIT.usage : { ok: EXIT.ok, failed: EXIT.failed, interrupted: EXIT.interrupted, 'max-errors': EXIT.maxErrors, 'input-errors': EXIT.inputErrors }[status];
+  // Options that cannot work with the data or files met at run time, and run options that cannot
+  // work together (--checkpoint without -o DIR/), are usage errors, like an invalid pipeline.
+  const exitCode = failure instanceof StepOptionError || failure instanceof RunSetupError ? EXIT.usage : { ok: EXIT.ok, failed: EXIT.failed, interrupted: EXIT.interrupted, 'max-errors': EXIT.maxErrors, 'input-errors': EXIT.inputErrors }[status];
 
   const stepReport = (index: number, op: string, c: StepCounters, bytes = 0): StepReport => ({
     index,

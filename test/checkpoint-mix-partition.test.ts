@@ -166,6 +166,6 @@ t.test('stopped (as by SIGTERM) right after each resume: every run hands on one 
 t.test('partition with upsampleTo is refused by --checkpoint (its end-of-input upsampling does not resume exactly)', async (t) => {
   const a = withInterval(setup('upsample', [mixStep(64), { op: 'tokens', mode: 'estimate' }, { op: 'partition', dir: 'out', by: ['mix_source'], unitTokens: 20_000, upsampleTo: 4 }]), 0.02);
   const r = await runToEnd(a);
-  t.equal(r.code, 1);
+  t.equal(r.code, 2, 'a usage error');
   t.match(r.stderr, /\(partition\) keeps state across records but cannot checkpoint it/);
 });

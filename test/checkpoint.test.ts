@@ -75,7 +75,7 @@ t.test('a finished run is not redone; a different pipeline is refused', async (t
   const a = args('killed');
   a[1] = other;
   const refused = cli(a);
-  t.equal(refused.code, 1);
+  t.equal(refused.code, 2, 'a usage error');
   t.match(refused.stderr, /different pipeline/);
 });
 
@@ -112,16 +112,27 @@ t.test('a stop between the batches of one read checkpoints the position after th
 
 t.test('--checkpoint needs an output directory and input files', async (t) => {
   const r = cli(['run', pipeline, '--checkpoint', path.join(dir, 'c1')], { input: '{"id":"a","text":"x"}\n' });
-  t.equal(r.code, 1);
+  t.equal(r.code, 2, 'a usage error');
   t.match(r.stderr, /--checkpoint needs -o DIR/);
   t.notOk(existsSync(path.join(dir, 'c1', 'checkpoint.json')));
+  const piped = cli(['run', pipeline, '-', '-o', path.join(dir, 'c2-out'), '--checkpoint', path.join(dir, 'c2')], { input: '{"id":"a","text":"x"}\n' });
+  t.equal(piped.code, 2, 'stdin as input: a usage error');
+  t.match(piped.stderr, /--checkpoint needs input files \(stdin cannot be read again/);
+  t.notOk(existsSync(path.join(dir, 'c2-out')), 'nothing written');
+});
+
+t.test('--checkpoint refuses compressed side outputs (they are cut back on resume)', async (t) => {
+  const r = cli(['run', pipeline, inputs[0], '-o', path.join(dir, 'c3-out'), '--checkpoint', path.join(dir, 'c3'), '--errors', path.join(dir, 'c3-errors.jsonl.gz')]);
+  t.equal(r.code, 2, 'a usage error');
+  t.match(r.stderr, /--errors .*c3-errors\.jsonl\.gz: with --checkpoint, side outputs are plain NDJSON/);
+  t.notOk(existsSync(path.join(dir, 'c3-out')), 'nothing written');
 });
 
 t.test('a stateful step that cannot checkpoint makes --checkpoint refuse to start', async (t) => {
   const p = path.join(dir, 'numbered.json');
   writeFileSync(p, JSON.stringify({ steps: [{ op: path.join(SAMPLES, '..', 'test', 'fixtures', 'running-count.ts') }] }));
   const r = cli(['run', p, inputs[0], '-o', path.join(dir, 'numbered-out'), '--checkpoint', path.join(dir, 'numbered-ckpt')]);
-  t.equal(r.code, 1);
+  t.equal(r.code, 2, 'a usage error');
   t.match(r.stderr, /running-count\.ts\) keeps state across records but cannot checkpoint it/);
   const plain = cli(['run', p, inputs[0], '-q']);
   const out = lines(plain.stdout);

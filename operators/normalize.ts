@@ -22,8 +22,8 @@ export default defineOperator<NormalizeOptions>({
     'without changing the emitted text. A record whose text is empty after cleaning is dropped as empty_after_normalize.',
   options: {
     nfkc: { type: 'boolean', default: true, description: 'Unicode NFKC normalization (only non-ASCII text is touched)' },
-    controls: { type: 'boolean', default: true, description: 'remove control characters and invisible format marks (BOM, zero-width spaces, soft hyphens)' },
-    whitespace: { type: 'boolean', default: true, description: 'CR/CRLF to LF and runs of horizontal whitespace to one space' },
+    controls: { type: 'boolean', default: true, description: 'remove control characters and invisible marks without meaning (BOM, zero-width space, word joiner, soft hyphen); ZWNJ, ZWJ and bidirectional marks stay in the text (the hashing form drops them)' },
+    whitespace: { type: 'boolean', default: true, description: 'CR/CRLF, vertical tab, form feed and NEL to LF, and runs of horizontal whitespace to one space' },
     lines: { type: 'boolean', default: true, description: 'trim every line and collapse 3+ newlines into one blank line' },
     lowercase: { type: 'boolean', default: true, description: 'hashing form: lowercase' },
     foldPunctuation: { type: 'boolean', default: true, description: 'hashing form: punctuation and symbols become word boundaries' },

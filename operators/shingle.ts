@@ -16,7 +16,8 @@ export default defineOperator<ShingleOperatorOptions>({
   summary: 'Hashes word or character n-grams (default word 5-grams) of the hashing form into a set of 32-bit shingles',
   description:
     'Computes the set of distinct 32-bit hashes of the n-grams of each record, over the hashing form written by `normalize` ' +
-    '(or, without a normalize step, over the text folded the same way: lowercase, punctuation and digits folded, NFKC). ' +
+    '(split at its spaces, folded only as normalize folded it), or, without a normalize step, over the text folded the ' +
+    'default way (lowercase, punctuation and digits folded, NFKC, invisible characters dropped). ' +
     'A document with fewer than n words (characters) gets one shingle: the hash of its whole hashing form. ' +
     'The set is kept internal for `minhash` and `lsh-band-join` (exact verification) unless emitField is set. ' +
     'Runs in worker threads; output order is kept.',

@@ -1,11 +1,14 @@
 // Text normalization kernels: no stream code, usable as a library.
 
 const NON_ASCII = /[^\x00-\x7f]/;
-// C0 and C1 control characters other than tab and newline, plus zero-width/format marks that
-// only hide differences between copies (BOM, ZWSP, ZWNJ, ZWJ, word joiner, soft hyphen).
-const CONTROL = /[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u00ad\u200b-\u200d\u2060\ufeff]/g;
+// Removed from the emitted text: C0 and C1 control characters other than the whitespace ones
+// (tab, LF, VT, FF, CR, NEL: line breaks or spaces), and marks that are invisible and carry no
+// meaning (BOM, zero-width space, word joiner, soft hyphen). ZWNJ and ZWJ stay (Persian and
+// Indic spelling, emoji sequences), and so do the bidirectional marks (display of mixed
+// scripts): the hashing form drops them.
+const CONTROL = /[\x00-\x08\x0e-\x1f\x7f-\x84\x86-\x9f\u00ad\u200b\u2060\ufeff]/g;
 const HSPACE_RUN = /[ \t\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000]+/g;
-const LINE_BREAK = /\r\n?|[\u2028\u2029\u0085]/g;
+const LINE_BREAK = /\r\n?|[\u2028\u2029\u0085\x0b\x0c]/g;
 // Anything normalizeText (with its defaults) would change: non-ASCII (NFKC), controls, CR, tabs,
 // space runs, spaces at line ends or starts, 3+ newlines, leading/trailing whitespace.
 const NEEDS_CLEANING = /[^\x0a\x20-\x7e]|  | \n|\n |\n\n\n|^\s|\s$/;
@@ -54,11 +57,24 @@ export interface HashFormOptions {
 const HASH_DEFAULTS: Required<HashFormOptions> = { lowercase: true, foldPunctuation: true, foldDigits: true };
 const PUNCT_SYMBOL = /[\p{P}\p{S}]/gu;
 const DIGIT = /\p{Nd}/gu;
-const ANY_SPACE = /\s+/g;
+/**
+ * Dropped from the hashing form, so copies that differ only by them hash alike: control
+ * characters other than whitespace, and every format character (Unicode 17 category Cf: soft
+ * hyphen, Arabic number signs, zero-width space/joiners, bidirectional marks and embeddings,
+ * BOM, interlinear annotation, tags, ...). Listed as ranges, the astral ones as surrogate pairs
+ * in a second pass that runs only when one of their lead surrogates occurs: a `\p{Cf}` class
+ * needs the `u` flag, which made this pass twice as slow.
+ */
+export const HASH_INVISIBLE = /[\x00-\x08\x0e-\x1f\x7f-\x84\x86-\x9f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb]/g;
+export const HASH_INVISIBLE_ASTRAL = /\ud804[\udcbd\udccd]|\ud80d[\udc30-\udc3f]|\ud82f[\udca0-\udca3]|\ud834[\udd73-\udd7a]|\udb40[\udc01\udc20-\udc7f]/g;
+const ASTRAL_FORMAT_LEAD = /[\ud804\ud80d\ud82f\ud834\udb40]/;
+// JavaScript's \s leaves out NEL (U+0085), a line break.
+const ANY_SPACE = /[\s\u0085]+/g;
 
 /**
  * The hashing form later operators (shingle, exact dedup) compare: NFKC, lowercase,
- * punctuation folded to spaces, digits folded to 0, whitespace collapsed to single spaces.
+ * punctuation folded to spaces, digits folded to 0, invisible characters dropped, whitespace
+ * collapsed to single spaces (the folds as `options` say; the rest always).
  * The emitted text is not changed.
  */
 export function hashForm(text: string, options: HashFormOptions = {}): string {
@@ -68,7 +84,8 @@ export function hashForm(text: string, options: HashFormOptions = {}): string {
   if (o.lowercase) t = t.toLowerCase();
   if (o.foldPunctuation) t = t.replace(PUNCT_SYMBOL, ' ');
   if (o.foldDigits) t = t.replace(DIGIT, '0');
-  t = t.replace(CONTROL, '');
+  t = t.replace(HASH_INVISIBLE, '');
+  if (ASTRAL_FORMAT_LEAD.test(t)) t = t.replace(HASH_INVISIBLE_ASTRAL, '');
   return t.replace(ANY_SPACE, ' ').trim();
 }
 

@@ -10,10 +10,12 @@
 // No shingle strings are built: one pass over the char codes produces the token keys and each
 // shingle combines n of them.
 //
-// Tokens follow the hashing form of lib/text/normalize.ts `hashForm`: the scanner applies its
-// folding (lowercase, punctuation/symbols/whitespace as word boundaries, invisible controls
-// removed, digits to 0) from a per-code-unit class table, so `shingleText(raw)` equals
-// `shingleHashes(hashForm(raw))` without building the hashing form string.
+// Tokens follow the hashing form of lib/text/normalize.ts `hashForm`. Over a hashing form
+// (`shingleHashes`) words are split at spaces and nothing is folded again; over raw text
+// (`shingleText`) the scanner applies hashForm's default folding (lowercase,
+// punctuation/symbols/whitespace as word boundaries, invisible characters removed, digits to 0)
+// from a per-code-unit class table, so `shingleText(raw)` equals `shingleHashes(hashForm(raw))`
+// without building the hashing form string.
 import { internals, type Rec } from '../operator.ts';
 
 export type ShingleUnit = 'word' | 'char';
@@ -64,21 +66,28 @@ const DIGIT = 3; // folded to "0"
 const UPPER = 4; // ASCII A-Z: folded to lowercase
 const SURROGATE = 5; // high surrogate: the code point decides
 
-// ASCII text and text already in the hashing form (hashForm's ASCII path): every ASCII control
-// character separates words; other code units are word characters.
+// Raw ASCII text (hashForm's ASCII path with the default folding): every non-alphanumeric
+// ASCII character separates words, A-Z fold to a-z, 1-9 to 0.
 const ASCII_CLASS = new Uint8Array(65536);
 for (let c = 0; c < 128; c++) {
   const alnum = (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122);
   ASCII_CLASS[c] = c >= 49 && c <= 57 ? DIGIT : c >= 65 && c <= 90 ? UPPER : alnum ? WORD : SEPARATOR;
 }
-// Astral code points are single characters (for char shingles) classified like the general path.
-ASCII_CLASS.fill(SURROGATE, 0xd800, 0xdc00);
+
+// Text already in the hashing form (written by normalize, folded as its options said): only the
+// space separates words and nothing is folded again, so a form that keeps case, punctuation or
+// digits keeps them apart. Astral code points are single characters (for char shingles).
+const HASH_FORM_CLASS = new Uint8Array(65536);
+HASH_FORM_CLASS[32] = SEPARATOR;
+HASH_FORM_CLASS.fill(SURROGATE, 0xd800, 0xdc00);
 
 // Other text (hashForm's general path, applied after NFKC and toLowerCase): punctuation and
 // symbols (\p{P}, \p{S}) and whitespace separate, the CONTROL set of normalize.ts is removed,
 // decimal digits (\p{Nd}) fold to 0. Built on first use from the same Unicode properties.
-const CONTROL_CHAR = /^[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u00ad\u200b-\u200d\u2060\ufeff]$/;
-const SEPARATOR_CHAR = /^[\s\p{P}\p{S}]$/u;
+// The characters hashForm drops (controls other than whitespace, format characters) and the
+// ones it turns into word boundaries (whitespace, NEL included; punctuation and symbols).
+const CONTROL_CHAR = /^[\x00-\x08\x0e-\x1f\x7f-\x84\x86-\x9f\p{Cf}]$/u;
+const SEPARATOR_CHAR = /^[\s\u0085\p{P}\p{S}]$/u;
 const DIGIT_CHAR = /^\p{Nd}$/u;
 let unicodeClass: Uint8Array | undefined;
 
@@ -116,7 +125,7 @@ function wordKeys(text: string, table: Uint8Array): number {
     let c = text.charCodeAt(i);
     let k = table[c];
     if (k === SURROGATE) {
-      k = astralClass(text, i);
+      k = table === HASH_FORM_CLASS ? WORD : astralClass(text, i);
       if (k !== WORD) i++; // the class covers both code units
     }
     if (k !== WORD) {
@@ -165,7 +174,7 @@ function charKeys(text: string, table: Uint8Array): number {
       if (d >= 0xdc00 && d <= 0xdfff) {
         c = 0x10000 + ((c - 0xd800) << 10) + (d - 0xdc00);
         i++;
-        k = classOfCodePoint(c);
+        k = table === HASH_FORM_CLASS ? WORD : classOfCodePoint(c);
       } else k = WORD;
     }
     if (k !== WORD) {
@@ -211,7 +220,7 @@ function checkOptions(opts: ShingleOptions): number {
  * shingle and texts that are equal in hashing form always share their shingle set.
  */
 export function shingleHashes(hashText: string, opts: ShingleOptions): Uint32Array {
-  return shingleWith(hashText, opts, ASCII_CLASS).slice();
+  return shingleWith(hashText, opts, HASH_FORM_CLASS).slice();
 }
 
 /**
@@ -220,7 +229,8 @@ export function shingleHashes(hashText: string, opts: ShingleOptions): Uint32Arr
  * that copy each set elsewhere at once (lib/sketch/signature-task.ts).
  */
 export function shingleScratch(text: string, opts: ShingleOptions, raw: boolean): Uint32Array {
-  if (!raw || ASCII_ONLY.test(text)) return shingleWith(text, opts, ASCII_CLASS);
+  if (!raw) return shingleWith(text, opts, HASH_FORM_CLASS);
+  if (ASCII_ONLY.test(text)) return shingleWith(text, opts, ASCII_CLASS);
   return shingleWith(text.normalize('NFKC').toLowerCase(), opts, unicodeTable());
 }
 

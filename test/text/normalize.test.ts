@@ -1,11 +1,20 @@
 import t from 'tap';
 import { readFileSync } from 'node:fs';
-import { hashForm, normalizeText } from '../../lib/text/normalize.ts';
+import { HASH_INVISIBLE, HASH_INVISIBLE_ASTRAL, hashForm, normalizeText } from '../../lib/text/normalize.ts';
 
 t.test('normalizeText cleans controls, whitespace, BOM and line ends', async (t) => {
   t.equal(normalizeText('\ufeffa\u0000b  c\r\n\r\n\r\n\r\nd \t e  '), 'ab c\n\nd e');
   t.equal(normalizeText('ﬁne ＡＢＣ'), 'fine ABC', 'NFKC folds ligatures and full-width forms');
   t.equal(normalizeText('a  b', { whitespace: false, lines: false }), 'a  b');
+  t.equal(normalizeText('alpha\fbeta\x0bgamma\u0085delta'), 'alpha\nbeta\ngamma\ndelta', 'form feed, vertical tab and NEL break lines, they do not join words');
+});
+
+t.test('normalizeText keeps the invisible characters that carry meaning', async (t) => {
+  t.equal(normalizeText('می\u200cخواهم بسته\u200cها'), 'می\u200cخواهم بسته\u200cها', 'ZWNJ: Persian spelling');
+  t.equal(normalizeText('👨\u200d👩\u200d👧'), '👨\u200d👩\u200d👧', 'ZWJ: one emoji');
+  t.equal(normalizeText('abc \u200fשלום\u200e def'), 'abc \u200fשלום\u200e def', 'bidirectional marks: display of mixed scripts');
+  t.equal(normalizeText('zero\u200bwidth soft\u00adhyphen\u2060joiner'), 'zerowidth softhyphenjoiner');
+  t.equal(hashForm('می\u200cخواهم \u200fשלום\u200e 👨\u200d👩'), 'میخواهم שלום', 'the hashing form drops them all (and the emoji, a symbol)');
 });
 
 t.test('hashForm folds case, punctuation and digits for ASCII and non-ASCII alike', async (t) => {
@@ -22,4 +31,16 @@ t.test('on real text the hashing form is idempotent', async (t) => {
   const once = hashForm(text);
   t.equal(hashForm(once), once);
   t.notMatch(once, /[A-Z.,;:!?]/);
+});
+
+t.test('the hashing form drops exactly the controls other than whitespace and the format characters (Cf) of this Unicode', async (t) => {
+  const expected = /^[\x00-\x08\x0e-\x1f\x7f-\x84\x86-\x9f\p{Cf}]$/u;
+  const wrong: string[] = [];
+  for (let c = 0; c <= 0x10ffff; c++) {
+    if (c >= 0xd800 && c <= 0xdfff) continue;
+    const ch = String.fromCodePoint(c);
+    const dropped = ch.replace(HASH_INVISIBLE, '').replace(HASH_INVISIBLE_ASTRAL, '') === '';
+    if (dropped !== expected.test(ch)) wrong.push(c.toString(16));
+  }
+  t.same(wrong, [], `Unicode ${process.versions.unicode}`);
 });

@@ -26,7 +26,7 @@ t.test('documents shorter than n get exactly one shingle of the whole text', asy
   t.equal(short.length, 1);
   t.not(short[0], shingleHashes('just three', { unit: 'word', n: 5 })[0]);
   t.equal(shingleHashes('', { unit: 'word', n: 5 }).length, 1, 'an empty text has one shingle too');
-  t.same(shingleHashes('', { unit: 'word', n: 5 }), shingleHashes(' ,;. ', { unit: 'word', n: 5 }), 'text with no words hashes like the empty text');
+  t.same(shingleHashes('', { unit: 'word', n: 5 }), shingleText(' ,;. ', { unit: 'word', n: 5 }), 'text with no words hashes like the empty text');
   t.equal(shingleHashes('abc', { unit: 'char', n: 5 }).length, 1);
   t.equal(shingleHashes('abcde', { unit: 'char', n: 5 }).length, 1);
   t.equal(shingleHashes('abcdef', { unit: 'char', n: 5 }).length, 2);
@@ -71,6 +71,38 @@ t.test('non-ASCII text: NFKC, case and punctuation folding apply before shinglin
   const upper = shingleText(ru!.text.toUpperCase(), { unit: 'word', n: 3 });
   t.same(upper, shingleText(ru!.text, { unit: 'word', n: 3 }), 'Cyrillic case is folded');
   t.ok(upper.length > 1);
+});
+
+t.test('a hashing form is split at spaces only: the folding normalize left out is not applied again', async (t) => {
+  const opts = { unit: 'word', n: 1 } as const;
+  const base = 'alpha beta gamma delta epsilon zeta';
+  const forms = [
+    ['case', hashForm('Alpha Beta Gamma Delta Epsilon Zeta', { lowercase: false })],
+    ['punctuation', hashForm('alpha, beta; gamma. delta! epsilon zeta', { foldPunctuation: false })],
+    ['digits', hashForm('alpha beta gamma delta epsilon zeta 1999', { foldDigits: false })],
+  ] as const;
+  for (const [what, form] of forms) {
+    t.notSame(shingleHashes(form, opts), shingleHashes(hashForm(base), opts), `${what} kept by the form stays apart: ${form}`);
+  }
+  t.equal(shingleHashes('beta, alpha', opts).length, 2, '"beta," is one word of a form that keeps punctuation');
+  // With the default folding both ways agree, astral characters included (char shingles count code points).
+  for (const text of ['Emoji 😀 and 𝐛𝐨𝐥𝐝 𝟏𝟐 text', 'Gothic 𐌰𐌱𐌲 letters']) {
+    for (const unit of ['word', 'char'] as const) t.same(shingleText(text, { unit, n: 2 }), shingleHashes(hashForm(text), { unit, n: 2 }), `${unit}: ${text}`);
+  }
+  t.equal(shingleHashes('😀😀😀', { unit: 'char', n: 3 }).length, 1, 'a form that keeps an emoji: three code points, one 3-gram');
+});
+
+t.test('invisible characters are dropped and every whitespace separates, as in the hashing form', async (t) => {
+  const words = 'the same sentence written out in plain words';
+  for (const mark of ['\u200e', '\u200f', '\u061c', '\u202a', '\u202e', '\u2066', '\u180e', '\u200c', '\u200d', '\u{e0041}']) {
+    const marked = words.split(' ').map((w) => mark + w).join(' ');
+    t.equal(hashForm(marked + ' é').slice(0, -2), words, `U+${mark.codePointAt(0)!.toString(16)} dropped from the hashing form`);
+    t.same(shingleText(marked + ' é', { unit: 'word', n: 3 }), shingleText(words + ' é', { unit: 'word', n: 3 }), `U+${mark.codePointAt(0)!.toString(16)} does not hide a copy`);
+  }
+  for (const space of ['\x0b', '\x0c', '\u0085']) {
+    t.equal(hashForm(`alpha${space}beta é`), 'alpha beta é', `U+${space.charCodeAt(0).toString(16)} separates words`);
+    t.same(shingleText(`alpha${space}beta é`, { unit: 'word', n: 1 }), shingleHashes('alpha beta é', { unit: 'word', n: 1 }));
+  }
 });
 
 t.test('recordShingles uses the hashing form written by normalize when present', async (t) => {

@@ -153,6 +153,10 @@ interface Barrier {
 
 type Batch = Rec[] & { [SIDE]?: SideRecord[]; [BARRIER]?: Barrier; [POSITION]?: number };
 
+function errorsIn(c: SerializedCounters): number {
+  return Object.values(c.errors).reduce((a, b) => a + b, 0);
+}
+
 function serialize(c: StepCounters): SerializedCounters {
   return structuredClone({
     recordsIn: c.recordsIn,
@@ -184,6 +188,8 @@ async function execute(opts: RunOptions, control: StopControl): Promise<RunRepor
   const stop = (r: RunReport['status']) => control.stop(r);
   const p = opts.pipeline;
   const log = opts.log ?? ((m: string) => process.stderr.write(m + '\n'));
+  // Quiet runs (-q: no summary) leave out the steps' notes too; their warnings still print.
+  const stepLog = opts.summary === false ? (m: string) => void (m.includes(': warning: ') && log(m)) : log;
   const startedAt = new Date();
   const t0 = performance.now();
   const tmpDir = mkdtempSync(path.join(os.tmpdir(), 'mixstream-run-'));
@@ -289,7 +295,7 @@ async function execute(opts: RunOptions, control: StopControl): Promise<RunRepor
           workers: opts.workers,
           signal: abort.signal,
           counters: counters[i],
-          log,
+          log: stepLog,
           onDrop: (rec, reason, step, op) => {
             if (rejectsPath) stepSide[i].push({ to: 'rejects', value: { ...rec, mixstream_reject: { step, op, reason } } });
           },
@@ -563,7 +569,8 @@ async function execute(opts: RunOptions, control: StopControl): Promise<RunRepor
               side: { errors: errorsOut?.bytes, rejects: rejectsOut?.bytes },
               decode: barrier.decode,
               steps: barrier.steps,
-              errorCount,
+              // As of the barrier (the live count includes bad records read ahead of it).
+              errorCount: errorsIn(barrier.decode) + barrier.steps.reduce((n, c) => n + errorsIn(c), 0),
               stateDir: barrier.stateDir,
               finished: barrier.finished,
               updatedAt: new Date().toISOString(),
@@ -681,6 +688,7 @@ async function execute(opts: RunOptions, control: StopControl): Promise<RunRepor
   };
   if (failure) (report as RunReport & { error?: string }).error = failure.stack ?? failure.message;
   if (opts.report) {
+    mkdirSync(path.dirname(path.resolve(opts.report)), { recursive: true });
     writeFileSync(opts.report, JSON.stringify(report, null, 2) + '\n');
   }
   if (opts.summary) {

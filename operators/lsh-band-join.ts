@@ -4,8 +4,9 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
+import { isPathReference } from '../lib/registry.ts';
 import { defineOperator, internals, peekInternals, StepOptionError, type Rec, type StepContext, type UpstreamStep } from '../lib/operator.ts';
-import { LshIndex, LshIndexReader, bandKeys, candidateProbability, chooseBands, configureConnection, storeCacheBytes, type IndexedDoc, type ProbeTask } from '../lib/sketch/lsh.ts';
+import { LshIndex, LshIndexReader, bandKeys, candidateProbability, chooseBands, configureConnection, existingIndexState, removeIndexFiles, storeCacheBytes, type IndexedDoc, type ProbeTask } from '../lib/sketch/lsh.ts';
 import { createWorkerPool, type WorkerPool } from '../lib/parallel.ts';
 import { estimateJaccard } from '../lib/sketch/minhash.ts';
 import { syncPath } from '../lib/io/durable.ts';
@@ -385,6 +386,10 @@ export default defineOperator<LshBandJoinOptions>({
   },
   check(o, upstream) {
     const errors: { path: string; message: string }[] = [];
+    // Signatures come from a minhash step, or from a custom operator (referenced by path).
+    if (upstream && !upstream.some((s) => s.op === 'minhash' || isPathReference(s.op))) {
+      errors.push({ path: 'op', message: 'lsh-band-join joins MinHash signatures: put a minhash step before it (normalize -> shingle -> minhash -> lsh-band-join)' });
+    }
     const perms = upstreamPerms(upstream);
     if (perms !== undefined) {
       const { bands, rows } = resolveBands(o, perms);
@@ -392,6 +397,10 @@ export default defineOperator<LshBandJoinOptions>({
         errors.push({ path: o.bands !== undefined ? 'bands' : 'rows', message: `bands x rows (${bands} x ${rows}) must be >= 1 and at most the ${perms} perms of the minhash step before` });
       }
     }
+    if (o.writeIndex === '') errors.push({ path: 'writeIndex', message: 'must be the path of a directory to write the index into (it is empty)' });
+    o.against.forEach((p, i) => {
+      if (p === '') errors.push({ path: `against[${i}]`, message: 'must be the path of an index directory (it is empty)' });
+    });
     if (o.keep === 'priority' && !o.priority?.length) errors.push({ path: 'priority', message: 'keep "priority" needs the ordered list of preferred values, e.g. ["dataset-a", "dataset-b"]' });
     if (o.keep !== 'priority' && o.priority) errors.push({ path: 'priority', message: 'priority is only used with keep: "priority"' });
     if (o.bands !== undefined && o.rows !== undefined && o.bands * o.rows > 4096) errors.push({ path: 'bands', message: `bands x rows = ${o.bands * o.rows} is larger than any signature` });
@@ -429,9 +438,17 @@ function createJoin(o: LshBandJoinOptions, ctx: StepContext) {
   // A resumed run finds its own partly written index there: restore() skips this check.
   const invalid = (message: string) => new StepOptionError(`step ${ctx.stepIndex} (${ctx.op}): ${message}`);
   const checkWritePath = () => {
-    if (writePath && existsSync(writePath) && readdirSync(writePath).length > 0) {
-      throw invalid(`writeIndex: ${writePath} already exists and is not empty; remove it or choose another path`);
+    if (!writePath || !existsSync(writePath) || readdirSync(writePath).length === 0) return;
+    const state = existingIndexState(writePath);
+    if (state === 'unfinished') {
+      // A run stopped before it finished the index (and, with --checkpoint, before its first
+      // checkpoint): the rerun starts over, so it starts the index over too.
+      removeIndexFiles(writePath);
+      ctx.log(`warning: writeIndex: ${writePath} held an unfinished index left by a stopped run; it is written again from the start`);
+      return;
     }
+    const why = state === 'finished' ? 'holds a finished index' : state === 'in-use' ? 'holds an index another running process is writing' : 'is not empty';
+    throw invalid(`writeIndex: ${writePath} already exists and ${why}; remove it or choose another path`);
   };
   let restored = false;
   const family = signatureFamily(ctx.upstream);
@@ -626,18 +643,21 @@ function createJoin(o: LshBandJoinOptions, ctx: StepContext) {
     };
     for (const counts of againstDuplicates) for (const n of counts.values()) observe(n);
     ownDuplicates.forEachCounted(observe);
+    // Every documented counter is in the report, zero or not.
+    ctx.stats.count('kept', 0);
+    ctx.stats.count('near_duplicates', 0);
     ctx.stats.count('clusters', clusters);
     ctx.stats.count('candidates', candidatesSeen);
     ctx.stats.count('rejected_candidates', rejected);
     if (index?.spills) {
       ctx.stats.count('index_spills', index.spills);
-      if (index.merges) ctx.stats.count('index_merges', index.merges);
+      ctx.stats.count('index_merges', index.merges);
       const d = index.diskStats;
       ctx.stats.count('index_segments', d.segments);
       ctx.stats.count('index_block_reads', d.blockReads);
       ctx.stats.count('index_block_hits', d.blockHits);
       ctx.stats.count('index_doc_reads', d.docReads);
-      if (probedAhead) ctx.stats.count('index_probed_ahead', probedAhead);
+      ctx.stats.count('index_probed_ahead', probedAhead);
     }
     index?.finish();
   }

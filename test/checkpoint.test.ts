@@ -62,6 +62,7 @@ t.test('kill -9 at random points, rerun until done: output equals an uninterrupt
     reference.report.steps.map((x: any) => [x.op, x.recordsIn, x.recordsOut, x.dropped, x.errors]),
     'the report counts every record once across the resumed runs',
   );
+  t.same(report.totals, reference.report.totals, 'totals too (bad records read ahead of a checkpoint are not counted twice)');
   t.notOk(readdirSync(path.join(base, 'out')).some((f) => f.includes('.partial-')), 'no partial files left');
 });
 

@@ -18,7 +18,7 @@
 //
 // Binary values are little-endian 32-bit words (the byte order of every platform Node runs on
 // in practice; opening an index on a big-endian machine is refused).
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import os from 'node:os';
 import Database from 'better-sqlite3';
@@ -1265,6 +1265,35 @@ function sortUnique(out: number[]): number[] {
     out.length = u;
   }
   return out;
+}
+
+/**
+ * What an existing `writeIndex` directory holds: "finished" (an index a run completed),
+ * "unfinished" (only the database a stopped run was writing, without the metadata a finished
+ * index gets last: it cannot be used and may be replaced), "in-use" (a running process holds its
+ * database) or "other" (anything else).
+ */
+export function existingIndexState(dir: string): 'finished' | 'unfinished' | 'in-use' | 'other' {
+  const files = readdirSync(dir);
+  if (!files.includes(INDEX_FILE) || files.some((f) => f !== INDEX_FILE && f !== `${INDEX_FILE}-journal`)) return 'other';
+  let db: Database.Database | undefined;
+  try {
+    // Read-write, so that a journal left by a killed writer is rolled back rather than refused.
+    db = new Database(path.join(dir, INDEX_FILE), { fileMustExist: true, timeout: 0 });
+    const hasMeta = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'").get();
+    const meta = hasMeta ? db.prepare("SELECT value FROM meta WHERE key = 'index'").get() : undefined;
+    return meta ? 'finished' : 'unfinished';
+  } catch (e) {
+    const code = (e as { code?: string }).code ?? '';
+    return code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED') ? 'in-use' : 'other';
+  } finally {
+    db?.close();
+  }
+}
+
+/** Removes the database files of an index directory (see `existingIndexState`). */
+export function removeIndexFiles(dir: string): void {
+  for (const f of [INDEX_FILE, `${INDEX_FILE}-journal`]) rmSync(path.join(dir, f), { force: true });
 }
 
 /** A persisted index opened read-only (`against`). */

@@ -1,7 +1,8 @@
 import t from 'tap';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { cli, lines, ROOT, SAMPLES, tmpdir } from '../helpers.ts';
+import { spawn } from 'node:child_process';
+import { BIN, cli, lines, ROOT, SAMPLES, tmpdir } from '../helpers.ts';
 
 const dir = tmpdir();
 
@@ -120,7 +121,7 @@ t.test('a run failing at its first record (writeIndex over an existing index) le
   const out = path.join(sub, 'out.jsonl');
   const r = cli(['run', dedupPipeline('write-again.json', {}, { writeIndex: idx }), kjv, '-o', out]);
   t.equal(r.code, 2, r.stderr);
-  t.match(r.stderr, /writeIndex: .* already exists and is not empty/);
+  t.match(r.stderr, /writeIndex: .* already exists and holds a finished index/);
   t.same(readdirSync(sub), [], 'neither the output nor its unfinished file');
 });
 
@@ -132,4 +133,112 @@ t.test('numeric ids: dup_of and cluster_id are strings on kept and removed recor
   const [kept, removed] = lines(r.stdout);
   t.same([kept.id, kept.dup_of, kept.cluster_id], [1, null, '1']);
   t.same([removed.id, removed.dup_of, removed.cluster_id], [2, '1', '1']);
+});
+
+t.test('the folding normalize is told to leave out is left out by the shingles too', async (t) => {
+  // A KJV chapter numbered every fourth word, and copies of it that differ only in case,
+  // punctuation or digits.
+  const chapter = lines(readFileSync(path.join(SAMPLES, 'kjv.jsonl'), 'utf8'))[3];
+  const text = (chapter.text as string).split(' ').map((w, i) => (i % 4 === 0 ? `${i} ${w}` : w)).join(' ');
+  const input = path.join(dir, 'folds.jsonl');
+  const recs = [
+    { id: 'orig', text },
+    { id: 'upper', text: text.toUpperCase() },
+    { id: 'punct', text: text.replace(/[,;:]/g, '.') },
+    { id: 'digits', text: text.replace(/(\d+)/g, (d) => String(Number(d) + 7)) },
+  ];
+  t.ok(/\d/.test(text) && /[,;:]/.test(text), 'the chapter has digits and punctuation to change');
+  writeFileSync(input, recs.map((r) => JSON.stringify(r)).join('\n') + '\n');
+  const run = (normalize: Record<string, unknown>) => {
+    const p = path.join(dir, `folds-${Object.keys(normalize).join('-') || 'default'}.json`);
+    writeFileSync(p, JSON.stringify({ steps: [{ op: 'normalize', ...normalize }, { op: 'shingle' }, { op: 'minhash' }, { op: 'lsh-band-join', emit: 'all' }] }));
+    const r = cli(['run', p, input, '-q']);
+    t.equal(r.code, 0, r.stderr);
+    return Object.fromEntries(lines(r.stdout).map((o) => [o.id, o.dup_of ?? null]));
+  };
+  t.same(run({}), { orig: null, upper: 'orig', punct: 'orig', digits: 'orig' }, 'default folding: every copy is a duplicate');
+  t.same(run({ lowercase: false }), { orig: null, upper: null, punct: 'orig', digits: 'orig' }, 'case kept');
+  t.same(run({ foldPunctuation: false }), { orig: null, upper: 'orig', punct: null, digits: 'orig' }, 'punctuation kept');
+  t.same(run({ foldDigits: false }), { orig: null, upper: 'orig', punct: 'orig', digits: null }, 'digits kept');
+});
+
+t.test('a copy hidden by bidirectional marks is found', async (t) => {
+  const chapter = lines(readFileSync(path.join(SAMPLES, 'kjv.jsonl'), 'utf8'))[5];
+  const input = path.join(dir, 'marks.jsonl');
+  const marked = (mark: string) => chapter.text.split(' ').map((w: string) => mark + w).join(' ');
+  writeFileSync(input, [{ id: 'orig', text: chapter.text }, { id: 'rlm', text: marked('\u200f') }, { id: 'lre', text: marked('\u202a') }].map((r) => JSON.stringify(r)).join('\n') + '\n');
+  const r = cli(['run', 'pipelines/dedup.json', input, '-q']);
+  t.equal(r.code, 0, r.stderr);
+  t.same(lines(r.stdout).map((o) => o.id), ['orig'], 'both marked copies removed');
+});
+
+t.test('a writeIndex run killed before its first checkpoint starts over, index included, when run again', async (t) => {
+  const base = path.join(dir, 'killed-index');
+  const idx = path.join(base, 'kept.idx');
+  const input = path.join(SAMPLES, 'kjv.jsonl');
+  const p = path.join(dir, 'killed-index.json');
+  writeFileSync(p, JSON.stringify({ steps: [{ op: 'normalize' }, { op: 'shingle' }, { op: 'minhash' }, { op: 'lsh-band-join', writeIndex: idx, memoryMB: 0.05 }] }));
+  const args = ['run', p, input, '-o', path.join(base, 'out'), '--checkpoint', path.join(base, 'ckpt'), '--checkpoint-interval', '3600', '-q'];
+  const code = await new Promise<number | null>((resolve) => {
+    const child = spawn(process.execPath, [BIN, ...args], { stdio: 'ignore' });
+    const poll = setInterval(() => {
+      if (existsSync(path.join(idx, 'index.sqlite'))) {
+        clearInterval(poll);
+        child.kill('SIGKILL');
+      }
+    }, 2);
+    child.on('exit', (c) => {
+      clearInterval(poll);
+      resolve(c);
+    });
+  });
+  t.equal(code, null, 'killed while writing the index');
+  t.ok(existsSync(path.join(idx, 'index.sqlite')), 'an unfinished index left behind');
+  t.notOk(existsSync(path.join(base, 'ckpt', 'checkpoint.json')), 'no checkpoint yet');
+  const again = cli(args);
+  t.equal(again.code, 0, again.stderr);
+  t.match(again.stderr, /held an unfinished index left by a stopped run/);
+  // The index is whole: every KJV chapter is a duplicate of it.
+  const check = cli(['run', dedupPipeline('killed-against.json', {}, { against: [idx] }), input, '-q']);
+  t.equal(check.code, 0, check.stderr);
+  t.equal(lines(check.stdout).length, 0, 'every document of the indexed run is found in the index');
+  t.match(cli(args.slice(0, 3).concat(['-q'])).stderr, /already exists and holds a finished index/, 'a finished index is not replaced');
+});
+
+t.test('lsh-band-join without a minhash step before it is refused before any data is read', async (t) => {
+  const p = path.join(dir, 'no-minhash.json');
+  writeFileSync(p, JSON.stringify({ steps: [{ op: 'normalize' }, { op: 'shingle' }, { op: 'lsh-band-join' }] }));
+  for (const command of ['lint', 'explain', 'run']) {
+    const r = cli(command === 'run' ? [command, p, path.join(SAMPLES, 'kjv.jsonl'), '-q'] : [command, p]);
+    t.equal(r.code, 2, `${command}: exit 2`);
+    t.match(r.stderr, /step 2 \(lsh-band-join\) op: lsh-band-join joins MinHash signatures: put a minhash step before it/);
+    t.equal(r.stdout, '', `${command}: nothing written`);
+  }
+});
+
+t.test('an empty writeIndex or against path is an option error; every counter is reported, zero or not', async (t) => {
+  for (const [join, option] of [[{ writeIndex: '' }, 'writeIndex'], [{ against: [''] }, 'against\\[0\\]']] as const) {
+    const r = cli(['lint', dedupPipeline('empty-path.json', {}, join)]);
+    t.equal(r.code, 2);
+    t.match(r.stderr, new RegExp(`step 3 \\(lsh-band-join\\) ${option}: must be the path of`));
+  }
+  // Distinct chapters: nothing removed; a small budget: the index spills.
+  const report = path.join(dir, 'zero-counters.json');
+  const r = cli(['run', dedupPipeline('zero.json', {}, { memoryMB: 0.2 }), path.join(SAMPLES, 'kjv.jsonl'), '-o', path.join(dir, 'zero.jsonl'), '--report', report, '-q']);
+  t.equal(r.code, 0, r.stderr);
+  const counters = JSON.parse(readFileSync(report, 'utf8')).steps.at(-1).counters;
+  t.equal(counters.near_duplicates, 0);
+  t.ok(counters.kept > 0);
+  t.equal(counters.clusters, 0);
+  t.ok(counters.index_spills > 0, `${counters.index_spills} spills`);
+  for (const name of ['index_merges', 'index_segments', 'index_block_reads', 'index_block_hits', 'index_doc_reads', 'index_probed_ahead']) t.type(counters[name], 'number', name);
+});
+
+t.test('-q leaves out the band choice note; without it the note is printed', async (t) => {
+  const quiet = cli(['run', 'pipelines/dedup.json', path.join(SAMPLES, 'handbook.jsonl'), '-q']);
+  t.equal(quiet.code, 0);
+  t.equal(quiet.stderr, '', 'nothing on stderr');
+  const loud = cli(['run', 'pipelines/dedup.json', path.join(SAMPLES, 'handbook.jsonl')]);
+  t.match(loud.stderr, /step 3 \(lsh-band-join\): 16 bands x 8 rows over 128 perms/);
+  t.equal(loud.stdout, quiet.stdout);
 });

@@ -1,4 +1,7 @@
 // The command line: run, ops, lint, explain (and the commands of later capabilities).
+import { accessSync, constants as fsConstants, statSync, type Stats } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import yargs, { type Argv } from 'yargs';
 import { builtins } from '../operators/index.ts';
 import { describeSpec } from './options.ts';
@@ -22,6 +25,125 @@ async function loadOrExit(file: string, registry: Registry): Promise<ResolvedPip
     }
     throw e;
   }
+}
+
+/** A usage error: one line on stderr naming the problem, exit status 2, nothing is read. */
+function usageExit(message: string): never {
+  process.stderr.write(`mixstream: ${message}\n`);
+  process.exit(EXIT.usage);
+}
+
+/** The commands, for usage errors (an unknown command, a hint at `--help`). */
+const COMMANDS = ['run', 'ops', 'lint', 'explain', 'report', 'train-quality', 'decont'];
+
+/** Most worker threads `--workers` accepts: threads beyond a few per core only cost memory (each holds its own heap). */
+export const MAX_WORKERS = Math.min(256, 4 * os.availableParallelism());
+
+/** A decimal number as written on the command line (no hex, no empty string, no trailing text). */
+const NUMBER = /^[+-]?(\d+(\.\d*)?|\.\d+)(e[+-]?\d+)?$/i;
+
+/**
+ * The value of a numeric `run` option: given more than once, the last one counts; one that is
+ * not a number in `allowed` is a usage error naming the option, the value and what is allowed.
+ */
+function numericOption(name: string, raw: unknown, allowed: string, ok: (n: number) => boolean): number | undefined {
+  const last = Array.isArray(raw) ? raw[raw.length - 1] : raw;
+  if (last === undefined) return undefined;
+  const text = String(last).trim();
+  const n = NUMBER.test(text) ? Number(text) : NaN;
+  if (!Number.isFinite(n) || !ok(n)) usageExit(`--${name} must be ${allowed}, got ${JSON.stringify(String(last))}`);
+  return n;
+}
+
+/** The numeric `run` options, checked before anything is read. */
+function runNumbers(args: Record<string, unknown>): { workers?: number; maxErrors?: number; checkpointIntervalSec?: number } {
+  const cores = os.availableParallelism();
+  return {
+    workers: numericOption(
+      'workers',
+      args.workers,
+      `an integer from 0 (compute in the main thread) to ${MAX_WORKERS} (${MAX_WORKERS < 256 ? `4 per core, ${cores} core(s) here` : 'the limit'})`,
+      (n) => Number.isInteger(n) && n >= 0 && n <= MAX_WORKERS,
+    ),
+    maxErrors: numericOption('max-errors', args['max-errors'], 'an integer >= 0 (the bad records allowed)', (n) => Number.isInteger(n) && n >= 0),
+    checkpointIntervalSec: numericOption('checkpoint-interval', args['checkpoint-interval'], 'a number of seconds >= 0 (0: after every batch)', (n) => n >= 0),
+  };
+}
+
+/** Output names that say "a file" (NDJSON, compressed): with --checkpoint the output is a directory of parts. */
+const FILE_EXTENSION = /\.(jsonl|ndjson|json|gz|zst)$/i;
+
+/** With --checkpoint the output is a directory (`-o DIR/`): refuses (exit 2) an output that is or names a file. */
+function checkCheckpointOutput(output: string | undefined, fromPipeline: boolean): void {
+  if (!output || output === '-') return; // the run refuses it: --checkpoint needs -o DIR/
+  const what = fromPipeline ? `the pipeline's sink ${output}` : `-o ${output}`;
+  const why = '--checkpoint writes the output as parts (part-000000.jsonl.zst, ...) into a directory';
+  let st: Stats | undefined;
+  try {
+    st = statSync(path.resolve(output));
+  } catch {
+    // Not there yet: the run creates the directory.
+  }
+  if (st) {
+    if (!st.isDirectory()) usageExit(`${why}, and ${what} is a file; give a directory (-o DIR/)`);
+    return;
+  }
+  if (!/[\\/]$/.test(output) && FILE_EXTENSION.test(output)) usageExit(`${why}, and ${what} names a file; give a directory (-o DIR/)`);
+}
+
+/**
+ * Why `file` cannot be written, or undefined. `as` says what is made there: a file or a directory.
+ * Missing directories are made by the run; an ancestor that is a file, or a directory without
+ * write permission (or on a read-only file system), cannot be written.
+ */
+function cannotWrite(file: string, as: 'file' | 'dir'): string | undefined {
+  const target = path.resolve(file);
+  let at = target;
+  let st: Stats;
+  for (;;) {
+    try {
+      st = statSync(at);
+      break;
+    } catch (e) {
+      const err = e as NodeJS.ErrnoException;
+      // ENOENT: not there yet; ENOTDIR: an ancestor is a file (found going up).
+      if ((err.code === 'ENOENT' || err.code === 'ENOTDIR') && path.dirname(at) !== at) at = path.dirname(at);
+      else return err.message;
+    }
+  }
+  if (at === target) {
+    if (as === 'dir' && !st.isDirectory()) return `ENOTDIR: ${target} is not a directory`;
+    if (as !== 'dir' && st.isDirectory()) return `EISDIR: ${target} is a directory`;
+    // A file is written beside its target and renamed into place: its directory must be writable.
+    if (as !== 'dir') at = path.dirname(target);
+  } else {
+    if (!st.isDirectory()) return `ENOTDIR: ${at} is not a directory`;
+  }
+  try {
+    accessSync(at, fsConstants.W_OK | fsConstants.X_OK);
+  } catch (e) {
+    return (e as Error).message;
+  }
+  return undefined;
+}
+
+/** The run's output, side outputs, report and checkpoint directory must be writable: checked before anything is read (exit 1). */
+function checkWritable(paths: [string | undefined, 'file' | 'dir'][]): void {
+  for (const [file, as] of paths) {
+    if (!file || file === '-') continue;
+    const problem = cannotWrite(file, as);
+    if (problem) {
+      process.stderr.write(`mixstream: cannot write ${file}: ${problem}\n`);
+      process.exit(EXIT.failed);
+    }
+  }
+}
+
+/** A run that failed (a bug, or an output that could not be written): one line, the stack only with MIXSTREAM_DEBUG. */
+function failedExit(e: unknown, what?: string): never {
+  const err = e as Error;
+  process.stderr.write(`mixstream: ${what ? `${what}: ` : ''}${err?.message ?? String(e)}${process.env.MIXSTREAM_DEBUG && err?.stack ? `\n${err.stack}` : ''}\n`);
+  process.exit(EXIT.failed);
 }
 
 function exitAfterFlush(code: number): void {
@@ -68,14 +190,25 @@ export function buildCli(argv: string[], registry = defaultRegistry()): Argv {
           .option('errors', { type: 'string', describe: 'write every bad record (input, line, reason, raw) to this NDJSON file' })
           .option('rejects', { type: 'string', describe: 'write every record a step dropped (with its reason) to this NDJSON file' })
           .option('report', { type: 'string', describe: 'write the run report as JSON' })
-          .option('max-errors', { type: 'number', describe: 'stop after more than N bad records (exit 4)' })
-          .option('workers', { type: 'number', describe: 'worker threads for parallel steps (default: all cores)' })
+          .option('max-errors', { type: 'string', requiresArg: true, describe: 'stop after more than N bad records (exit 4); an integer >= 0' })
+          .option('workers', { type: 'string', requiresArg: true, describe: `worker threads for parallel steps, 0 to ${MAX_WORKERS} (0: the main thread; default: all cores)` })
           .option('progress', { type: 'boolean', describe: 'progress line on stderr (default: when stderr is a terminal)' })
           .option('checkpoint', { type: 'string', describe: 'checkpoint directory: resume exactly after a crash or kill (needs -o DIR/)' })
-          .option('checkpoint-interval', { type: 'number', default: 30, describe: 'seconds between checkpoints' })
+          .option('checkpoint-interval', { type: 'string', requiresArg: true, default: '30', describe: 'seconds between checkpoints (0: after every batch)' })
           .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'no summary on stderr' }),
       async (args) => {
+        const numbers = runNumbers(args);
         const pipeline = await loadOrExit(args.pipeline as string, registry);
+        const output = args.output ?? pipeline.sink;
+        if (args.checkpoint !== undefined) checkCheckpointOutput(output, args.output === undefined);
+        const sidePath = (flag: string | undefined, spec: string | undefined) => flag ?? (spec ? path.resolve(pipeline.baseDir, spec) : undefined);
+        checkWritable([
+          [output, args.checkpoint !== undefined ? 'dir' : 'file'],
+          [sidePath(args.errors, pipeline.spec.errors), 'file'],
+          [sidePath(args.rejects, pipeline.spec.rejects), 'file'],
+          [args.report, 'file'],
+          [args.checkpoint, 'dir'],
+        ]);
         const handle = startRun({
           pipeline,
           inputs: (args.inputs as string[] | undefined)?.length ? (args.inputs as string[]).map((x) => (x === STDIN_ARG ? '-' : x)) : undefined,
@@ -83,12 +216,12 @@ export function buildCli(argv: string[], registry = defaultRegistry()): Argv {
           errors: args.errors,
           rejects: args.rejects,
           report: args.report,
-          maxErrors: args['max-errors'],
-          workers: args.workers,
+          maxErrors: numbers.maxErrors,
+          workers: numbers.workers,
           progress: args.progress ?? Boolean(process.stderr.isTTY),
           summary: !args.quiet,
           checkpoint: args.checkpoint,
-          checkpointIntervalSec: args['checkpoint-interval'],
+          checkpointIntervalSec: numbers.checkpointIntervalSec,
         });
         let signalCode: number | undefined;
         const onSignal = (sig: NodeJS.Signals) => {
@@ -100,7 +233,12 @@ export function buildCli(argv: string[], registry = defaultRegistry()): Argv {
         process.on('SIGINT', onSignal);
         process.on('SIGTERM', onSignal);
         process.stdout.on('error', () => {}); // EPIPE is handled by the run: it ends quietly
-        const report = await handle.done;
+        let report;
+        try {
+          report = await handle.done;
+        } catch (e) {
+          failedExit(e, 'the run failed');
+        }
         const code = report.status === 'interrupted' && signalCode !== undefined ? signalCode : report.exitCode;
         exitAfterFlush(code);
       },
@@ -110,7 +248,12 @@ export function buildCli(argv: string[], registry = defaultRegistry()): Argv {
       'list operators with their options (or one operator in detail)',
       (y) => y.positional('name', { type: 'string' }),
       (args) => {
-        process.stdout.write(opsText(registry, args.name));
+        const text = opsText(registry, args.name);
+        if (args.name && !registry.get(args.name)) {
+          process.stderr.write(`mixstream: ${text}`);
+          process.exit(EXIT.usage);
+        }
+        process.stdout.write(text);
       },
     )
     .command(
@@ -206,33 +349,48 @@ export function buildCli(argv: string[], registry = defaultRegistry()): Argv {
         }
       },
     )
-    .command('decont <action>', 'decontamination: `decont build` makes a Bloom filter of evaluation-set n-grams', (y) =>
-      y.command(
-        'build <inputs..>',
-        'build a Bloom filter of n-grams from evaluation sets (NDJSON)',
-        (b) =>
-          b
-            .positional('inputs', { type: 'string', array: true, demandOption: true, describe: 'evaluation set files or globs' })
-            .option('output', { alias: 'o', type: 'string', demandOption: true, describe: 'filter file (.bloom)' })
-            .option('n', { type: 'number', default: 13, describe: 'words per n-gram' })
-            .option('fp-rate', { type: 'number', default: 1e-6, describe: 'false-positive rate the filter is sized for' })
-            .option('text-field', { type: 'string', default: 'text' })
-            .option('expected-items', { type: 'number', describe: 'n-grams to size for (skips the counting pass)' }),
-        async (args) => {
-          const { buildDecontFilter } = await import('./commands/decont-build.ts');
-          try {
-            const r = await buildDecontFilter({ inputs: args.inputs as string[], out: args.output, n: args.n, fpRate: args['fp-rate'], textField: args['text-field'], expectedItems: args['expected-items'] });
-            process.stdout.write(JSON.stringify(r, null, 2) + '\n');
-          } catch (e) {
-            process.stderr.write(`mixstream decont build: ${(e as Error).message}\n`);
-            process.exit(EXIT.usage);
-          }
-        },
-      ),
+    .command(
+      'decont <action>',
+      'decontamination: `decont build` makes a Bloom filter of evaluation-set n-grams',
+      (y) =>
+        y.command(
+          'build <inputs..>',
+          'build a Bloom filter of n-grams from evaluation sets (NDJSON)',
+          (b) =>
+            b
+              .positional('inputs', { type: 'string', array: true, demandOption: true, describe: 'evaluation set files or globs' })
+              .option('output', { alias: 'o', type: 'string', demandOption: true, describe: 'filter file (.bloom)' })
+              .option('n', { type: 'number', default: 13, describe: 'words per n-gram' })
+              .option('fp-rate', { type: 'number', default: 1e-6, describe: 'false-positive rate the filter is sized for' })
+              .option('text-field', { type: 'string', default: 'text' })
+              .option('expected-items', { type: 'number', describe: 'n-grams to size for (skips the counting pass)' }),
+          async (args) => {
+            const { buildDecontFilter } = await import('./commands/decont-build.ts');
+            try {
+              const r = await buildDecontFilter({ inputs: args.inputs as string[], out: args.output, n: args.n, fpRate: args['fp-rate'], textField: args['text-field'], expectedItems: args['expected-items'] });
+              process.stdout.write(JSON.stringify(r, null, 2) + '\n');
+            } catch (e) {
+              process.stderr.write(`mixstream decont build: ${(e as Error).message}\n`);
+              process.exit(EXIT.usage);
+            }
+          },
+        ),
+      // Reached only when <action> is not a subcommand (yargs runs the subcommand's handler instead).
+      (args) => usageExit(`unknown decont action "${args.action}"; the action is build (mixstream decont build --help)`),
     )
-    .demandCommand(1, 'name a command: run, ops, lint, explain, report, train-quality, decont build')
+    .demandCommand(1, `name a command: ${COMMANDS.join(', ').replace('decont', 'decont build')}`)
     .strict()
     .help()
+    .fail((message, error) => {
+      // Thrown by a command's handler: a failed run, reported by main (exit 1).
+      if (error && error.name !== 'YError') throw error;
+      const first = argv[0];
+      if (first !== undefined && !first.startsWith('-') && !COMMANDS.includes(first)) {
+        usageExit(`unknown command "${first}"; the commands are ${COMMANDS.join(', ').replace('decont', 'decont build')} (mixstream --help)`);
+      }
+      const command = COMMANDS.includes(first) ? `${first === 'decont' && argv[1] === 'build' ? 'decont build' : first} ` : '';
+      usageExit(`${message ?? error?.message}\n  (mixstream ${command}--help shows the usage)`);
+    })
     .wrap(Math.min(120, process.stdout.columns || 100));
 }
 
@@ -256,7 +414,6 @@ export async function main(argv: string[]): Promise<void> {
   try {
     await buildCli(protectStdinInputs(argv)).parseAsync();
   } catch (e) {
-    process.stderr.write(`mixstream: ${(e as Error).message}\n`);
-    process.exit(EXIT.failed);
+    failedExit(e);
   }
 }

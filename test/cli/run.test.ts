@@ -166,7 +166,9 @@ t.test('ops lists every operator with its options', async (t) => {
   t.match(r.stdout, /maxRecordBytes: integer \(>= 1\) \(default 67108864\)/);
   const one = cli(['ops', 'normalize']);
   t.match(one.stdout, /rewrite: "clean" \| "hash" \| "none" \(default "clean"\)/);
-  t.match(cli(['ops', 'normalise']).stdout, /did you mean normalize/);
+  const unknown = cli(['ops', 'normalise']);
+  t.equal(unknown.code, 2, 'an unknown operator is a usage error');
+  t.match(unknown.stderr, /did you mean normalize/);
 });
 
 t.test('| head -1 ends the run quietly', async (t) => {

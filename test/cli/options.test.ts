@@ -1,0 +1,135 @@
+import t, { type Test } from 'tap';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { cli, lines, SAMPLES, tmpdir } from '../helpers.ts';
+
+const dir = tmpdir();
+const pipeline = path.join(dir, 'normalize.json');
+writeFileSync(pipeline, JSON.stringify({ steps: [{ op: 'normalize' }] }));
+const input = path.join(SAMPLES, 'handbook.jsonl');
+const maxWorkers = Math.min(256, 4 * os.availableParallelism());
+
+/** A usage error: exit 2, the first stderr line names the problem, no usage text, no stack trace, no output. */
+function usageError(t: Test, r: ReturnType<typeof cli>, problem: RegExp, what: string): void {
+  t.equal(r.code, 2, `${what}: exit 2 (${r.stderr.trim()})`);
+  t.match(r.stderr.split('\n')[0], problem, `${what}: names the problem`);
+  t.notMatch(r.stderr, /Options:|Positionals:|\n\s+at |Warning/, `${what}: no usage text, stack trace or warning`);
+  t.equal(r.stdout, '', `${what}: no output`);
+}
+
+t.test('run option values out of their range are usage errors naming the option and the value, before anything is read', async (t) => {
+  const cases: [string, string, RegExp][] = [
+    ['--workers', '-1', /^mixstream: --workers must be an integer from 0 .* to \d+ .*, got "-1"$/],
+    ['--workers', 'abc', /^mixstream: --workers must be an integer .*, got "abc"$/],
+    ['--workers', '1.5', /^mixstream: --workers must be an integer .*, got "1\.5"$/],
+    ['--workers', '1000', /^mixstream: --workers must be an integer .*, got "1000"$/],
+    ['--workers', String(maxWorkers + 1), /^mixstream: --workers must be an integer from 0 .* to \d+/],
+    ['--workers', '', /^mixstream: --workers must be an integer .*, got ""$/],
+    ['--max-errors', '-3', /^mixstream: --max-errors must be an integer >= 0.*, got "-3"$/],
+    ['--max-errors', 'abc', /^mixstream: --max-errors must be an integer >= 0.*, got "abc"$/],
+    ['--max-errors', '2.5', /^mixstream: --max-errors must be an integer >= 0.*, got "2\.5"$/],
+    ['--checkpoint-interval', '-1', /^mixstream: --checkpoint-interval must be a number of seconds >= 0.*, got "-1"$/],
+    ['--checkpoint-interval', 'abc', /^mixstream: --checkpoint-interval must be a number .*, got "abc"$/],
+    ['--checkpoint-interval', 'Infinity', /^mixstream: --checkpoint-interval must be a number .*, got "Infinity"$/],
+  ];
+  for (const [flag, value, message] of cases) {
+    const out = path.join(dir, 'bad-value.jsonl');
+    const r = cli(['run', pipeline, input, '-o', out, flag, value]);
+    usageError(t, r, message, `${flag} ${JSON.stringify(value)}`);
+    t.equal(r.stderr.trim().split('\n').length, 1, `${flag} ${JSON.stringify(value)}: one line`);
+    t.notOk(existsSync(out), `${flag} ${JSON.stringify(value)}: nothing written`);
+  }
+  usageError(t, cli(['run', pipeline, input, '--workers']), /^mixstream: Not enough arguments following: workers$/, '--workers without a value');
+});
+
+t.test('run option values in their range work: --workers 0 and the most, --max-errors 0, a fractional or zero --checkpoint-interval', async (t) => {
+  const expected = lines(cli(['run', pipeline, input, '-q']).stdout);
+  t.equal(expected.length, 109);
+  for (const args of [['--workers', '0'], ['--workers', String(maxWorkers)], ['--max-errors', '0'], ['--workers', '3', '--workers', '1']]) {
+    const r = cli(['run', pipeline, input, '-q', ...args]);
+    t.equal(r.code, 0, `${args.join(' ')}: ${r.stderr}`);
+    t.same(lines(r.stdout), expected, `${args.join(' ')}: same output`);
+  }
+  for (const interval of ['0', '0.5']) {
+    const base = path.join(dir, `interval-${interval}`);
+    const r = cli(['run', pipeline, input, '-q', '-o', path.join(base, 'out'), '--checkpoint', path.join(base, 'ckpt'), '--checkpoint-interval', interval]);
+    t.equal(r.code, 0, `--checkpoint-interval ${interval}: ${r.stderr}`);
+  }
+});
+
+t.test('unknown options and commands, and missing arguments, are usage errors (exit 2) naming the problem', async (t) => {
+  usageError(t, cli(['run', pipeline, input, '--frobnicate']), /^mixstream: Unknown argument: frobnicate$/, 'unknown option');
+  usageError(t, cli(['run']), /^mixstream: Not enough non-option arguments/, 'run without a pipeline');
+  usageError(t, cli(['lint']), /^mixstream: Not enough non-option arguments/, 'lint without a pipeline');
+  usageError(t, cli(['frobnicate']), /^mixstream: unknown command "frobnicate"; the commands are run, ops, lint/, 'unknown command');
+  usageError(t, cli([]), /^mixstream: name a command: run, ops/, 'no command');
+  usageError(t, cli(['decont', 'nope']), /^mixstream: unknown decont action "nope"/, 'unknown decont action');
+  const help = cli(['run', '--help']);
+  t.equal(help.code, 0, '--help still exits 0');
+  t.match(help.stdout, /--workers/);
+});
+
+t.test('ops with an unknown operator is a usage error (exit 2) on stderr', async (t) => {
+  usageError(t, cli(['ops', 'nope']), /^mixstream: unknown operator "nope"$/, 'ops nope');
+  usageError(t, cli(['ops', 'normalise']), /^mixstream: unknown operator "normalise"; did you mean normalize\?$/, 'ops normalise');
+  const ok = cli(['ops', 'normalize']);
+  t.equal(ok.code, 0);
+  t.match(ok.stdout, /^normalize /);
+});
+
+t.test('--checkpoint refuses an -o that is or names a file (exit 2); a directory, with or without a trailing slash, takes the parts', async (t) => {
+  const base = path.join(dir, 'ckpt-output');
+  mkdirSync(base);
+  for (const name of ['ckfo.jsonl', 'ckfo.json', 'ckfo.jsonl.gz', 'ckfo.jsonl.zst']) {
+    const r = cli(['run', pipeline, input, '--checkpoint', path.join(base, 'ck'), '-o', path.join(base, name)]);
+    usageError(t, r, new RegExp(`^mixstream: --checkpoint writes the output as parts .* into a directory, and -o .*${name.replace(/\./g, '\\.')} names a file; give a directory \\(-o DIR/\\)$`), `-o ${name}`);
+    t.notOk(existsSync(path.join(base, name)), `-o ${name}: not made into a directory`);
+  }
+  const file = path.join(base, 'existing.jsonl');
+  writeFileSync(file, '');
+  for (const o of [file, `${file}/`]) {
+    usageError(t, cli(['run', pipeline, input, '--checkpoint', path.join(base, 'ck'), '-o', o]), /^mixstream: --checkpoint writes the output as parts .* is a file; give a directory/, `-o ${o} (an existing file)`);
+  }
+  t.notOk(existsSync(path.join(base, 'ck')), 'no checkpoint directory was made');
+  for (const o of ['out', 'out2/']) {
+    const r = cli(['run', pipeline, input, '-q', '--checkpoint', path.join(base, `ck-${o.replace('/', '')}`), '-o', path.join(base, o)]);
+    t.equal(r.code, 0, `-o ${o}: ${r.stderr}`);
+    t.same(readdirSync(path.join(base, o)), ['part-000000.jsonl.zst'], `-o ${o}: a directory of parts`);
+  }
+  // A directory that happens to have a file-like name (an earlier run's) is a directory: it is resumed into.
+  mkdirSync(path.join(base, 'old.jsonl'));
+  const r = cli(['run', pipeline, input, '-q', '--checkpoint', path.join(base, 'ck-old'), '-o', path.join(base, 'old.jsonl')]);
+  t.equal(r.code, 0, r.stderr);
+});
+
+t.test('an output, side output or report that cannot be written fails the run (exit 1) with one line naming the path and the system error, before anything is read', async (t) => {
+  const base = path.join(dir, 'unwritable');
+  mkdirSync(base);
+  const file = path.join(base, 'file.jsonl');
+  writeFileSync(file, 'not a directory\n');
+  const good = path.join(base, 'good.jsonl');
+  const cases: [string[], string, RegExp][] = [
+    [['-o', path.join(file, 'out.jsonl')], path.join(file, 'out.jsonl'), /ENOTDIR: .*file\.jsonl is not a directory/],
+    [['-o', good, '--errors', path.join(file, 'errors.jsonl')], path.join(file, 'errors.jsonl'), /ENOTDIR/],
+    [['-o', good, '--rejects', path.join(file, 'a', 'rejects.jsonl')], path.join(file, 'a', 'rejects.jsonl'), /ENOTDIR/],
+    [['-o', good, '--report', path.join(file, 'run.json')], path.join(file, 'run.json'), /ENOTDIR/],
+    [['-o', base], base, /EISDIR/],
+    [['-o', path.join(base, 'parts'), '--checkpoint', file], file, /ENOTDIR/],
+  ];
+  for (const [args, named, error] of cases) {
+    for (const quiet of [[], ['-q']]) {
+      const what = [...args, ...quiet].join(' ');
+      const r = cli(['run', pipeline, input, ...args, ...quiet]);
+      t.equal(r.code, 1, `${what}: exit 1 (${r.stderr.trim()})`);
+      t.equal(r.stderr.trim().split('\n').length, 1, `${what}: one line`);
+      t.ok(r.stderr.startsWith(`mixstream: cannot write ${named}: `), `${what}: names the path`);
+      t.match(r.stderr, error, `${what}: the system error`);
+      t.notMatch(r.stderr, /Options:|Positionals:|\n\s+at /, `${what}: no usage text, no stack trace`);
+      t.notOk(existsSync(good), `${what}: nothing written`);
+    }
+  }
+  const r = cli(['run', pipeline, input, '-q', '-o', path.join(base, 'new', 'deeper', 'out.jsonl')]);
+  t.equal(r.code, 0, `missing parent directories are made: ${r.stderr}`);
+  t.equal(lines(readFileSync(path.join(base, 'new', 'deeper', 'out.jsonl'), 'utf8')).length, 109);
+});

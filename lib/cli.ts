@@ -228,7 +228,7 @@ export function buildCli(argv: string[], registry = defaultRegistry()): Argv {
           if (signalCode !== undefined) process.exit(signalCode); // a second signal exits at once
           signalCode = sig === 'SIGTERM' ? 143 : 130;
           process.stderr.write(`\nmixstream: ${sig}: stopping after the records in flight (send again to exit at once)\n`);
-          handle.stop('interrupted');
+          handle.stop('interrupted', signalCode);
         };
         process.on('SIGINT', onSignal);
         process.on('SIGTERM', onSignal);
@@ -239,7 +239,7 @@ export function buildCli(argv: string[], registry = defaultRegistry()): Argv {
         } catch (e) {
           failedExit(e, 'the run failed');
         }
-        const code = report.status === 'interrupted' && signalCode !== undefined ? signalCode : report.exitCode;
+        const code = report.exitCode;
         exitAfterFlush(code);
       },
     )
@@ -359,15 +359,26 @@ export function buildCli(argv: string[], registry = defaultRegistry()): Argv {
           (b) =>
             b
               .positional('inputs', { type: 'string', array: true, demandOption: true, describe: 'evaluation set files or globs' })
-              .option('output', { alias: 'o', type: 'string', demandOption: true, describe: 'filter file (.bloom)' })
+              .option('output', { alias: ['o', 'out'], type: 'string', demandOption: true, describe: 'filter file (.bloom)' })
               .option('n', { type: 'number', default: 13, describe: 'words per n-gram' })
               .option('fp-rate', { type: 'number', default: 1e-6, describe: 'false-positive rate the filter is sized for' })
               .option('text-field', { type: 'string', default: 'text' })
-              .option('expected-items', { type: 'number', describe: 'n-grams to size for (skips the counting pass)' }),
+              .option('expected-items', { type: 'number', describe: 'n-grams to size for (skips the counting pass)' })
+              .option('fold-digits', { type: 'boolean', default: false, describe: 'fold every digit to 0 in the word form' })
+              .option('keep-case', { type: 'boolean', default: false, describe: 'do not lowercase' })
+              .option('keep-punctuation', { type: 'boolean', default: false, describe: 'punctuation stays part of words' }),
           async (args) => {
             const { buildDecontFilter } = await import('./commands/decont-build.ts');
             try {
-              const r = await buildDecontFilter({ inputs: args.inputs as string[], out: args.output, n: args.n, fpRate: args['fp-rate'], textField: args['text-field'], expectedItems: args['expected-items'] });
+              const r = await buildDecontFilter({
+                inputs: args.inputs as string[],
+                out: args.output,
+                n: args.n,
+                fpRate: args['fp-rate'],
+                textField: args['text-field'],
+                expectedItems: args['expected-items'],
+                form: { foldDigits: args['fold-digits'], lowercase: !args['keep-case'], stripPunctuation: !args['keep-punctuation'] },
+              });
               process.stdout.write(JSON.stringify(r, null, 2) + '\n');
             } catch (e) {
               process.stderr.write(`mixstream decont build: ${(e as Error).message}\n`);

@@ -53,6 +53,11 @@ export interface UpstreamStep {
  */
 export class StepOptionError extends Error {}
 
+/** A StepOptionError naming the step: `step 2 (mix): option sources[0].paths: no file matches ...`. */
+export function stepOptionError(ctx: Pick<StepContext, 'stepIndex' | 'op'>, message: string): StepOptionError {
+  return new StepOptionError(`step ${ctx.stepIndex} (${ctx.op}): ${message}`);
+}
+
 export interface StepContext {
   /** 0-based position of the step in the pipeline. */
   readonly stepIndex: number;
@@ -133,6 +138,8 @@ export interface OperatorDescriptor<O = any> {
   stateful?: boolean | ((options: O) => boolean);
   /** True for operators that generate records themselves (their step has `generate`); they must come first. */
   source?: boolean;
+  /** True for operators that write every record somewhere themselves and pass none on (`partition`); they must come last. */
+  terminal?: boolean;
   /** Fields the operator adds to records, with their meaning (documentation). */
   outputs?: Record<string, string>;
   /**

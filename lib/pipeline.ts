@@ -185,6 +185,9 @@ export async function resolvePipeline(spec: unknown, registry: Registry, file = 
     if (r.index > 0 && r.descriptor.name !== 'decode' && resolved.length && isSourceOnly(r.descriptor)) {
       errors.push({ step: r.index, op: r.op, path: 'op', message: `${r.op} generates records, so it can only be the first step` });
     }
+    if (r.descriptor.terminal && r !== resolved[resolved.length - 1]) {
+      errors.push({ step: r.index, op: r.op, path: 'op', message: `${r.op} writes every record itself and passes none on, so it can only be the last step` });
+    }
   }
   if (errors.length) throw new PipelineError(file, errors);
 

@@ -56,7 +56,8 @@ export interface RunOptions {
 
 export interface RunHandle {
   /** Stops reading; what is in flight is flushed and the run resolves. */
-  stop(reason?: 'interrupted'): void;
+  /** Stops reading; `exitCode` is the status an interrupted run reports (143 for SIGTERM; default 130). */
+  stop(reason?: 'interrupted', exitCode?: number): void;
   done: Promise<RunReport>;
 }
 
@@ -103,7 +104,7 @@ function tokenSum(batch: Rec[]): number {
 export function startRun(opts: RunOptions): RunHandle {
   const control = new StopControl();
   const handle: RunHandle = {
-    stop: (reason = 'interrupted') => control.stop(reason),
+    stop: (reason = 'interrupted', exitCode?: number) => control.stop(reason, exitCode),
     done: undefined as unknown as Promise<RunReport>,
   };
   opts.signal?.addEventListener('abort', () => handle.stop('interrupted'), { once: true });
@@ -118,11 +119,14 @@ export async function runPipeline(opts: RunOptions): Promise<RunReport> {
 /** Why and whether a run was asked to stop; stopping also ends the input being read (it may be blocked on stdin). */
 class StopControl {
   reason: RunReport['status'] | undefined;
+  /** The exit status of an interrupted run (the signal's). */
+  interruptedExit: number = EXIT.interrupted;
   private current?: { destroy(): void };
 
-  stop(reason: RunReport['status']): void {
+  stop(reason: RunReport['status'], exitCode?: number): void {
     if (this.reason) return;
     this.reason = reason;
+    if (exitCode !== undefined) this.interruptedExit = exitCode;
     this.current?.destroy();
   }
 
@@ -648,7 +652,7 @@ async function execute(opts: RunOptions, control: StopControl): Promise<RunRepor
   else status = 'ok';
   // Options that cannot work with the data or files met at run time, and run options that cannot
   // work together (--checkpoint without -o DIR/), are usage errors, like an invalid pipeline.
-  const exitCode = failure instanceof StepOptionError || failure instanceof RunSetupError ? EXIT.usage : { ok: EXIT.ok, failed: EXIT.failed, interrupted: EXIT.interrupted, 'max-errors': EXIT.maxErrors, 'input-errors': EXIT.inputErrors }[status];
+  const exitCode = failure instanceof StepOptionError || failure instanceof RunSetupError ? EXIT.usage : { ok: EXIT.ok, failed: EXIT.failed, interrupted: control.interruptedExit, 'max-errors': EXIT.maxErrors, 'input-errors': EXIT.inputErrors }[status];
 
   const stepReport = (index: number, op: string, c: StepCounters, bytes = 0): StepReport => ({
     index,

@@ -2,7 +2,7 @@
 // looked up in a Bloom filter built by `mixstream decont build`.
 import { statSync } from 'node:fs';
 import path from 'node:path';
-import { defineOperator } from '../lib/operator.ts';
+import { defineOperator, stepOptionError } from '../lib/operator.ts';
 import { BloomFilter } from '../lib/sketch/bloom.ts';
 import { createWorkerPool, type WorkerPool, orderedTextStep } from '../lib/parallel.ts';
 import { countMatches, type DecontTask } from '../lib/text/decont-task.ts';
@@ -81,7 +81,12 @@ export default defineOperator<DecontaminateOptions>({
       : `writes the number of word n-grams found in ${o.filter} into "${o.field}" (>= ${o.minMatches} counts as contaminated)`;
   },
   create(o, ctx) {
-    const filter = loadDecontFilter(path.resolve(ctx.baseDir, o.filter));
+    let filter: BloomFilter;
+    try {
+      filter = loadDecontFilter(path.resolve(ctx.baseDir, o.filter));
+    } catch (e) {
+      throw stepOptionError(ctx, (e as Error).message);
+    }
     const n = filter.meta.ngram as number;
     const form: WordFormOptions = { ...DEFAULT_WORD_FORM, ...(filter.meta.form as Partial<WordFormOptions> | undefined) };
     const drop = o.mode === 'drop';

@@ -6,7 +6,7 @@ import type { ErrorEntry } from '../lib/context.ts';
 import { decodeInput, DEFAULT_DECODE, fileInput, POSITION, type InputProgress, type PositionedBatch } from '../lib/io/decode.ts';
 import { expandGlob } from '../lib/io/glob.ts';
 import { nextSource, passOffset, planTargets, selected, type SourcePlan } from '../lib/mix/plan.ts';
-import { defineOperator, type Rec } from '../lib/operator.ts';
+import { defineOperator, stepOptionError, type Rec } from '../lib/operator.ts';
 import { estimateTokens } from '../lib/text/tokenizer.ts';
 
 export interface MixSource {
@@ -304,6 +304,7 @@ export default defineOperator<MixOptions>({
     sources: {
       type: 'array',
       minItems: 1,
+      required: true,
       description: 'the sources to mix',
       items: {
         type: 'object',
@@ -354,7 +355,12 @@ export default defineOperator<MixOptions>({
     return `reads and interleaves ${parts.join('; ')}${o.totalTokens ? ` up to ${o.totalTokens} tokens` : ''}${o.upsample ? ', repeating small sources' : ''}`;
   },
   create(o, ctx) {
-    const files = o.sources.map((s, i) => sourceFiles(s, ctx.baseDir, i));
+    let files: string[][];
+    try {
+      files = o.sources.map((s, i) => sourceFiles(s, ctx.baseDir, i));
+    } catch (e) {
+      throw stepOptionError(ctx, (e as Error).message);
+    }
     let readers: SourceStream[] = [];
     const errors = new FileErrors((e) => ctx.error(undefined, e.reason, `${e.input}${e.line !== undefined ? `:${e.line}` : ''}: ${e.message}`));
     /** The state after the last batch handed on: what a checkpoint taken before the next one records. */
@@ -392,7 +398,7 @@ export default defineOperator<MixOptions>({
         try {
           plan = planTargets(o.sources, sizes, { totalTokens: o.totalTokens, upsample: o.upsample });
         } catch (e) {
-          throw new Error(`option ${(e as Error).message}`);
+          throw stepOptionError(ctx, `option ${(e as Error).message}`);
         }
         for (const p of plan) {
           ctx.log(`source ${p.name}: target ${fmtTokens(p.target)} tokens (share ${(p.share * 100).toFixed(2)}%), ${p.factor.toFixed(3)} x its ${fmtTokens(p.size)} tokens`);

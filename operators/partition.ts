@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { Compressor } from 'zstd-napi';
 import { syncPath } from '../lib/io/durable.ts';
 import { decodeInput, DEFAULT_DECODE, fileInput, type InputProgress } from '../lib/io/decode.ts';
-import { defineOperator, type Rec, type Step, type StepContext } from '../lib/operator.ts';
+import { defineOperator, stepOptionError, type Rec, type Step, type StepContext } from '../lib/operator.ts';
 import { recordTokens } from './mix.ts';
 
 export interface PartitionOptions {
@@ -497,6 +497,7 @@ export default defineOperator<PartitionOptions>({
   name: 'partition',
   // Partitions, open shards and buffered records are state: with --checkpoint they are saved, and cut back to the checkpoint on resume.
   stateful: true,
+  terminal: true,
   summary: 'Terminal step: writes records into partitions by fields, split into equal-token base units, as size-limited .jsonl.zst shards with a manifest',
   description:
     'Each record goes to the partition named by its `by` fields (directories `field=value/...`; nested fields with dots; ' +
@@ -558,8 +559,8 @@ export default defineOperator<PartitionOptions>({
     const start = () => {
       if (ready) return;
       if (!owned && !o.overwrite) {
-        if (existsSync(path.join(root, 'manifest.json'))) throw new Error(`option dir: ${root} already holds a partitioned dataset (manifest.json); choose another dir or set overwrite: true`);
-        throw new Error(`option dir: ${root} exists and is not empty; choose another dir or set overwrite: true`);
+        if (existsSync(path.join(root, 'manifest.json'))) throw stepOptionError(ctx, `option dir: ${root} already holds a partitioned dataset (manifest.json); choose another dir or set overwrite: true`);
+        throw stepOptionError(ctx, `option dir: ${root} exists and is not empty; choose another dir or set overwrite: true`);
       }
       for (const e of readdirSync(root)) rmSync(path.join(root, e), { recursive: true, force: true });
       claim();
@@ -569,6 +570,7 @@ export default defineOperator<PartitionOptions>({
       async process(batch) {
         start();
         let tokens = 0;
+        let written = 0;
         for (const rec of batch) {
           if (typeof rec.text !== 'string') {
             ctx.error(rec, 'no_text', `record ${rec.id}: "text" is ${rec.text === undefined ? 'missing' : typeof rec.text}, not a string`);
@@ -577,7 +579,10 @@ export default defineOperator<PartitionOptions>({
           const t = recordTokens(rec, o.tokenField);
           tokens += t;
           await w.add(w.partitionOf(rec), JSON.stringify(rec) + '\n', t, false);
+          written++;
         }
+        // The records are in the shards, not handed on: in = docs_written + errors.
+        ctx.stats.count('docs_written', written);
         ctx.stats.count('tokens_written', tokens);
         return [];
       },

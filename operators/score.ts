@@ -2,7 +2,7 @@
 // tokenizer.json + transformer) or from heuristic rule sets, on a [0, 1] or 0-10 scale, with
 // optional keep-the-top-fraction filtering.
 import path from 'node:path';
-import { defineOperator, type Rec, type Step } from '../lib/operator.ts';
+import { defineOperator, stepOptionError, type Rec, type Step } from '../lib/operator.ts';
 import { createOrderedWindow, createWorkerPool, type WorkerPool } from '../lib/parallel.ts';
 import { TopFractionSelector, type KeepTopMode } from '../lib/quality/keep-top.ts';
 import { checkRuleOptions, isRuleSetName, resolveRuleOptions, RULE_SET_NAMES, RULE_SETS, type RuleSetName } from '../lib/quality/rules.ts';
@@ -196,7 +196,7 @@ export default defineOperator<ScoreOptions>({
       try {
         scorer = new RuleScorer(o.rules, o.ruleOptions);
       } catch (e) {
-        throw new Error(`option ${(e as Error).message.replace(/\n/g, '\noption ')}`);
+        throw stepOptionError(ctx, `option ${(e as Error).message.replace(/\n/g, '\noption ')}`);
       }
       return {
         process(batch) {

@@ -1,6 +1,6 @@
 // `tokens`: counts the tokens of each record's text with a real tokenizer (or a calibrated estimate).
 import path from 'node:path';
-import { defineOperator, type Rec } from '../lib/operator.ts';
+import { defineOperator, stepOptionError, type Rec } from '../lib/operator.ts';
 import { createWorkerPool, type WorkerPool, orderedTextStep } from '../lib/parallel.ts';
 import { openCounter, type TokenizeTask, type TokenizerSpec } from '../lib/text/tokenize-task.ts';
 import { ENCODINGS, estimateCounter, type EncodingName, type TokenCounter } from '../lib/text/tokenizer.ts';
@@ -63,7 +63,7 @@ export default defineOperator<TokensOptions>({
       // Loaded in the main thread too: a bad tokenizer file fails the run before any data is read.
       counter = await tokenCounter(o, ctx.baseDir);
     } catch (e) {
-      throw new Error(`option tokenizer: ${(e as Error).message}`);
+      throw stepOptionError(ctx, `option tokenizer: ${(e as Error).message}`);
     }
     const workers = o.mode === 'exact' ? (o.workers ?? ctx.workers) : 0;
     let pool: WorkerPool<TokenizeTask, Uint32Array> | undefined;

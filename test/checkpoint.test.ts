@@ -140,3 +140,14 @@ t.test('a stateful step that cannot checkpoint makes --checkpoint refuse to star
   t.ok(out.length > 100, 'without --checkpoint it runs');
   t.same(out.slice(0, 3).map((r) => r.position), [1, 2, 3]);
 });
+
+t.test('the report of a run stopped by a signal gives the exit status the process ends with', async (t) => {
+  const p = path.join(dir, 'signal.json');
+  writeFileSync(p, JSON.stringify({ steps: [{ op: 'decode', batchRecords: 5 }, { op: path.join(ROOT, 'test', 'fixtures', 'stop-on-first-batch.ts') }] }));
+  const report = path.join(dir, 'signal-report.json');
+  const r = cli(['run', p, inputs[0], '-o', path.join(dir, 'signal-out.jsonl'), '--report', report, '-q'], { env: { MIXSTREAM_TEST_STOP: '1' } });
+  t.equal(r.code, 143, 'SIGTERM');
+  const written = JSON.parse(readFileSync(report, 'utf8'));
+  t.equal(written.status, 'interrupted');
+  t.equal(written.exitCode, 143, 'the report says 143 too (it said 130)');
+});

@@ -28,6 +28,15 @@ t.test('every error is reported at once, with step index, op and option path', a
   t.match(messages, /decode reads the inputs, so it can only be the first step/);
 });
 
+t.test('a terminal step (partition) must be the last one', async (t) => {
+  const err = await resolvePipeline({ steps: [{ op: 'partition', dir: 'out' }, { op: 'normalize' }] }, registry).catch((e) => e);
+  t.ok(err instanceof PipelineError);
+  t.same((err as PipelineError).errors.map((e) => `${e.step}|${e.op}|${e.path}`), ['0|partition|op']);
+  t.match((err as PipelineError).message, /partition writes every record itself and passes none on, so it can only be the last step/);
+  const ok = await resolvePipeline({ steps: [{ op: 'normalize' }, { op: 'partition', dir: 'out' }] }, registry);
+  t.same(ok.steps.map((s) => s.op), ['normalize', 'partition']);
+});
+
 t.test('defaults are filled and decode is implicit', async (t) => {
   const p = await resolvePipeline({ steps: [{ op: 'normalize' }] }, registry);
   t.equal(p.decode.op, 'decode');

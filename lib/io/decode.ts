@@ -147,6 +147,10 @@ export class RecordChecker {
         this.fail(input, line, 'invalid_id', `"${o.idField}" is ${typeof id}, expected a string or number`, raw());
         return undefined;
       }
+      if (typeof id === 'number' && !Number.isFinite(id)) {
+        this.fail(input, line, 'invalid_id', `"${o.idField}" is a number beyond what a double holds (it parses as ${id}); write it as a string`, raw());
+        return undefined;
+      }
     }
     if (o.idField !== 'id') rec.id = String(rec[o.idField]);
     return rec as Rec;

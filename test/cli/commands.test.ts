@@ -68,3 +68,49 @@ t.test('mixstream decont build makes a Bloom filter from evaluation sets', async
   t.ok(existsSync(out));
   t.ok(JSON.parse(r.stdout).ngrams > 0);
 });
+
+t.test('mixstream decont build takes the documented word-form options and --out', async (t) => {
+  const evalSet = path.join(dir, 'eval-form.jsonl');
+  // A number every fourth word and every word capitalized: with 8-grams, a copy with other
+  // numbers, or lowercased (where case is kept), shares no n-gram.
+  const question = 'How Many Apples 3 Did Farmers Pick 12 From The Old 45 Trees In The 7 Northern Orchard 9 Last Autumn';
+  writeFileSync(evalSet, JSON.stringify({ id: 'q1', text: question }) + '\n');
+  const docs = path.join(dir, 'docs-form.jsonl');
+  const variants = { same: question, lower: question.toLowerCase(), digits: question.replace(/\d+/g, (d) => String(Number(d) + 1)) };
+  writeFileSync(docs, Object.entries(variants).map(([id, text]) => JSON.stringify({ id, text })).join('\n') + '\n');
+  const kept = (flags: string[]) => {
+    const bloom = path.join(dir, `form-${flags.join('') || 'default'}.bloom`);
+    const b = cli(['decont', 'build', '--n', '8', evalSet, '--out', bloom, ...flags]);
+    t.equal(b.code, 0, b.stderr);
+    const p = path.join(dir, `form-${flags.join('') || 'default'}.json`);
+    writeFileSync(p, JSON.stringify({ steps: [{ op: 'decontaminate', filter: bloom }] }));
+    const r = cli(['run', p, docs, '-q']);
+    t.equal(r.code, 0, r.stderr);
+    return lines(r.stdout).map((o) => o.id);
+  };
+  t.same(kept([]), ['digits'], 'default: case folded, digits kept');
+  t.same(kept(['--keep-case']), ['lower', 'digits'], '--keep-case: a lowercased copy no longer matches');
+  t.same(kept(['--fold-digits']), [], '--fold-digits: other numbers match too');
+});
+
+t.test('option values that do not work with the files met are usage errors naming the step and option (exit 2)', async (t) => {
+  const cases: [string, object, RegExp][] = [
+    ['missing-filter', { steps: [{ op: 'decontaminate', filter: path.join(dir, 'nope.bloom') }] }, /step 0 \(decontaminate\): option filter: cannot read .*nope\.bloom/],
+    ['not-a-filter', { steps: [{ op: 'decontaminate', filter: path.join(SAMPLES, 'kjv.jsonl') }] }, /step 0 \(decontaminate\): option filter: /],
+    ['mix-no-files', { steps: [{ op: 'mix', sources: [{ name: 'a', paths: [path.join(dir, 'nothing-*.jsonl')], weight: 1 }] }] }, /step 0 \(mix\): option sources\[0\]\.paths: no file matches/],
+    ['tokens-no-file', { steps: [{ op: 'tokens', mode: 'exact', tokenizer: path.join(dir, 'missing-tokenizer.json') }] }, /step 0 \(tokens\): option tokenizer: /],
+  ];
+  for (const [name, spec, message] of cases) {
+    const p = path.join(dir, `${name}.json`);
+    writeFileSync(p, JSON.stringify(spec));
+    const r = cli(['run', p, path.join(SAMPLES, 'kjv.jsonl'), '-o', path.join(dir, `${name}.jsonl`)]);
+    t.equal(r.code, 2, `${name}: exit 2`);
+    t.match(r.stderr, message, name);
+    t.notOk(existsSync(path.join(dir, `${name}.jsonl`)), `${name}: no output`);
+  }
+  const noSources = path.join(dir, 'mix-no-sources.json');
+  writeFileSync(noSources, JSON.stringify({ steps: [{ op: 'mix' }] }));
+  const lint = cli(['lint', noSources]);
+  t.equal(lint.code, 2);
+  t.match(lint.stderr, /step 0 \(mix\) sources: required option missing/);
+});

@@ -154,6 +154,15 @@ t.test('missing ids are generated from the input name and line, or are errors wh
   t.same(gen.records.map((r) => r.id), ['in.jsonl:1', 7]);
   const strict = await decode(data, { missingId: 'error' });
   t.same(strict.errors.map((e) => e.reason), ['missing_id']);
+  const empty = await decode(Buffer.from('{"id":"","text":"one"}\n{"id":null,"text":"two"}\n'));
+  t.same(empty.records.map((r) => r.id), ['in.jsonl:1', 'in.jsonl:2'], 'an empty or null id counts as missing');
+});
+
+t.test('an id that is a number beyond a double is an error, not a null id', async (t) => {
+  const { records, errors } = await decode(Buffer.from('{"id":1e400,"text":"too big"}\n{"id":-1e999,"text":"too small"}\n{"id":12345678901234567890,"text":"rounded"}\n'));
+  t.same(errors.map((e) => [e.reason, e.line]), [['invalid_id', 1], ['invalid_id', 2]]);
+  t.match(errors[0].message, /beyond what a double holds/);
+  t.same(records.map((r) => r.text), ['rounded'], 'a large but finite number is kept (as JSON parses it)');
 });
 
 t.test('textField and idField map other schemas', async (t) => {

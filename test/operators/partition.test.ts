@@ -85,6 +85,8 @@ t.test('partition by field into equal-token units; manifest matches the files; z
   const kjv = m.partitions.find((p) => p.key.source === 'kjv')!;
   t.ok(kjv.units.length >= 7, `kjv has ${kjv.units.length} units`);
   t.equal(r.counters.counters.shards, m.totals.shards);
+  t.equal(r.counters.counters.docs_written, docs.length, 'every record in is counted as written');
+  t.equal(r.counters.counters.docs_written, m.totals.docs);
 });
 
 t.test('nested fields, missing values, several fields; LRU keeps few shards open', async (t) => {

@@ -111,6 +111,7 @@ function cannotWrite(file: string, as: 'file' | 'dir'): string | undefined {
       else return err.message;
     }
   }
+  if (as !== 'dir' && /[\\/]$/.test(file)) return `EISDIR: ${file} names a directory (it ends in a slash); give a file`;
   if (at === target) {
     if (as === 'dir' && !st.isDirectory()) return `ENOTDIR: ${target} is not a directory`;
     if (as !== 'dir' && st.isDirectory()) return `EISDIR: ${target} is a directory`;
@@ -125,6 +126,18 @@ function cannotWrite(file: string, as: 'file' | 'dir'): string | undefined {
     return (e as Error).message;
   }
   return undefined;
+}
+
+/** Two of the run's files (output, side outputs, report) that are one file: the later would overwrite the earlier (exit 2). */
+function checkDistinct(files: [string, string | undefined][]): void {
+  const seen = new Map<string, string>();
+  for (const [flag, file] of files) {
+    if (!file || file === '-') continue;
+    const at = path.resolve(file);
+    const before = seen.get(at);
+    if (before) usageExit(`${before} and ${flag} name the same file (${file}); give each its own`);
+    seen.set(at, flag);
+  }
 }
 
 /** The run's output, side outputs, report and checkpoint directory must be writable: checked before anything is read (exit 1). */
@@ -186,14 +199,14 @@ export function buildCli(argv: string[], registry = defaultRegistry()): Argv {
         y
           .positional('pipeline', { type: 'string', describe: 'pipeline file (.json, .yaml, .ts)', demandOption: true })
           .positional('inputs', { type: 'string', array: true, describe: 'input files (.jsonl, .jsonl.gz, .jsonl.zst, .parquet, .arrow); - for stdin' })
-          .option('output', { alias: 'o', type: 'string', describe: 'output file; .gz/.zst compress (default stdout)' })
-          .option('errors', { type: 'string', describe: 'write every bad record (input, line, reason, raw) to this NDJSON file' })
-          .option('rejects', { type: 'string', describe: 'write every record a step dropped (with its reason) to this NDJSON file' })
-          .option('report', { type: 'string', describe: 'write the run report as JSON' })
+          .option('output', { alias: 'o', type: 'string', requiresArg: true, describe: 'output file; .gz/.zst compress (default stdout)' })
+          .option('errors', { type: 'string', requiresArg: true, describe: 'write every bad record (input, line, reason, raw) to this NDJSON file' })
+          .option('rejects', { type: 'string', requiresArg: true, describe: 'write every record a step dropped (with its reason) to this NDJSON file' })
+          .option('report', { type: 'string', requiresArg: true, describe: 'write the run report as JSON' })
           .option('max-errors', { type: 'string', requiresArg: true, describe: 'stop after more than N bad records (exit 4); an integer >= 0' })
           .option('workers', { type: 'string', requiresArg: true, describe: `worker threads for parallel steps, 0 to ${MAX_WORKERS} (0: the main thread; default: all cores)` })
           .option('progress', { type: 'boolean', describe: 'progress line on stderr (default: when stderr is a terminal)' })
-          .option('checkpoint', { type: 'string', describe: 'checkpoint directory: resume exactly after a crash or kill (needs -o DIR/)' })
+          .option('checkpoint', { type: 'string', requiresArg: true, describe: 'checkpoint directory: resume exactly after a crash or kill (needs -o DIR/)' })
           .option('checkpoint-interval', { type: 'string', requiresArg: true, default: '30', describe: 'seconds between checkpoints (0: after every batch)' })
           .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'no summary on stderr' }),
       async (args) => {
@@ -202,6 +215,12 @@ export function buildCli(argv: string[], registry = defaultRegistry()): Argv {
         const output = args.output ?? pipeline.sink;
         if (args.checkpoint !== undefined) checkCheckpointOutput(output, args.output === undefined);
         const sidePath = (flag: string | undefined, spec: string | undefined) => flag ?? (spec ? path.resolve(pipeline.baseDir, spec) : undefined);
+        checkDistinct([
+          ['-o', args.checkpoint === undefined ? output : undefined],
+          ['--errors', sidePath(args.errors, pipeline.spec.errors)],
+          ['--rejects', sidePath(args.rejects, pipeline.spec.rejects)],
+          ['--report', args.report],
+        ]);
         checkWritable([
           [output, args.checkpoint !== undefined ? 'dir' : 'file'],
           [sidePath(args.errors, pipeline.spec.errors), 'file'],

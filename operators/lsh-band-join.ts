@@ -1,7 +1,7 @@
 // lsh-band-join: near-duplicate removal with MinHash LSH (Zyda-2 cross-dedup, Ziya2 content dedup).
 // Joins each document against the kept documents seen before it (and against persisted indexes
 // of other datasets), verifies candidates, and keeps one document per cluster.
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { isPathReference } from '../lib/registry.ts';
@@ -438,7 +438,12 @@ function createJoin(o: LshBandJoinOptions, ctx: StepContext) {
   // A resumed run finds its own partly written index there: restore() skips this check.
   const invalid = (message: string) => new StepOptionError(`step ${ctx.stepIndex} (${ctx.op}): ${message}`);
   const checkWritePath = () => {
-    if (!writePath || !existsSync(writePath) || readdirSync(writePath).length === 0) return;
+    if (!writePath) return;
+    // The directory, or the nearest part of its path that exists, must be a directory.
+    let at = writePath;
+    while (!existsSync(at) && path.dirname(at) !== at) at = path.dirname(at);
+    if (!statSync(at).isDirectory()) throw invalid(`writeIndex: ${at === writePath ? writePath : `${at} (in ${writePath})`} is a file, not a directory`);
+    if (!existsSync(writePath) || readdirSync(writePath).length === 0) return;
     const state = existingIndexState(writePath);
     if (state === 'unfinished') {
       // A run stopped before it finished the index (and, with --checkpoint, before its first

@@ -59,14 +59,15 @@ const PUNCT_SYMBOL = /[\p{P}\p{S}]/gu;
 const DIGIT = /\p{Nd}/gu;
 /**
  * Dropped from the hashing form, so copies that differ only by them hash alike: control
- * characters other than whitespace, and every format character (Unicode 17 category Cf: soft
+ * characters other than whitespace, every format character (Unicode 17 category Cf: soft
  * hyphen, Arabic number signs, zero-width space/joiners, bidirectional marks and embeddings,
- * BOM, interlinear annotation, tags, ...). Listed as ranges, the astral ones as surrogate pairs
+ * BOM, interlinear annotation, tags, ...) and the variation selectors (emoji or text
+ * presentation of the character before: "❤️" and "❤" are one character). Listed as ranges, the astral ones as surrogate pairs
  * in a second pass that runs only when one of their lead surrogates occurs: a `\p{Cf}` class
  * needs the `u` flag, which made this pass twice as slow.
  */
-export const HASH_INVISIBLE = /[\x00-\x08\x0e-\x1f\x7f-\x84\x86-\x9f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb]/g;
-export const HASH_INVISIBLE_ASTRAL = /\ud804[\udcbd\udccd]|\ud80d[\udc30-\udc3f]|\ud82f[\udca0-\udca3]|\ud834[\udd73-\udd7a]|\udb40[\udc01\udc20-\udc7f]/g;
+export const HASH_INVISIBLE = /[\x00-\x08\x0e-\x1f\x7f-\x84\x86-\x9f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180b-\u180f\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufe00-\ufe0f\ufeff\ufff9-\ufffb]/g;
+export const HASH_INVISIBLE_ASTRAL = /\ud804[\udcbd\udccd]|\ud80d[\udc30-\udc3f]|\ud82f[\udca0-\udca3]|\ud834[\udd73-\udd7a]|\udb40[\udc01\udc20-\udc7f\udd00-\uddef]/g;
 const ASTRAL_FORMAT_LEAD = /[\ud804\ud80d\ud82f\ud834\udb40]/;
 // JavaScript's \s leaves out NEL (U+0085), a line break.
 const ANY_SPACE = /[\s\u0085]+/g;

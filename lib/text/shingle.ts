@@ -84,9 +84,10 @@ HASH_FORM_CLASS.fill(SURROGATE, 0xd800, 0xdc00);
 // Other text (hashForm's general path, applied after NFKC and toLowerCase): punctuation and
 // symbols (\p{P}, \p{S}) and whitespace separate, the CONTROL set of normalize.ts is removed,
 // decimal digits (\p{Nd}) fold to 0. Built on first use from the same Unicode properties.
-// The characters hashForm drops (controls other than whitespace, format characters) and the
+// The characters hashForm drops (controls other than whitespace, format characters, variation
+// selectors) and the
 // ones it turns into word boundaries (whitespace, NEL included; punctuation and symbols).
-const CONTROL_CHAR = /^[\x00-\x08\x0e-\x1f\x7f-\x84\x86-\x9f\p{Cf}]$/u;
+const CONTROL_CHAR = /^[\x00-\x08\x0e-\x1f\x7f-\x84\x86-\x9f\p{Cf}\p{Variation_Selector}]$/u;
 const SEPARATOR_CHAR = /^[\s\u0085\p{P}\p{S}]$/u;
 const DIGIT_CHAR = /^\p{Nd}$/u;
 let unicodeClass: Uint8Array | undefined;

@@ -242,3 +242,13 @@ t.test('-q leaves out the band choice note; without it the note is printed', asy
   t.match(loud.stderr, /step 3 \(lsh-band-join\): 16 bands x 8 rows over 128 perms/);
   t.equal(loud.stdout, quiet.stdout);
 });
+
+t.test('a writeIndex path through a file is a usage error naming writeIndex', async (t) => {
+  const file = path.join(dir, 'plain-file');
+  writeFileSync(file, 'x\n');
+  for (const target of [file, path.join(file, 'sub')]) {
+    const r = cli(['run', dedupPipeline('index-in-file.json', {}, { writeIndex: target }), path.join(SAMPLES, 'kjv.jsonl'), '-o', path.join(dir, 'index-in-file.jsonl')]);
+    t.equal(r.code, 2, r.stderr);
+    t.match(r.stderr, /step 3 \(lsh-band-join\): writeIndex: .*plain-file.* is a file, not a directory/);
+  }
+});

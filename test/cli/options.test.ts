@@ -115,6 +115,8 @@ t.test('an output, side output or report that cannot be written fails the run (e
     [['-o', good, '--rejects', path.join(file, 'a', 'rejects.jsonl')], path.join(file, 'a', 'rejects.jsonl'), /ENOTDIR/],
     [['-o', good, '--report', path.join(file, 'run.json')], path.join(file, 'run.json'), /ENOTDIR/],
     [['-o', base], base, /EISDIR/],
+    [['-o', path.join(base, 'not-yet') + '/'], path.join(base, 'not-yet') + '/', /EISDIR: .* names a directory \(it ends in a slash\)/],
+    [['-o', good, '--report', path.join(base, 'reports') + '/'], path.join(base, 'reports') + '/', /EISDIR/],
     [['-o', path.join(base, 'parts'), '--checkpoint', file], file, /ENOTDIR/],
   ];
   for (const [args, named, error] of cases) {
@@ -132,4 +134,19 @@ t.test('an output, side output or report that cannot be written fails the run (e
   const r = cli(['run', pipeline, input, '-q', '-o', path.join(base, 'new', 'deeper', 'out.jsonl')]);
   t.equal(r.code, 0, `missing parent directories are made: ${r.stderr}`);
   t.equal(lines(readFileSync(path.join(base, 'new', 'deeper', 'out.jsonl'), 'utf8')).length, 109);
+});
+
+t.test('the output, side outputs and report must be different files; an option without its value is a usage error', async (t) => {
+  const base = path.join(dir, 'same');
+  mkdirSync(base);
+  const out = path.join(base, 'out.jsonl');
+  for (const [flag, other] of [['--errors', out], ['--rejects', out], ['--report', path.join(base, '.', 'out.jsonl')]]) {
+    const r = cli(['run', pipeline, input, '-o', out, flag, other]);
+    usageError(t, r, new RegExp(`-o and ${flag} name the same file`), `-o and ${flag}`);
+    t.notOk(existsSync(out), `-o and ${flag}: nothing written`);
+  }
+  usageError(t, cli(['run', pipeline, input, '--errors', path.join(base, 'e.jsonl'), '--rejects', path.join(base, 'e.jsonl')]), /--errors and --rejects name the same file/, '--errors and --rejects');
+  for (const flag of ['-o', '--errors', '--rejects', '--report', '--checkpoint']) {
+    usageError(t, cli(['run', pipeline, input, flag]), /Not enough arguments following/, `${flag} without a value`);
+  }
 });

@@ -634,6 +634,7 @@ async function execute(opts: RunOptions, control: StopControl): Promise<RunRepor
 
   const elapsedMs = performance.now() - t0;
   const allComplete = inputsReport.every((x) => x.complete);
+  const usageFailure = failure instanceof RunSetupError || failure instanceof StepOptionError;
   if (failure instanceof RunSetupError || (failure instanceof StepOptionError && !checkpointing)) log(`mixstream: ${failure.message}`);
   else if (failure && !checkpointing && opts.summary) {
     log(`mixstream: the run failed: ${failure.message}${process.env.MIXSTREAM_DEBUG ? `\n${failure.stack}` : ''}`);
@@ -652,7 +653,7 @@ async function execute(opts: RunOptions, control: StopControl): Promise<RunRepor
   else status = 'ok';
   // Options that cannot work with the data or files met at run time, and run options that cannot
   // work together (--checkpoint without -o DIR/), are usage errors, like an invalid pipeline.
-  const exitCode = failure instanceof StepOptionError || failure instanceof RunSetupError ? EXIT.usage : { ok: EXIT.ok, failed: EXIT.failed, interrupted: control.interruptedExit, 'max-errors': EXIT.maxErrors, 'input-errors': EXIT.inputErrors }[status];
+  const exitCode = usageFailure ? EXIT.usage : { ok: EXIT.ok, failed: EXIT.failed, interrupted: control.interruptedExit, 'max-errors': EXIT.maxErrors, 'input-errors': EXIT.inputErrors }[status];
 
   const stepReport = (index: number, op: string, c: StepCounters, bytes = 0): StepReport => ({
     index,
@@ -699,7 +700,7 @@ async function execute(opts: RunOptions, control: StopControl): Promise<RunRepor
     log(formatSummary(report));
     if (report.totals.errors > 0 && !errorsPath) log('  (--errors FILE writes each bad record with its input, line, reason and raw text)');
   }
-  if (failure && !opts.summary && !(failure instanceof RunSetupError) && !(failure instanceof StepOptionError) && !checkpointing) throw failure;
+  if (failure && !opts.summary && !usageFailure && !checkpointing) throw failure;
   return report;
 }
 

@@ -5,7 +5,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSy
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { isPathReference } from '../lib/registry.ts';
-import { defineOperator, internals, peekInternals, StepOptionError, type Rec, type StepContext, type UpstreamStep } from '../lib/operator.ts';
+import { defineOperator, internals, peekInternals, stepOptionError, type Rec, type StepContext, type UpstreamStep } from '../lib/operator.ts';
 import { LshIndex, LshIndexReader, bandKeys, candidateProbability, chooseBands, configureConnection, existingIndexState, removeIndexFiles, storeCacheBytes, type IndexedDoc, type ProbeTask } from '../lib/sketch/lsh.ts';
 import { createWorkerPool, type WorkerPool } from '../lib/parallel.ts';
 import { estimateJaccard } from '../lib/sketch/minhash.ts';
@@ -436,7 +436,7 @@ function createJoin(o: LshBandJoinOptions, ctx: StepContext) {
   const indexBudget = o.keep === 'priority' ? memory / 2 : memory;
   const writePath = o.writeIndex ? resolve(o.writeIndex) : undefined;
   // A resumed run finds its own partly written index there: restore() skips this check.
-  const invalid = (message: string) => new StepOptionError(`step ${ctx.stepIndex} (${ctx.op}): ${message}`);
+  const invalid = (message: string) => stepOptionError(ctx, message);
   const checkWritePath = () => {
     if (!writePath) return;
     // The directory, or the nearest part of its path that exists, must be a directory.

@@ -196,6 +196,8 @@ const MERGE_READ_BLOCKS = 64;
 const MERGE_FAN_IN = 4;
 /** The database file inside an index directory. */
 export const INDEX_FILE = 'index.sqlite';
+/** Every file of an index directory: the database and the rollback journal a killed writer leaves. */
+const INDEX_FILES = [INDEX_FILE, `${INDEX_FILE}-journal`];
 
 export interface IndexParams {
   bands: number;
@@ -1275,7 +1277,7 @@ function sortUnique(out: number[]): number[] {
  */
 export function existingIndexState(dir: string): 'finished' | 'unfinished' | 'in-use' | 'other' {
   const files = readdirSync(dir);
-  if (!files.includes(INDEX_FILE) || files.some((f) => f !== INDEX_FILE && f !== `${INDEX_FILE}-journal`)) return 'other';
+  if (!files.includes(INDEX_FILE) || files.some((f) => !INDEX_FILES.includes(f))) return 'other';
   let db: Database.Database | undefined;
   try {
     // Read-write, so that a journal left by a killed writer is rolled back rather than refused.
@@ -1293,7 +1295,7 @@ export function existingIndexState(dir: string): 'finished' | 'unfinished' | 'in
 
 /** Removes the database files of an index directory (see `existingIndexState`). */
 export function removeIndexFiles(dir: string): void {
-  for (const f of [INDEX_FILE, `${INDEX_FILE}-journal`]) rmSync(path.join(dir, f), { force: true });
+  for (const f of INDEX_FILES) rmSync(path.join(dir, f), { force: true });
 }
 
 /** A persisted index opened read-only (`against`). */

@@ -1,5 +1,5 @@
 // The command line: run, ops, lint, explain (and the commands of later capabilities).
-import { accessSync, constants as fsConstants, statSync, type Stats } from 'node:fs';
+import { statSync, type Stats } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import yargs, { type Argv } from 'yargs';
@@ -8,6 +8,7 @@ import { describeSpec } from './options.ts';
 import { formatErrors, loadPipeline, PipelineError, upstreamOf, type ResolvedPipeline } from './pipeline.ts';
 import { Registry } from './registry.ts';
 import { EXIT, startRun } from './run.ts';
+import { cannotWrite } from './io/output.ts';
 
 export function defaultRegistry(): Registry {
   const r = new Registry();
@@ -89,43 +90,6 @@ function checkCheckpointOutput(output: string | undefined, fromPipeline: boolean
     return;
   }
   if (!/[\\/]$/.test(output) && FILE_EXTENSION.test(output)) usageExit(`${why}, and ${what} names a file; give a directory (-o DIR/)`);
-}
-
-/**
- * Why `file` cannot be written, or undefined. `as` says what is made there: a file or a directory.
- * Missing directories are made by the run; an ancestor that is a file, or a directory without
- * write permission (or on a read-only file system), cannot be written.
- */
-function cannotWrite(file: string, as: 'file' | 'dir'): string | undefined {
-  const target = path.resolve(file);
-  let at = target;
-  let st: Stats;
-  for (;;) {
-    try {
-      st = statSync(at);
-      break;
-    } catch (e) {
-      const err = e as NodeJS.ErrnoException;
-      // ENOENT: not there yet; ENOTDIR: an ancestor is a file (found going up).
-      if ((err.code === 'ENOENT' || err.code === 'ENOTDIR') && path.dirname(at) !== at) at = path.dirname(at);
-      else return err.message;
-    }
-  }
-  if (as !== 'dir' && /[\\/]$/.test(file)) return `EISDIR: ${file} names a directory (it ends in a slash); give a file`;
-  if (at === target) {
-    if (as === 'dir' && !st.isDirectory()) return `ENOTDIR: ${target} is not a directory`;
-    if (as !== 'dir' && st.isDirectory()) return `EISDIR: ${target} is a directory`;
-    // A file is written beside its target and renamed into place: its directory must be writable.
-    if (as !== 'dir') at = path.dirname(target);
-  } else {
-    if (!st.isDirectory()) return `ENOTDIR: ${at} is not a directory`;
-  }
-  try {
-    accessSync(at, fsConstants.W_OK | fsConstants.X_OK);
-  } catch (e) {
-    return (e as Error).message;
-  }
-  return undefined;
 }
 
 /** Two of the run's files (output, side outputs, report) that are one file: the later would overwrite the earlier (exit 2). */
@@ -345,6 +309,7 @@ export function buildCli(argv: string[], registry = defaultRegistry()): Argv {
           .option('layout', { type: 'string', choices: ['dense', 'sparse'], describe: 'ONNX input layout' }),
       async (args) => {
         const { trainQuality } = await import('./commands/train-quality.ts');
+        checkWritable([[args.output, 'file']]);
         try {
           const r = await trainQuality({
             input: args.inputs as string[],
@@ -388,6 +353,7 @@ export function buildCli(argv: string[], registry = defaultRegistry()): Argv {
               .option('keep-punctuation', { type: 'boolean', default: false, describe: 'punctuation stays part of words' }),
           async (args) => {
             const { buildDecontFilter } = await import('./commands/decont-build.ts');
+            checkWritable([[args.output, 'file']]);
             try {
               const r = await buildDecontFilter({
                 inputs: args.inputs as string[],

@@ -90,6 +90,7 @@ export interface ContextInit extends ContextSinks {
   workers?: number;
   signal?: AbortSignal;
   counters?: StepCounters;
+  resuming?: boolean;
 }
 
 export function createStepContext(init: ContextInit): StepContext & { counters: StepCounters } {
@@ -108,6 +109,7 @@ export function createStepContext(init: ContextInit): StepContext & { counters: 
       return (tmpDir ??= mkdtempSync(path.join(os.tmpdir(), 'mixstream-')));
     },
     workers: init.workers ?? Math.max(1, os.availableParallelism()),
+    resuming: init.resuming ?? false,
     signal: init.signal ?? new AbortController().signal,
     stats: counters,
     counters,

@@ -77,6 +77,8 @@ export interface StepContext {
   readonly tmpDir: string;
   /** Cores the step may use for worker threads. */
   readonly workers: number;
+  /** True when the run resumes from a checkpoint that holds this step's state: `restore` follows `create`. */
+  readonly resuming: boolean;
   /** Aborted when the run fails (a stop by signal or a closed output lets the records in flight finish instead). */
   readonly signal: AbortSignal;
   readonly stats: StepStats;

@@ -234,6 +234,8 @@ async function execute(opts: RunOptions, control: StopControl): Promise<RunRepor
     onOpen: (stream: { destroy(): void }) => control.reading(stream),
   };
 
+  /** Set once the steps are set up and records start to flow. */
+  let reading = false;
   let errorsOut: SideOutput | undefined;
   let rejectsOut: SideOutput | undefined;
   let store: CheckpointStore | undefined;
@@ -244,6 +246,11 @@ async function execute(opts: RunOptions, control: StopControl): Promise<RunRepor
 
   try {
     const firstGenerates = p.steps[0]?.descriptor.source === true;
+    const given = opts.inputs ?? p.inputs;
+    if (firstGenerates && given.length) {
+      const s = p.steps[0];
+      throw new RunSetupError(`step ${s.index} (${s.op}) reads its own sources, so the inputs given (${given.join(', ')}) would not be read: name them in its sources instead`);
+    }
     const inputs = (opts.inputs ?? (p.inputs.length ? p.inputs : firstGenerates ? [] : ['-'])).map((i) => toInput(i, log));
     inputNames = inputs.map((i) => i.name);
 
@@ -290,7 +297,10 @@ async function execute(opts: RunOptions, control: StopControl): Promise<RunRepor
         // crash: spill files written before a checkpoint are part of the state restore() resumes.
         const stepTmp = checkpointing ? path.join(store!.workDir, `step-${s.index}`) : path.join(tmpDir, `step-${s.index}`);
         mkdirSync(stepTmp, { recursive: true });
+        const stateDir = resumeFrom?.stateDir ? path.join(store!.dir, resumeFrom.stateDir, `step-${i}`) : undefined;
+        const resuming = stateDir !== undefined && existsSync(stateDir);
         const ctx = createStepContext({
+          resuming,
           stepIndex: s.index,
           op: s.op,
           upstream: upstreamOf(p.steps.slice(0, i)),
@@ -314,11 +324,9 @@ async function execute(opts: RunOptions, control: StopControl): Promise<RunRepor
         if (checkpointing && stateful && !step.checkpoint) {
           throw new RunSetupError(`step ${s.index} (${s.op}) keeps state across records but cannot checkpoint it, so --checkpoint cannot resume this pipeline exactly`);
         }
-        if (resumeFrom?.stateDir && step.restore) {
-          const dir = path.join(store!.dir, resumeFrom.stateDir, `step-${i}`);
-          if (existsSync(dir)) await step.restore(dir);
-        }
+        if (resuming && step.restore) await step.restore(stateDir!);
       }
+      reading = true;
       await runStreams(inputs, firstGenerates);
     }
   } catch (e) {
@@ -337,8 +345,10 @@ async function execute(opts: RunOptions, control: StopControl): Promise<RunRepor
       }
     }
     try {
-      await errorsOut?.close();
-      await rejectsOut?.close();
+      // A run that failed before reading anything leaves no side outputs behind.
+      const leaveEmpty = reading || !failure;
+      await errorsOut?.close(leaveEmpty);
+      await rejectsOut?.close(leaveEmpty);
     } catch (e) {
       failure ??= e as Error;
     }

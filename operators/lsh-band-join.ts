@@ -10,6 +10,7 @@ import { LshIndex, LshIndexReader, bandKeys, candidateProbability, chooseBands, 
 import { createWorkerPool, type WorkerPool } from '../lib/parallel.ts';
 import { estimateJaccard } from '../lib/sketch/minhash.ts';
 import { syncPath } from '../lib/io/durable.ts';
+import { cannotWrite } from '../lib/io/output.ts';
 import { exactJaccard } from '../lib/text/shingle.ts';
 
 export interface LshBandJoinOptions {
@@ -435,14 +436,11 @@ function createJoin(o: LshBandJoinOptions, ctx: StepContext) {
   const memory = o.memoryMB * 1024 * 1024;
   const indexBudget = o.keep === 'priority' ? memory / 2 : memory;
   const writePath = o.writeIndex ? resolve(o.writeIndex) : undefined;
-  // A resumed run finds its own partly written index there: restore() skips this check.
   const invalid = (message: string) => stepOptionError(ctx, message);
   const checkWritePath = () => {
     if (!writePath) return;
-    // The directory, or the nearest part of its path that exists, must be a directory.
-    let at = writePath;
-    while (!existsSync(at) && path.dirname(at) !== at) at = path.dirname(at);
-    if (!statSync(at).isDirectory()) throw invalid(`writeIndex: ${at === writePath ? writePath : `${at} (in ${writePath})`} is a file, not a directory`);
+    const problem = cannotWrite(writePath, 'dir');
+    if (problem) throw invalid(`writeIndex: cannot write ${writePath}: ${problem}`);
     if (!existsSync(writePath) || readdirSync(writePath).length === 0) return;
     const state = existingIndexState(writePath);
     if (state === 'unfinished') {
@@ -455,7 +453,9 @@ function createJoin(o: LshBandJoinOptions, ctx: StepContext) {
     const why = state === 'finished' ? 'holds a finished index' : state === 'in-use' ? 'holds an index another running process is writing' : 'is not empty';
     throw invalid(`writeIndex: ${writePath} already exists and ${why}; remove it or choose another path`);
   };
-  let restored = false;
+  // Checked as the step starts, before anything is read; a resumed run finds its own partly
+  // written index there and continues it.
+  if (!ctx.resuming) checkWritePath();
   const family = signatureFamily(ctx.upstream);
   const readers: LshIndexReader[] = [];
   try {
@@ -495,7 +495,6 @@ function createJoin(o: LshBandJoinOptions, ctx: StepContext) {
   let probedAhead = 0;
 
   function setup(len: number, state?: string): void {
-    if (!state && !restored) checkWritePath();
     perms = len;
     ({ bands, rows } = resolveBands(o, perms));
     if (!bandsFit(bands, rows, perms)) {
@@ -681,7 +680,6 @@ function createJoin(o: LshBandJoinOptions, ctx: StepContext) {
   }
 
   function restoreJoin(dir: string): any {
-    restored = true;
     const state = JSON.parse(readFileSync(path.join(dir, 'lsh-band-join.json'), 'utf8'));
     if (state.perms) setup(state.perms, dir);
     ownDuplicates.restore(readFileSync(path.join(dir, 'own-duplicates.bin')), state.ownOverflow ?? []);

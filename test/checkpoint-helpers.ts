@@ -56,8 +56,8 @@ export async function resumedRun(descriptor: OperatorDescriptor, options: Record
   const tmpDir = tmpdir('mixstream-step-');
   let dropped: string[] = [];
   let output: Rec[] = [];
-  const start = async (counters: StepCounters, drops: string[]) => {
-    const ctx = createStepContext({ op: descriptor.name, tmpDir, counters, onDrop: (r, reason) => drops.push(`${r.id} ${reason}`), log: () => {} });
+  const start = async (counters: StepCounters, drops: string[], resuming = false) => {
+    const ctx = createStepContext({ op: descriptor.name, tmpDir, counters, resuming, onDrop: (r, reason) => drops.push(`${r.id} ${reason}`), log: () => {} });
     return { step: await descriptor.create(opts, ctx), counters };
   };
   const feed = async (step: Step, from: number, to: number, out: Rec[]) => {
@@ -99,7 +99,7 @@ export async function resumedRun(descriptor: OperatorDescriptor, options: Record
     else crashed.push(step);
     dropped = saved.dropped;
     output = saved.output;
-    ({ step, counters } = await start(saved.counters, dropped));
+    ({ step, counters } = await start(saved.counters, dropped, true));
     await step.restore?.(dir);
   }
   try {

@@ -1,5 +1,5 @@
 // Sinks: NDJSON to stdout or a file, compressed by the file extension (.gz, .zst).
-import { createWriteStream, existsSync, mkdirSync, renameSync, rmSync, statSync } from 'node:fs';
+import { accessSync, constants as fsConstants, createWriteStream, existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, type Stats } from 'node:fs';
 import path from 'node:path';
 import type { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -25,6 +25,7 @@ export function openOutput(file: string | undefined): Output {
     return { stream: process.stdout, done: Promise.resolve(), name: '<stdout>', discard: () => {} };
   }
   mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
+  removeStalePartials(file);
   const tmp = `${file}.partial-${process.pid}`;
   // Flushed to disk before the rename: a complete name never points at data a power loss can take.
   const fileStream = createWriteStream(tmp, { flush: true } as Parameters<typeof createWriteStream>[1]);
@@ -43,6 +44,74 @@ export function openOutput(file: string | undefined): Output {
   }
   const done = pipeline(c, fileStream).then(() => renameSync(tmp, file));
   return { stream: c, done, name: file, discard };
+}
+
+/**
+ * Removes the unfinished files (`<file>.partial-<pid>`) that runs killed outright (SIGKILL, power
+ * loss) left beside `file`; those of processes still running are left alone.
+ */
+export function removeStalePartials(file: string): void {
+  const dir = path.dirname(path.resolve(file));
+  const prefix = `${path.basename(file)}.partial-`;
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    if (!name.startsWith(prefix)) continue;
+    const pid = name.slice(prefix.length);
+    if (!/^[1-9][0-9]*$/.test(pid) || Number(pid) === process.pid || processRunning(Number(pid))) continue;
+    rmSync(path.join(dir, name), { force: true });
+  }
+}
+
+function processRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    // EPERM: it exists but belongs to another user.
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Why `file` cannot be written, or undefined. `as` says what is made there: a file or a directory.
+ * Missing directories are made by the run; an ancestor that is a file, or a directory without
+ * write permission (or on a read-only file system), cannot be written.
+ */
+export function cannotWrite(file: string, as: 'file' | 'dir'): string | undefined {
+  const target = path.resolve(file);
+  let at = target;
+  let st: Stats;
+  for (;;) {
+    try {
+      st = statSync(at);
+      break;
+    } catch (e) {
+      const err = e as NodeJS.ErrnoException;
+      // ENOENT: not there yet; ENOTDIR: an ancestor is a file (found going up).
+      if ((err.code === 'ENOENT' || err.code === 'ENOTDIR') && path.dirname(at) !== at) at = path.dirname(at);
+      else return err.message;
+    }
+  }
+  if (as !== 'dir' && /[\\/]$/.test(file)) return `EISDIR: ${file} names a directory (it ends in a slash); give a file`;
+  if (at === target) {
+    if (as === 'dir' && !st.isDirectory()) return `ENOTDIR: ${target} is not a directory`;
+    if (as !== 'dir' && st.isDirectory()) return `EISDIR: ${target} is a directory`;
+    // A file is written beside its target and renamed into place: its directory must be writable.
+    if (as !== 'dir') at = path.dirname(target);
+  } else {
+    if (!st.isDirectory()) return `ENOTDIR: ${at} is not a directory`;
+  }
+  try {
+    accessSync(at, fsConstants.W_OK | fsConstants.X_OK);
+  } catch (e) {
+    return (e as Error).message;
+  }
+  return undefined;
 }
 
 /** Characters per piece of encoded output. */
@@ -134,8 +203,10 @@ export class SideOutput {
     return new Promise((resolve, reject) => s.write('', (e) => (e ? reject(e) : resolve())));
   }
 
-  async close(): Promise<void> {
-    if (!this.out) this.out = this.open(); // an empty file says "nothing went wrong"
+  /** `empty`: whether to leave an empty file when nothing was pushed (it says "nothing went wrong"). */
+  async close(empty = true): Promise<void> {
+    if (!this.out && !empty) return;
+    if (!this.out) this.out = this.open();
     this.out.stream.end();
     await this.out.done;
   }

@@ -25,7 +25,7 @@
 //               (meta: n-gram size and word-form options for decontamination filters)
 //   then zero padding to a multiple of 8, then m/8 bytes of bits (bit j of the filter is bit
 //   j % 32 of the uint32 word j >> 5).
-import { closeSync, openSync, readSync, renameSync, writeSync, fstatSync } from 'node:fs';
+import { closeSync, openSync, readSync, renameSync, rmSync, writeSync, fstatSync } from 'node:fs';
 import { fmix32 } from '../text/shingle.ts';
 
 export const BLOOM_MAGIC = 'MXBLOOM\0';
@@ -195,6 +195,7 @@ export class BloomFilter {
     const pad = Buffer.alloc((8 - ((16 + json.length) % 8)) % 8);
     const tmp = `${file}.tmp-${process.pid}`;
     const fd = openSync(tmp, 'w');
+    let written = false;
     try {
       writeSync(fd, pre);
       writeSync(fd, json);
@@ -206,10 +207,19 @@ export class BloomFilter {
         let done = 0;
         while (done < part.length) done += writeSync(fd, part, done);
       }
-    } finally {
       closeSync(fd);
+      renameSync(tmp, file);
+      written = true;
+    } finally {
+      if (!written) {
+        try {
+          closeSync(fd);
+        } catch {
+          // already closed
+        }
+        rmSync(tmp, { force: true });
+      }
     }
-    renameSync(tmp, file);
   }
 
   /** Reads only the header of a filter file (cheap: no bits are loaded). */

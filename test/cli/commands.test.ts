@@ -93,6 +93,21 @@ t.test('mixstream decont build takes the documented word-form options and --out'
   t.same(kept(['--fold-digits']), [], '--fold-digits: other numbers match too');
 });
 
+t.test('decont build and train-quality refuse an output they cannot write before reading their inputs', async (t) => {
+  const file = path.join(dir, 'plain-file.txt');
+  writeFileSync(file, 'x\n');
+  // The inputs do not exist either: the output is what is reported, at once.
+  const missing = path.join(dir, 'no-such-input.jsonl');
+  for (const args of [
+    ['decont', 'build', missing, '-o', path.join(file, 'eval.bloom')],
+    ['train-quality', missing, '-o', path.join(file, 'model')],
+  ]) {
+    const r = cli(args);
+    t.equal(r.code, 1, r.stderr);
+    t.match(r.stderr, new RegExp(`^mixstream: cannot write ${path.join(file, '').replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}.*not a directory`), args[0]);
+  }
+});
+
 t.test('option values that do not work with the files met are usage errors naming the step and option (exit 2)', async (t) => {
   const cases: [string, object, RegExp][] = [
     ['missing-filter', { steps: [{ op: 'decontaminate', filter: path.join(dir, 'nope.bloom') }] }, /step 0 \(decontaminate\): option filter: cannot read .*nope\.bloom/],
@@ -103,7 +118,8 @@ t.test('option values that do not work with the files met are usage errors namin
   for (const [name, spec, message] of cases) {
     const p = path.join(dir, `${name}.json`);
     writeFileSync(p, JSON.stringify(spec));
-    const r = cli(['run', p, path.join(SAMPLES, 'kjv.jsonl'), '-o', path.join(dir, `${name}.jsonl`)]);
+    const inputs = name.startsWith('mix') ? [] : [path.join(SAMPLES, 'kjv.jsonl')];
+    const r = cli(['run', p, ...inputs, '-o', path.join(dir, `${name}.jsonl`)]);
     t.equal(r.code, 2, `${name}: exit 2`);
     t.match(r.stderr, message, name);
     t.notOk(existsSync(path.join(dir, `${name}.jsonl`)), `${name}: no output`);

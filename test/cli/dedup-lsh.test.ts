@@ -112,17 +112,20 @@ t.test('emit "removed" accounts for the kept documents as dropped (not_duplicate
   t.equal(step.recordsOut + step.dropped.not_duplicate, step.recordsIn);
 });
 
-t.test('a run failing at its first record (writeIndex over an existing index) leaves no unfinished output', async (t) => {
+t.test('a writeIndex over an existing index is refused before anything is read or written', async (t) => {
   const kjv = path.join(SAMPLES, 'kjv.jsonl');
   const idx = path.join(dir, 'kjv-again.idx');
   t.equal(cli(['run', dedupPipeline('write-again.json', {}, { writeIndex: idx }), kjv, '-o', path.join(dir, 'wa.jsonl'), '-q']).code, 0);
   const sub = path.join(dir, 'again');
   mkdirSync(sub);
   const out = path.join(sub, 'out.jsonl');
-  const r = cli(['run', dedupPipeline('write-again.json', {}, { writeIndex: idx }), kjv, '-o', out]);
+  // A bad first line: the refusal comes as the step starts, before decode reads (and reports) it.
+  const input = path.join(dir, 'bad-first.jsonl');
+  writeFileSync(input, 'not json\n' + readFileSync(kjv, 'utf8'));
+  const r = cli(['run', dedupPipeline('write-again.json', {}, { writeIndex: idx }), input, '-o', out, '--errors', path.join(sub, 'errors.jsonl')]);
   t.equal(r.code, 2, r.stderr);
   t.match(r.stderr, /writeIndex: .* already exists and holds a finished index/);
-  t.same(readdirSync(sub), [], 'neither the output nor its unfinished file');
+  t.same(readdirSync(sub), [], 'neither the output, its unfinished file nor an errors file');
 });
 
 t.test('numeric ids: dup_of and cluster_id are strings on kept and removed records alike', async (t) => {
@@ -249,6 +252,6 @@ t.test('a writeIndex path through a file is a usage error naming writeIndex', as
   for (const target of [file, path.join(file, 'sub')]) {
     const r = cli(['run', dedupPipeline('index-in-file.json', {}, { writeIndex: target }), path.join(SAMPLES, 'kjv.jsonl'), '-o', path.join(dir, 'index-in-file.jsonl')]);
     t.equal(r.code, 2, r.stderr);
-    t.match(r.stderr, /step 3 \(lsh-band-join\): writeIndex: .*plain-file.* is a file, not a directory/);
+    t.match(r.stderr, /step 3 \(lsh-band-join\): writeIndex: cannot write .*plain-file.*: ENOTDIR: .*plain-file is not a directory/);
   }
 });

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { cli, lines, SAMPLES, tmpdir } from '../helpers.ts';
 
@@ -34,6 +34,15 @@ t.test('pipelines/mix.json interleaves the samples to their shares', async (t) =
   t.ok(Math.abs(tokens.dictionary / total - 0.2) < 0.03, `dictionary ${tokens.dictionary / total}`);
   t.ok(Math.abs(tokens.quotes / total - 0.4) < 0.03, `quotes ${tokens.quotes / total}`);
   t.match(r.stderr, /repeated_docs_quotes=[1-9]/);
+});
+
+t.test('input files given to a pipeline that starts with mix are refused, not ignored', async (t) => {
+  const dir = tmpdir();
+  const out = path.join(dir, 'out.jsonl');
+  const r = cli(['run', 'pipelines/mix.json', 'samples/kjv.jsonl', '-o', out]);
+  t.equal(r.code, 2, r.stderr);
+  t.match(r.stderr, /step 0 \(mix\) reads its own sources, so the inputs given \(samples\/kjv\.jsonl\) would not be read/);
+  t.notOk(existsSync(out));
 });
 
 t.test('pipelines/partition.json writes units and a manifest', async (t) => {

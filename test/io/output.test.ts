@@ -1,9 +1,10 @@
 import t from 'tap';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import path from 'node:path';
-import { encodeBatch } from '../../lib/io/output.ts';
+import { encodeBatch, openOutput } from '../../lib/io/output.ts';
 import type { Rec } from '../../lib/operator.ts';
-import { SAMPLES } from '../helpers.ts';
+import { SAMPLES, tmpdir } from '../helpers.ts';
 
 const records: Rec[] = readFileSync(path.join(SAMPLES, 'kjv.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
 
@@ -24,4 +25,20 @@ t.test('a record longer than a piece ends the piece it joins; an empty batch mak
   const pieces = encodeBatch([{ id: 'a', text: 'a' }, big, { id: 'b', text: 'b' }]);
   t.same(pieces, [JSON.stringify({ id: 'a', text: 'a' }) + '\n' + JSON.stringify(big) + '\n', JSON.stringify({ id: 'b', text: 'b' }) + '\n']);
   t.same(encodeBatch([]), []);
+});
+
+t.test('opening a file output removes the unfinished files of killed runs, not those of running ones', async (t) => {
+  const dir = tmpdir('mixstream-output-');
+  const file = path.join(dir, 'out.jsonl');
+  // The pid of a process that has exited.
+  const gone = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' }).stdout;
+  t.ok(/^\d+$/.test(gone));
+  const stale = `out.jsonl.partial-${gone}`;
+  const running = `out.jsonl.partial-${process.ppid}`;
+  for (const name of [stale, running, 'out.jsonl.partial-x1', 'other.jsonl.partial-1']) writeFileSync(path.join(dir, name), 'partial\n');
+  const out = openOutput(file);
+  out.stream.end('{"id":"a"}\n');
+  await out.done;
+  t.same(readdirSync(dir).sort(), ['other.jsonl.partial-1', 'out.jsonl', 'out.jsonl.partial-x1', running].sort());
+  t.equal(readFileSync(file, 'utf8'), '{"id":"a"}\n');
 });

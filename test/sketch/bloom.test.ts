@@ -1,5 +1,5 @@
 import t from 'tap';
-import { writeFileSync, readFileSync, statSync } from 'node:fs';
+import { mkdirSync, readdirSync, writeFileSync, readFileSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { BloomFilter, bloomParams, expectedFpRate } from '../../lib/sketch/bloom.ts';
@@ -70,6 +70,15 @@ t.test('real text: n-grams of the KJV, queried with n-grams of the handbook and 
   t.ok(queries > 50_000, `${queries} clean n-grams queried`);
   // A few real overlaps are possible (quoted verses); the rate must stay near the design rate.
   t.ok(hits / queries < 5e-4, `false-positive rate ${hits / queries} (${hits}/${queries})`);
+});
+
+t.test('a save that cannot be renamed into place leaves no temporary file', async (t) => {
+  const dir = tmpdir();
+  const f = BloomFilter.create(100, 1e-3, { ngram: 13, form: {} });
+  const target = path.join(dir, 'taken.bloom');
+  mkdirSync(path.join(target, 'inside'), { recursive: true });
+  t.throws(() => f.save(target));
+  t.same(readdirSync(dir), ['taken.bloom']);
 });
 
 t.test('save and load round-trip with header; bad files are named', async (t) => {

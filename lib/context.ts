@@ -126,7 +126,7 @@ export function createStepContext(init: ContextInit): StepContext & { counters: 
         counters.count(`overwrote_${field}`);
         if (!warnedFields.has(field)) {
           warnedFields.add(field);
-          log(`${prefix}: warning: record ${rec.id} already has a field "${field}"; it is overwritten (choose another output field name to keep it)`);
+          log(`${prefix}: warning: record ${rec.id} already has a field "${field}"; it is overwritten (warned once; the report counts each record as overwrote_${field}; rename the field before this step, or set the step's output field option where it has one, to keep it)`);
         }
       }
       ownedFields(rec).add(field);

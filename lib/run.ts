@@ -232,6 +232,12 @@ async function execute(opts: RunOptions, control: StopControl): Promise<RunRepor
     },
     shouldStop: () => stopped() !== undefined,
     onOpen: (stream: { destroy(): void }) => control.reading(stream),
+    overwrote: (field: string, from: string, input: string, line: number) => {
+      decodeCounters.count(`overwrote_${field}`);
+      if (decodeCounters.counters[`overwrote_${field}`] === 1) {
+        stepLog(`decode: warning: the record at ${input}:${line} already has a field "${field}"; it is replaced by its "${from}" (warned once; the report counts each record as overwrote_${field})`);
+      }
+    },
   };
 
   /** Set once the steps are set up and records start to flow. */

@@ -6,7 +6,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { isPathReference } from '../lib/registry.ts';
 import { defineOperator, internals, peekInternals, stepOptionError, type Rec, type StepContext, type UpstreamStep } from '../lib/operator.ts';
-import { LshIndex, LshIndexReader, bandKeys, candidateProbability, chooseBands, configureConnection, existingIndexState, removeIndexFiles, storeCacheBytes, type IndexedDoc, type ProbeTask } from '../lib/sketch/lsh.ts';
+import { LshIndex, LshIndexReader, balancedBands, bandKeys, candidateProbability, chooseBands, configureConnection, existingIndexState, removeIndexFiles, storeCacheBytes, type IndexedDoc, type ProbeTask } from '../lib/sketch/lsh.ts';
 import { createWorkerPool, type WorkerPool } from '../lib/parallel.ts';
 import { estimateJaccard } from '../lib/sketch/minhash.ts';
 import { syncPath } from '../lib/io/durable.ts';
@@ -36,6 +36,17 @@ export function resolveBands(o: Pick<LshBandJoinOptions, 'threshold' | 'bands' |
   if (o.bands !== undefined) return { bands: o.bands, rows: Math.floor(perms / o.bands) };
   const c = chooseBands(o.threshold, perms);
   return { bands: c.bands, rows: c.rows };
+}
+
+/**
+ * A warning when bands/rows given in the options leave many pairs at the threshold uncaught (a
+ * pair never becomes a candidate, so no verification can find it); undefined otherwise.
+ */
+function lowCatchWarning(o: Pick<LshBandJoinOptions, 'threshold' | 'bands' | 'rows'>, bands: number, rows: number): string | undefined {
+  if (o.bands === undefined && o.rows === undefined) return undefined;
+  const p = candidateProbability(o.threshold, bands, rows);
+  if (p >= 0.9) return undefined;
+  return `warning: ${bands} bands x ${rows} rows make only ${(p * 100).toFixed(1)}% of the pairs at Jaccard ${o.threshold} candidates: the rest are never compared; fewer rows per band (or no bands/rows, to have them chosen) catch them`;
 }
 
 /** Whether `bands` x `rows` can be taken from a signature of `perms` values. */
@@ -374,7 +385,7 @@ export default defineOperator<LshBandJoinOptions>({
     verify: { type: 'string', enum: ['exact', 'signature', 'none'], default: 'exact', description: VERIFY_DOC },
     keep: { type: 'string', enum: ['first', 'priority'], default: 'first', description: 'which copy of a cluster survives: the first seen, or the one whose priorityField value comes first in `priority`' },
     priorityField: { type: 'string', default: 'source', description: 'record field compared against `priority` (keep "priority")' },
-    priority: { type: 'array', items: { type: 'string', description: 'a value of priorityField' }, minItems: 1, description: 'preferred values of priorityField, best first; other values rank after all of them' },
+    priority: { type: 'array', items: { type: 'string', description: 'a value of priorityField' }, minItems: 1, description: 'preferred values of priorityField, best first; other values (and records without the field) rank after all of them, counted as priority_unlisted; a number in the field matches its decimal form ("2")' },
     against: { type: 'array', items: { type: 'string', description: 'index directory' }, default: [], description: 'indexes written by earlier runs (writeIndex): documents duplicating them are removed; their documents always win' },
     writeIndex: { type: 'string', description: 'directory to persist the index of the kept documents into (one SQLite file, index.sqlite), for later runs\' `against`' },
     emit: { type: 'string', enum: ['kept', 'removed', 'all'], default: 'kept', description: '"kept": removed documents are dropped (reason near_duplicate; annotated, so a rejects output shows what they duplicate); "removed": only removed documents, annotated (kept ones are dropped with reason not_duplicate); "all": every document, annotated' },
@@ -413,11 +424,14 @@ export default defineOperator<LshBandJoinOptions>({
     const { bands, rows } = resolveBands(o, perms);
     const sims = [0.5, 0.6, 0.7, 0.75, 0.8, o.threshold, 0.9, 0.95].filter((v, i, a) => a.indexOf(v) === i).sort((a, b) => a - b);
     const curve = sims.map((s) => `    s = ${s.toFixed(2)}: P(candidate) = ${candidateProbability(s, bands, rows).toFixed(4)}`).join('\n');
-    const balanced = rows > 1 && perms >= 16 ? ` (the "balanced" ${Math.floor(perms / 16)} x 16 would catch ${(candidateProbability(o.threshold, Math.floor(perms / 16), 16) * 100).toFixed(0)}% at the threshold)` : '';
+    const bal = balancedBands(o.threshold, perms);
+    const balanced = bal.bands !== bands || bal.rows !== rows ? ` (the "balanced" ${bal.bands} x ${bal.rows} for this threshold would catch ${(candidateProbability(o.threshold, bal.bands, bal.rows) * 100).toFixed(0)}% at the threshold)` : '';
+    const low = lowCatchWarning(o, bands, rows);
     return [
       `near-duplicates at Jaccard >= ${o.threshold}: ${bands} bands x ${rows} rows${o.bands === undefined && o.rows === undefined ? ` (chosen for ${perms} perms${given === undefined ? '; the signature length of the data decides at run time' : ', the minhash step\'s'})` : ''}${balanced}`,
       `  candidate probability 1 - (1 - s^${rows})^${bands}:`,
       curve,
+      low ? `  ${low}` : '',
       `  verify: ${o.verify}; keep: ${o.keep === 'priority' ? `priority by ${o.priorityField}: ${(o.priority ?? []).join(' > ')} > others (records held until end of input)` : 'first seen'}; emit: ${o.emit}`,
       o.against.length ? `  against: ${o.against.join(', ')}` : '',
       o.writeIndex ? `  writes the index of kept documents to ${o.writeIndex}` : '',
@@ -481,6 +495,29 @@ function createJoin(o: LshBandJoinOptions, ctx: StepContext) {
     throw e;
   }
 
+  /** The `against` indexes must have this step's bands and rows (band keys are compared as they are). */
+  function checkAgainstBands(perms: number): void {
+    const { bands, rows } = resolveBands(o, perms);
+    readers.forEach((r, i) => {
+      const p = r.params;
+      const where = `against[${i}]: ${o.against[i]}`;
+      if (p.perms !== perms) {
+        throw invalid(`${where} holds signatures of ${p.perms} perms, this step's have ${perms}: use minhash perms ${p.perms}`);
+      }
+      if (p.bands === bands && p.rows === rows) return;
+      const ours = o.bands === undefined && o.rows === undefined ? `this step's threshold ${o.threshold} chooses ${bands} x ${rows}` : `this step sets ${bands} x ${rows}`;
+      throw invalid(`${where} was built with ${p.bands} bands x ${p.rows} rows (threshold ${p.threshold}), ${ours}: set bands: ${p.bands} and rows: ${p.rows} to join against it (P(candidate) at ${o.threshold} = ${candidateProbability(o.threshold, p.bands, p.rows).toFixed(4)})`);
+    });
+  }
+  // Known from the pipeline: checked as the step starts, before anything is read.
+  const pipelinePerms = upstreamPerms(ctx.upstream);
+  try {
+    if (pipelinePerms !== undefined) checkAgainstBands(pipelinePerms);
+  } catch (e) {
+    for (const r of readers) r.close();
+    throw e;
+  }
+
   let perms = 0;
   let bands = 0;
   let rows = 0;
@@ -500,13 +537,10 @@ function createJoin(o: LshBandJoinOptions, ctx: StepContext) {
     if (!bandsFit(bands, rows, perms)) {
       throw invalid(`bands x rows (${bands} x ${rows}) must be >= 1 and <= the signature length ${perms}`);
     }
-    readers.forEach((r, i) => {
-      const p = r.params;
-      if (p.perms !== perms || p.bands !== bands || p.rows !== rows) {
-        throw invalid(`against[${i}]: ${o.against[i]} has ${p.bands} x ${p.rows} bands over ${p.perms} perms, this step ${bands} x ${rows} over ${perms}: use the same minhash perms and bands`);
-      }
-    });
+    checkAgainstBands(perms);
     ctx.log(`${bands} bands x ${rows} rows over ${perms} perms; P(candidate) at ${o.threshold} = ${candidateProbability(o.threshold, bands, rows).toFixed(4)}`);
+    const low = lowCatchWarning(o, bands, rows);
+    if (low) ctx.log(low);
     keys = new Uint32Array(2 * bands);
     const indexOptions = {
       bands,
@@ -768,17 +802,34 @@ function createJoin(o: LshBandJoinOptions, ctx: StepContext) {
   // then emit in arrival order.
   const ranks = new Map((o.priority ?? []).map((v, i) => [v, i]));
   const spool = new RecordSpool(memory / 2, () => path.join(ctx.tmpDir, 'lsh-spool'));
+  // A few of the values that matched no entry of the list, for the warning (a misspelt name
+  // would otherwise turn the run into keep-first without a word).
+  const unlistedExamples = new Set<string>();
+  let unlisted = 0;
+  const rankOf = (v: unknown): number => {
+    const key = typeof v === 'string' ? v : typeof v === 'number' ? String(v) : undefined;
+    const rank = key === undefined ? undefined : ranks.get(key);
+    if (rank !== undefined) return rank;
+    ctx.stats.count('priority_unlisted');
+    unlisted++;
+    if (unlistedExamples.size < 5) unlistedExamples.add(v === undefined ? '(missing)' : JSON.stringify(v).slice(0, 60));
+    return ranks.size;
+  };
   return {
     process(batch: Rec[]): Rec[] {
       for (const rec of batch) {
         if (!usable(rec)) continue;
-        const v = rec[o.priorityField];
-        spool.push(rec, typeof v === 'string' && ranks.has(v) ? ranks.get(v)! : ranks.size);
+        spool.push(rec, rankOf(rec[o.priorityField]));
       }
       return [];
     },
     // Output is pulled batch by batch from the spool, so the end of input stays within the budget.
     *flushBatches(): Generator<Rec[]> {
+      ctx.stats.count('priority_unlisted', 0);
+      if (unlisted) {
+        const examples = unlistedExamples.size ? ` (${[...unlistedExamples].join(', ')})` : '';
+        ctx.log(`warning: ${unlisted} records have a ${o.priorityField} value that is missing or not in priority${examples}; they rank after every listed value`);
+      }
       for (const [seq, rec] of spool.byRank(ranks.size + 1)) {
         const d = decide(rec);
         if (d) spool.decide(seq, d);
@@ -796,12 +847,14 @@ function createJoin(o: LshBandJoinOptions, ctx: StepContext) {
       if (out.length) yield out;
     },
     checkpoint(dir: string) {
-      saveJoin(dir, { spool: spool.save(), ranks: ranks.size + 1 });
+      saveJoin(dir, { spool: spool.save(), ranks: ranks.size + 1, unlisted, unlistedExamples: [...unlistedExamples] });
     },
     restore(dir: string) {
       const state = restoreJoin(dir);
       if (state.ranks !== ranks.size + 1) throw new Error(`${dir}: checkpoint of a different priority list`);
       spool.restore(state.spool);
+      unlisted = state.unlisted ?? 0;
+      for (const v of state.unlistedExamples ?? []) unlistedExamples.add(v);
     },
     close() {
       spool.close();

@@ -74,6 +74,8 @@ export interface DecodeSink {
   shouldStop?(): boolean;
   /** Told of each opened input stream, so a stop can end a read that is waiting for data. */
   onOpen?(stream: Readable): void;
+  /** Told when `textField`/`idField` replace a `text`/`id` field the record came with. */
+  overwrote?(field: 'text' | 'id', from: string, input: string, line: number): void;
 }
 
 export function fileInput(file: string): InputSource {
@@ -134,7 +136,10 @@ export class RecordChecker {
       this.fail(input, line, 'empty_text', `"${o.textField}" is empty`, raw());
       return undefined;
     }
-    if (o.textField !== 'text') rec.text = text;
+    if (o.textField !== 'text') {
+      if (Object.prototype.hasOwnProperty.call(rec, 'text')) this.sink.overwrote?.('text', o.textField, input, line);
+      rec.text = text;
+    }
     const id = rec[o.idField];
     if (id === undefined || id === null || id === '') {
       if (o.missingId === 'error') {
@@ -152,7 +157,10 @@ export class RecordChecker {
         return undefined;
       }
     }
-    if (o.idField !== 'id') rec.id = String(rec[o.idField]);
+    if (o.idField !== 'id') {
+      if (Object.prototype.hasOwnProperty.call(rec, 'id')) this.sink.overwrote?.('id', o.idField, input, line);
+      rec.id = String(rec[o.idField]);
+    }
     return rec as Rec;
   }
 

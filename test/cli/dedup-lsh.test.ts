@@ -76,6 +76,72 @@ t.test('against refuses an index whose signatures were made with other minhash s
   t.match(r3.stderr, /shingle\{unit="word",n=5,seed=0\} there, shingle\{unit="word",n=3,seed=0\} here/);
 });
 
+t.test('against an index of another threshold: refused before reading, naming the bands to set; with them it joins', async (t) => {
+  const idx = path.join(dir, 'kjv-085.idx');
+  const kjv = path.join(SAMPLES, 'kjv.jsonl');
+  t.equal(cli(['run', dedupPipeline('write-085.json', {}, { writeIndex: idx }), kjv, '-o', path.join(dir, 'w085.jsonl'), '-q']).code, 0);
+  const input = path.join(dir, 'kjv-bad-first.jsonl');
+  writeFileSync(input, 'not json\n' + readFileSync(kjv, 'utf8'));
+  const sub = path.join(dir, 'thr07');
+  mkdirSync(sub);
+  const r = cli(['run', dedupPipeline('thr07.json', {}, { threshold: 0.7, against: [idx] }), input, '-o', path.join(sub, 'out.jsonl'), '--errors', path.join(sub, 'errors.jsonl')]);
+  t.equal(r.code, 2, r.stderr);
+  t.match(r.stderr, /against\[0\]: .*kjv-085\.idx was built with 16 bands x 8 rows \(threshold 0\.85\), this step's threshold 0\.7 chooses \d+ x \d+: set bands: 16 and rows: 8 to join against it/);
+  t.same(readdirSync(sub), [], 'nothing read or written');
+  const ok = cli(['run', dedupPipeline('thr07-bands.json', {}, { threshold: 0.7, bands: 16, rows: 8, against: [idx] }), kjv, '-o', path.join(sub, 'out.jsonl'), '-q']);
+  t.equal(ok.code, 0, ok.stderr);
+  t.equal(lines(readFileSync(path.join(sub, 'out.jsonl'), 'utf8')).length, 0, 'every document of the indexed dataset is removed');
+});
+
+t.test('an against path that is not a finished index says what it is', async (t) => {
+  const kjv = path.join(SAMPLES, 'kjv.jsonl');
+  const idx = path.join(dir, 'paths.idx');
+  t.equal(cli(['run', dedupPipeline('write-paths.json', {}, { writeIndex: idx }), kjv, '-o', path.join(dir, 'wp.jsonl'), '-q']).code, 0);
+  const empty = path.join(dir, 'empty.idx');
+  mkdirSync(empty);
+  const unfinished = path.join(dir, 'unfinished.idx');
+  mkdirSync(unfinished);
+  writeFileSync(path.join(unfinished, 'index.sqlite'), readFileSync(path.join(idx, 'index.sqlite')));
+  writeFileSync(path.join(unfinished, 'index.sqlite-journal'), 'a journal left by a killed writer');
+  const cases: [string, RegExp][] = [
+    [kjv, /kjv\.jsonl is a file, not an LSH index \(writeIndex writes a directory\)/],
+    [path.join(idx, 'index.sqlite'), /index\.sqlite is the database file of an LSH index: give its directory, .*paths\.idx/],
+    [empty, /empty\.idx holds no LSH index \(no index\.sqlite in it/],
+    [unfinished, /unfinished\.idx is an unfinished LSH index: its writer was stopped/],
+  ];
+  for (const [against, message] of cases) {
+    const r = cli(['run', dedupPipeline('against-path.json', {}, { against: [against] }), kjv, '-o', path.join(dir, 'ap.jsonl')]);
+    t.equal(r.code, 2, r.stderr);
+    t.match(r.stderr, /step 3 \(lsh-band-join\): against\[0\]: /);
+    t.match(r.stderr, message);
+  }
+});
+
+t.test('explain compares with the balanced split for the threshold and warns when given bands miss most pairs', async (t) => {
+  const low = cli(['explain', dedupPipeline('low.json', {}, { threshold: 0.5, bands: 16, rows: 8 })]);
+  t.equal(low.code, 0, low.stderr);
+  t.match(low.stdout, /the "balanced" 25 x 5 for this threshold would catch/);
+  t.match(low.stdout, /warning: 16 bands x 8 rows make only 6\.1% of the pairs at Jaccard 0\.5 candidates/);
+  const chosen = cli(['explain', dedupPipeline('chosen.json', {}, { threshold: 0.5 })]);
+  t.notMatch(chosen.stdout, /warning/, 'a chosen split catches the pairs at the threshold');
+  const run = cli(['run', dedupPipeline('low.json', {}, { threshold: 0.5, bands: 16, rows: 8 }), path.join(SAMPLES, 'kjv.jsonl'), '-q', '-o', path.join(dir, 'low.jsonl')]);
+  t.equal(run.code, 0);
+  t.match(run.stderr, /step 3 \(lsh-band-join\): warning: 16 bands x 8 rows make only 6\.1%/, 'the run warns too, also with -q');
+});
+
+t.test('output fields the records already have are overwritten with one warning and counted per record', async (t) => {
+  const text = 'And God said, Let there be light: and there was light. And God saw the light, that it was good.';
+  const input = [{ id: 'x', text, dup_of: 'mine' }, { id: 'y', text, dup_of: 'mine too' }].map((x) => JSON.stringify(x)).join('\n') + '\n';
+  const report = path.join(dir, 'overwrite-report.json');
+  const r = cli(['run', dedupPipeline('overwrite.json', {}, { emit: 'all' }), '-q', '--report', report], { input });
+  t.equal(r.code, 0, r.stderr);
+  t.equal(r.stderr.match(/already has a field "dup_of"/g)?.length, 1, r.stderr);
+  t.match(r.stderr, /record x already has a field "dup_of"; it is overwritten \(warned once; the report counts each record as overwrote_dup_of/);
+  t.same(lines(r.stdout).map((o) => o.dup_of), [null, 'x']);
+  const step = JSON.parse(readFileSync(report, 'utf8')).steps.find((s: { op: string }) => s.op === 'lsh-band-join');
+  t.equal(step.counters.overwrote_dup_of, 2);
+});
+
 t.test('a missing against index and bands x rows over the perms are usage errors naming the option', async (t) => {
   const kjv = path.join(SAMPLES, 'kjv.jsonl');
   const missing = cli(['run', dedupPipeline('missing.json', {}, { against: [path.join(dir, 'nowhere.idx')] }), kjv, '-o', path.join(dir, 'm.jsonl')]);

@@ -113,6 +113,25 @@ t.test('bad input: counted by reason, written to --errors with input and line, e
   t.match(bare.stderr, /\(--errors FILE writes each bad record with its input, line, reason and raw text\)/, 'without --errors the summary says how to see them');
 });
 
+t.test('decode textField/idField replacing a text/id the record had: counted per record, warned about once', async (t) => {
+  const p = path.join(dir, 'fields.json');
+  writeFileSync(p, JSON.stringify({ steps: [{ op: 'decode', textField: 'body', idField: 'doc' }, { op: 'normalize' }] }));
+  const input = [
+    { doc: 'a', body: 'first body', text: 'its own text', id: 1 },
+    { doc: 'b', body: 'second body', text: 'more own text' },
+    { doc: 'c', body: 'third body' },
+  ].map((x) => JSON.stringify(x)).join('\n') + '\n';
+  const report = path.join(dir, 'fields-report.json');
+  const r = cli(['run', p, '-q', '--report', report], { input });
+  t.equal(r.code, 0, r.stderr);
+  t.same(lines(r.stdout).map((o) => [o.id, o.text]), [['a', 'first body'], ['b', 'second body'], ['c', 'third body']]);
+  t.equal(r.stderr.match(/warning/g)?.length, 2, r.stderr);
+  t.match(r.stderr, /decode: warning: the record at <stdin>:1 already has a field "text"; it is replaced by its "body" \(warned once; the report counts each record as overwrote_text\)/);
+  t.match(r.stderr, /already has a field "id"; it is replaced by its "doc"/);
+  const decode = JSON.parse(readFileSync(report, 'utf8')).steps[0];
+  t.same([decode.counters.overwrote_text, decode.counters.overwrote_id], [2, 1]);
+});
+
 t.test('truncated zstd: records before the break are emitted, the input is reported incomplete, exit 3', async (t) => {
   const packed = zstdCompress(kjvText);
   const cut = path.join(dir, 'cut.jsonl.zst');

@@ -126,6 +126,25 @@ t.test('keep priority: a later copy from the preferred source replaces an earlie
   t.throws(() => lsh.check!({ ...defaults(), keep: 'priority' } as any).forEach((e) => { throw new Error(e.path); }), /priority/);
 });
 
+t.test('keep priority: numbers match their decimal form; missing and unlisted values are counted and warned about', async (t) => {
+  const base = kjv.slice(0, 4);
+  const recs = sketch([
+    copy(base[0], 'typo/0', { tier: 'tier-one' }),
+    copy(base[0], 'num/0', { tier: 1 }),
+    copy(base[1], 'none/1', {}),
+    copy(base[1], 'two/1', { tier: '2' }),
+    copy(base[2], 'one/2', { tier: '1' }),
+  ]);
+  const run = await runOperator(lsh, { keep: 'priority', priority: ['1', '2'], priorityField: 'tier', emit: 'all' }, recs);
+  const dupOf = Object.fromEntries(run.output.map((r) => [r.id, r.dup_of]));
+  t.same(dupOf, { 'typo/0': 'num/0', 'num/0': null, 'none/1': 'two/1', 'two/1': null, 'one/2': null }, 'the number 1 ranks as "1"; the unlisted copies lose');
+  t.equal(run.counters.counters.priority_unlisted, 2);
+  t.match(run.logs.join('\n'), /warning: 2 records have a tier value that is missing or not in priority \("tier-one", \(missing\)\); they rank after every listed value/);
+  const listed = await runOperator(lsh, { keep: 'priority', priority: ['1', '2', 'tier-one'], priorityField: 'tier' }, recs.filter((r) => r.tier !== undefined));
+  t.equal(listed.counters.counters.priority_unlisted, 0, 'reported at 0');
+  t.notMatch(listed.logs.join('\n'), /warning/);
+});
+
 t.test('keep priority equals keep first over the input sorted by rank, over spool pages and transactions', async (t) => {
   const base = [...kjv, ...fortunes];
   const sources = ['c', 'a', 'b'];
@@ -255,6 +274,6 @@ t.test('explain shows the band choice and the candidate curve', async (t) => {
   t.match(text, /16 bands x 8 rows/);
   t.match(text, /s = 0\.85: P\(candidate\) = 0\.99/);
   t.match(text, /s = 0\.50: P\(candidate\) = 0\.0/);
-  t.match(text, /8 x 16 would catch 4\d%/);
+  t.match(text, /the "balanced" 8 x 16 for this threshold would catch 4\d%/);
   t.match(lsh.explain!({ ...defaults(), bands: 32, rows: 4 } as any), /32 bands x 4 rows/);
 });

@@ -2,7 +2,7 @@ import t from 'tap';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { BlockedBloom, INDEX_FILE, LshIndex, LshIndexReader, bandKeys, candidateProbability, chooseBands, storeCacheBytes, type IndexedDoc } from '../../lib/sketch/lsh.ts';
+import { BlockedBloom, INDEX_FILE, LshIndex, LshIndexReader, balancedBands, bandKeys, candidateProbability, chooseBands, storeCacheBytes, type IndexedDoc } from '../../lib/sketch/lsh.ts';
 import { createMinHasher } from '../../lib/sketch/minhash.ts';
 import { shingleText } from '../../lib/text/shingle.ts';
 import { readJsonl } from '../../lib/testing.ts';
@@ -17,6 +17,15 @@ function tmpDir(t: { teardown(f: () => void): void }): string {
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   return dir;
 }
+
+t.test('the balanced split minimizes equal-weighted false positive and negative areas', async (t) => {
+  // The splits datasketch's MinHashLSH picks for these thresholds and signature lengths.
+  const cases: [number, number, [number, number]][] = [[0.85, 128, [8, 16]], [0.5, 128, [25, 5]], [0.7, 128, [14, 9]], [0.9, 256, [9, 28]], [0.8, 64, [5, 11]]];
+  for (const [threshold, perms, split] of cases) {
+    const b = balancedBands(threshold, perms);
+    t.same([b.bands, b.rows], split, `${threshold} over ${perms} perms`);
+  }
+});
 
 t.test('band choice and candidate curve', async (t) => {
   const c = chooseBands(0.85, 128);

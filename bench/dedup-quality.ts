@@ -278,6 +278,7 @@ function metrics(res: ChildResult, truth: Outcome, sets: Uint32Array[]) {
 }
 
 async function main(): Promise<void> {
+  const loadStart = os.loadavg()[0];
   const args = process.argv.slice(2);
   if (args[0] === '--child') {
     await childMixstream(args[1], args[2], args[3], args[4]);
@@ -358,7 +359,7 @@ async function main(): Promise<void> {
   const md = [
     `## Dedup quality: lsh-band-join vs exact oracle vs datasketch${quick ? ' (--quick)' : ''}`,
     '',
-    `Command: \`npx tsx bench/dedup-quality.ts${quick ? ' --quick' : ''}\` · machine: ${os.cpus().length} cores (${os.cpus()[0]?.model ?? '?'}), node ${process.version}, ${new Date().toISOString().slice(0, 10)} · ${peerNote}. The machine was shared with other jobs during the run; every system ran in the same run, one at a time, one core each (mixstream with workers: 0).`,
+    `Command: \`npx tsx bench/dedup-quality.ts${quick ? ' --quick' : ''}\` · machine: ${os.cpus().length} cores (${os.cpus()[0]?.model ?? '?'}), node ${process.version}, ${new Date().toISOString().slice(0, 10)} · ${peerNote}. 1-minute load average ${loadStart.toFixed(2)} at the start and ${os.loadavg()[0].toFixed(2)} at the end (${os.cpus().length} cores; above that, other jobs shared the machine); every system ran in the same run, one at a time, one core each (mixstream with workers: 0).`,
     '',
     `Corpus: ${docs.length} documents, ${(textBytes / 1e6).toFixed(1)} MB of text: debian-handbook editions (${quick ? QUICK_LANGS.length : handbookLanguages().length} languages), KJV chapters, GCIDE entries, fortunes, and ${docs.filter((d) => d.source === 'synthetic-edit').length} graded edits of real documents (${EDIT_RATES.map((r) => `${r * 100}%`).join(', ')} of words substituted/deleted/inserted), shuffled. Word 5-gram shingles, 128 permutations, threshold ${THRESHOLD}.`,
     '',
@@ -367,7 +368,7 @@ async function main(): Promise<void> {
     ...table,
     '',
     ds
-      ? `Throughput per core (CPU seconds; the machine was shared, so wall-clock rates are noisier), mixstream default (verify=exact, oph) vs datasketch on the same corpus: **${(ds.r.cpuSeconds / base.r.cpuSeconds).toFixed(1)}x** including mixstream's JSON parsing and shingling of the raw text; **${(ds.r.cpuSeconds / pre!.r.cpuSeconds).toFixed(1)}x** on the same work (MinHash + LSH from the same precomputed shingles). Wall clock: ${(ds.r.seconds / base.r.seconds).toFixed(1)}x and ${(ds.r.seconds / pre!.r.seconds).toFixed(1)}x.`
+      ? `Throughput per core (CPU seconds; wall-clock rates are noisier on a shared machine), mixstream default (verify=exact, oph) vs datasketch on the same corpus: **${(ds.r.cpuSeconds / base.r.cpuSeconds).toFixed(1)}x** including mixstream's JSON parsing and shingling of the raw text; **${(ds.r.cpuSeconds / pre!.r.cpuSeconds).toFixed(1)}x** on the same work (MinHash + LSH from the same precomputed shingles). Wall clock: ${(ds.r.seconds / base.r.seconds).toFixed(1)}x and ${(ds.r.seconds / pre!.r.seconds).toFixed(1)}x.`
       : '',
     '',
     'Recall of the default configuration (verify=exact, oph) on the graded edits:',

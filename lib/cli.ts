@@ -174,6 +174,12 @@ export function buildCli(argv: string[], registry = defaultRegistry()): Argv {
           .option('checkpoint-interval', { type: 'string', requiresArg: true, default: '30', describe: 'seconds between checkpoints (0: after every batch)' })
           .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'no summary on stderr' }),
       async (args) => {
+        // A path option given twice arrives as an array of its values: which file was meant is
+        // unclear, so it is refused (a number given twice takes the last value).
+        for (const [name, flag] of [['output', '-o'], ['errors', '--errors'], ['rejects', '--rejects'], ['report', '--report'], ['checkpoint', '--checkpoint']]) {
+          const value = args[name];
+          if (Array.isArray(value)) usageExit(`${flag} is given ${value.length} times (${value.join(', ')}); give it once`);
+        }
         const numbers = runNumbers(args);
         const pipeline = await loadOrExit(args.pipeline as string, registry);
         const output = args.output ?? pipeline.sink;

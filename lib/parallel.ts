@@ -421,6 +421,20 @@ export function createOrderedWindow<T>(depth: number) {
  * `pool` returns the worker pool once one exists (it may start lazily), so an abort or close
  * can end its threads.
  */
+/**
+ * Serializes the side effects of work that finishes out of order: `then(work, apply)` runs
+ * `apply` on each result in the order the calls were made (counters, histograms, drops and their
+ * side records then follow the input order whatever order worker threads finish in).
+ */
+export function inCallOrder() {
+  let previous: Promise<unknown> = Promise.resolve();
+  return <T, R>(work: Promise<T>, apply: (value: T) => R): Promise<R> => {
+    const done = previous.then(() => work).then(apply);
+    previous = done.catch(() => {});
+    return done;
+  };
+}
+
 export function orderedTextStep(
   ctx: StepContext,
   o: { ahead: number; run: (recs: Rec[]) => Promise<Rec[]>; pool: () => { destroy(): unknown } | undefined },

@@ -2,7 +2,7 @@
 // each chunk is shingled (and MinHashed) by lib/sketch/signature-task.ts in a worker thread, and
 // the results are attached to the records in input order, as views into the result blocks.
 import { internals, type Rec, type Step, type StepContext } from './operator.ts';
-import { createWorkerPool, type WorkerPool, orderedTextStep } from './parallel.ts';
+import { createWorkerPool, inCallOrder, type WorkerPool, orderedTextStep } from './parallel.ts';
 import { computeSignatures, DocForm, pack, type SignatureResult, type SignatureTask } from './sketch/signature-task.ts';
 import type { MinHashScheme } from './sketch/minhash.ts';
 import type { ShingleOptions } from './text/shingle.ts';
@@ -63,8 +63,9 @@ export function createSignatureStage(o: SignatureStageOptions, ctx: StepContext)
   }
 
   // Records get views into the result blocks (see lib/sketch/signature-task.ts), not copies.
-  function apply(recs: Rec[], res: SignatureResult): void {
+  function apply(recs: Rec[], res: SignatureResult): number[] {
     const { blocks, index } = res;
+    const shingleCounts: number[] = [];
     for (let i = 0; i < recs.length; i++) {
       const rec = recs[i];
       const inner = internals(rec);
@@ -72,25 +73,30 @@ export function createSignatureStage(o: SignatureStageOptions, ctx: StepContext)
       const at = index[3 * i + 1];
       const computed = index[3 * i + 2];
       if (computed > 0) inner.shingles = block.subarray(at + perms, at + perms + computed);
-      if (computed > 0 || !o.minhash) ctx.stats.observe('shingles', inner.shingles!.length);
+      if (computed > 0 || !o.minhash) shingleCounts.push(inner.shingles!.length);
       if (o.minhash) {
         inner.signature = block.subarray(at, at + perms);
         if (o.emitField) ctx.annotate(rec, o.emitField, Array.from(inner.signature));
       } else if (o.emitField) ctx.annotate(rec, o.emitField, Array.from(inner.shingles!));
     }
+    return shingleCounts;
   }
 
+  const inOrder = inCallOrder();
   async function run(recs: Rec[]): Promise<Rec[]> {
     const chunks = pool ? Math.max(1, Math.min(pool.size, Math.floor(recs.length / MIN_CHUNK))) : 1;
     const per = Math.ceil(recs.length / chunks);
-    const parts: Promise<void>[] = [];
+    const parts: Promise<number[]>[] = [];
     for (let start = 0; start < recs.length; start += per) {
       const slice = recs.slice(start, start + per);
       const { task, transfer } = buildTask(slice);
       parts.push(pool ? pool.run(task, transfer).then((res) => apply(slice, res)) : Promise.resolve(apply(slice, computeSignatures(task))));
     }
-    await Promise.all(parts);
-    return recs;
+    // The shingle-count histogram's sample follows input order: recorded batch after batch.
+    return inOrder(Promise.all(parts), (counts) => {
+      for (const part of counts) for (const n of part) ctx.stats.observe('shingles', n);
+      return recs;
+    });
   }
 
   return orderedTextStep(ctx, { ahead: pool ? WINDOW : 0, run, pool: () => pool });

@@ -4,7 +4,7 @@ import { statSync } from 'node:fs';
 import path from 'node:path';
 import { defineOperator, stepOptionError } from '../lib/operator.ts';
 import { BloomFilter } from '../lib/sketch/bloom.ts';
-import { createWorkerPool, type WorkerPool, orderedTextStep } from '../lib/parallel.ts';
+import { createWorkerPool, inCallOrder, type WorkerPool, orderedTextStep } from '../lib/parallel.ts';
 import { countMatches, type DecontTask } from '../lib/text/decont-task.ts';
 import { DEFAULT_WORD_FORM, NGRAM_HASH_VERSION, type WordFormOptions } from '../lib/text/ngrams.ts';
 import type { Rec } from '../lib/operator.ts';
@@ -119,7 +119,12 @@ export default defineOperator<DecontaminateOptions>({
     };
 
     let inlineChars = 0;
+    const inOrder = inCallOrder();
     async function run(recs: Rec[]): Promise<Rec[]> {
+      return inOrder(count(recs), (results) => decide(recs, results));
+    }
+    /** Matches and n-grams checked per record, [matches, checked] pairs. */
+    async function count(recs: Rec[]): Promise<Uint32Array> {
       if (workers === 0 || recs.length < 2 * MIN_CHUNK || (!pool && inlineChars < o.parallelAfterChars)) {
         const results = new Uint32Array(recs.length * 2);
         for (let i = 0; i < recs.length; i++) {
@@ -128,7 +133,7 @@ export default defineOperator<DecontaminateOptions>({
           results[2 * i] = r.matches;
           results[2 * i + 1] = r.checked;
         }
-        return decide(recs, results);
+        return results;
       }
       pool ??= createWorkerPool({ module: new URL('../lib/text/decont-task.ts', import.meta.url), size: workers, name: ctx.op });
       const chunks = Math.max(1, Math.min(pool.size, Math.floor(recs.length / MIN_CHUNK)));
@@ -145,7 +150,7 @@ export default defineOperator<DecontaminateOptions>({
         all.set(r, at);
         at += r.length;
       }
-      return decide(recs, all);
+      return all;
     }
 
     return orderedTextStep(ctx, { ahead: workers > 0 ? 2 : 0, run, pool: () => pool });

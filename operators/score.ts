@@ -9,7 +9,7 @@ import { checkRuleOptions, isRuleSetName, resolveRuleOptions, RULE_SET_NAMES, RU
 import type { OutputKind } from '../lib/quality/model-config.ts';
 import type { ScoreTask, ScoreTaskResult } from '../lib/quality/score-task.ts';
 // The scorer (and onnxruntime with it) is loaded when a score step is created, not when the CLI lists operators.
-import type { ModelScorerSpec, Scale } from '../lib/quality/scorer.ts';
+import type { ModelScorer as ModelScorerType, ModelScorerSpec, Scale } from '../lib/quality/scorer.ts';
 
 export interface ScoreOptions {
   model?: string;
@@ -230,7 +230,13 @@ export default defineOperator<ScoreOptions>({
     };
     // Opened here even with workers: option errors (missing file, input size mismatch) surface
     // at create time, before any data is read.
-    const local = await ModelScorer.open(spec);
+    let local: ModelScorerType;
+    try {
+      local = await ModelScorer.open(spec);
+    } catch (e) {
+      const message = (e as Error).message;
+      throw stepOptionError(ctx, message.startsWith('option ') ? message : `option model: ${message}`);
+    }
     // Worker threads (each loads the TypeScript modules and opens its own session: a second or
     // more) start only once the input has proved long enough to repay them; an explicit
     // `workers` starts them at once.
@@ -248,9 +254,7 @@ export default defineOperator<ScoreOptions>({
       const k = res.classNames.length;
       return recs.map((rec, i) => {
         const s = res.scores[i];
-        const v = applyScale(s, o.scale);
-        ctx.annotate(rec, o.field, v);
-        ctx.stats.observe('score', v);
+        ctx.annotate(rec, o.field, applyScale(s, o.scale));
         if (o.probabilities) {
           if (!res.probabilities) throw new Error(`option probabilities: the model output gives no class probabilities`);
           const probs: Record<string, number> = {};
@@ -260,11 +264,15 @@ export default defineOperator<ScoreOptions>({
         return { rec, score: s };
       });
     };
-    const release = (done: { rec: Rec; score: number }[]) =>
-      select(
+    // Chunks come back in input order here (worker threads finish in any order): the score
+    // histogram's sample depends on the order of its values, so they are recorded here.
+    const release = (done: { rec: Rec; score: number }[]) => {
+      for (const d of done) ctx.stats.observe('score', applyScale(d.score, o.scale));
+      return select(
         done.map((d) => d.rec),
         done.map((d) => d.score),
       );
+    };
 
     return {
       async process(batch) {

@@ -133,7 +133,7 @@ export class RecordChecker {
       return undefined;
     }
     if (text.trim() === '') {
-      this.fail(input, line, 'empty_text', `"${o.textField}" is empty`, raw());
+      this.fail(input, line, 'empty_text', `"${o.textField}" is ${text === '' ? 'empty' : 'only whitespace'}`, raw());
       return undefined;
     }
     if (o.textField !== 'text') {
@@ -250,7 +250,8 @@ export async function* decodeNdjson(
       const start = pos;
       pos = nl + 1;
       if (nl - start > opts.maxRecordBytes) {
-        checker.fail(input, lineNo, 'record_too_large', `line of ${nl - start} bytes exceeds maxRecordBytes ${opts.maxRecordBytes}`, utf8Head(buf.subarray(start, nl), RAW_LIMIT), { rawTruncated: true, bytes: nl - start });
+        // `offset` is where `buf` starts in the input while its lines are handled.
+        checker.fail(input, lineNo, 'record_too_large', `line of ${nl - start} bytes exceeds maxRecordBytes ${opts.maxRecordBytes}`, utf8Head(buf.subarray(start, nl), RAW_LIMIT), { rawTruncated: true, offset: offset + start, bytes: nl - start });
       } else if (valid || isUtf8(buf.subarray(start, nl))) {
         parseLine(buf.toString('utf8', start, nl), lineNo, () => buf.subarray(start, nl));
       } else {

@@ -1,5 +1,5 @@
 // Sinks: NDJSON to stdout or a file, compressed by the file extension (.gz, .zst).
-import { accessSync, constants as fsConstants, createWriteStream, existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, type Stats } from 'node:fs';
+import { accessSync, constants as fsConstants, createWriteStream, existsSync, lstatSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, type Stats } from 'node:fs';
 import path from 'node:path';
 import type { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -82,6 +82,14 @@ function processRunning(pid: number): boolean {
  * Missing directories are made by the run; an ancestor that is a file, or a directory without
  * write permission (or on a read-only file system), cannot be written.
  */
+function isSymlink(file: string): boolean {
+  try {
+    return lstatSync(file).isSymbolicLink();
+  } catch {
+    return false;
+  }
+}
+
 export function cannotWrite(file: string, as: 'file' | 'dir'): string | undefined {
   const target = path.resolve(file);
   let at = target;
@@ -92,6 +100,7 @@ export function cannotWrite(file: string, as: 'file' | 'dir'): string | undefine
       break;
     } catch (e) {
       const err = e as NodeJS.ErrnoException;
+      if (err.code === 'ENOENT' && isSymlink(at)) return `ENOENT: ${at} is a symbolic link to a missing target`;
       // ENOENT: not there yet; ENOTDIR: an ancestor is a file (found going up).
       if ((err.code === 'ENOENT' || err.code === 'ENOTDIR') && path.dirname(at) !== at) at = path.dirname(at);
       else return err.message;

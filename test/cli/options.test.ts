@@ -1,5 +1,5 @@
 import t, { type Test } from 'tap';
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { cli, lines, SAMPLES, tmpdir } from '../helpers.ts';
@@ -108,6 +108,7 @@ t.test('an output, side output or report that cannot be written fails the run (e
   mkdirSync(base);
   const file = path.join(base, 'file.jsonl');
   writeFileSync(file, 'not a directory\n');
+  symlinkSync(path.join(base, 'gone'), path.join(base, 'dangling'));
   const good = path.join(base, 'good.jsonl');
   const cases: [string[], string, RegExp][] = [
     [['-o', path.join(file, 'out.jsonl')], path.join(file, 'out.jsonl'), /ENOTDIR: .*file\.jsonl is not a directory/],
@@ -118,6 +119,7 @@ t.test('an output, side output or report that cannot be written fails the run (e
     [['-o', path.join(base, 'not-yet') + '/'], path.join(base, 'not-yet') + '/', /EISDIR: .* names a directory \(it ends in a slash\)/],
     [['-o', good, '--report', path.join(base, 'reports') + '/'], path.join(base, 'reports') + '/', /EISDIR/],
     [['-o', path.join(base, 'parts'), '--checkpoint', file], file, /ENOTDIR/],
+    [['-o', path.join(base, 'dangling', 'out.jsonl')], path.join(base, 'dangling', 'out.jsonl'), /ENOENT: .*dangling is a symbolic link to a missing target/],
   ];
   for (const [args, named, error] of cases) {
     for (const quiet of [[], ['-q']]) {
@@ -148,5 +150,8 @@ t.test('the output, side outputs and report must be different files; an option w
   usageError(t, cli(['run', pipeline, input, '--errors', path.join(base, 'e.jsonl'), '--rejects', path.join(base, 'e.jsonl')]), /--errors and --rejects name the same file/, '--errors and --rejects');
   for (const flag of ['-o', '--errors', '--rejects', '--report', '--checkpoint']) {
     usageError(t, cli(['run', pipeline, input, flag]), /Not enough arguments following/, `${flag} without a value`);
+    const twice = cli(['run', pipeline, input, flag, path.join(base, 'a'), flag, path.join(base, 'b')]);
+    usageError(t, twice, new RegExp(`${flag} is given 2 times \\(.*a, .*b\\); give it once`), `${flag} twice`);
   }
+  t.same(readdirSync(base), [], 'nothing written');
 });

@@ -36,7 +36,11 @@ t.test('a model that does not match its vectorizer config fails before reading, 
   writeFileSync(path.join(dir, 'm.json'), JSON.stringify(config));
   writeFileSync(path.join(dir, 'bad.json'), JSON.stringify({ steps: [{ op: 'score', model: 'm.onnx' }] }));
   const r = cli(['run', path.join(dir, 'bad.json'), path.join(SAMPLES, 'kjv.jsonl')], { cwd: dir });
-  t.not(r.code, 0);
-  t.match(r.stderr, /option model: input "input" has shape \[batch, 65536\] but the vectorizer in .*m\.json gives 1024 features/);
+  t.equal(r.code, 2, 'a usage error');
+  t.match(r.stderr, /step 0 \(score\): option model: input "input" has shape \[batch, 65536\] but the vectorizer in .*m\.json gives 1024 features/);
   t.equal(r.stdout, '');
+  writeFileSync(path.join(dir, 'missing.json'), JSON.stringify({ steps: [{ op: 'score', model: 'nope.onnx' }] }));
+  const missing = cli(['run', path.join(dir, 'missing.json'), path.join(SAMPLES, 'kjv.jsonl')], { cwd: dir });
+  t.equal(missing.code, 2, missing.stderr);
+  t.match(missing.stderr, /step 0 \(score\): option model: cannot read ONNX model .*nope\.onnx/);
 });

@@ -94,6 +94,8 @@ t.test('every kind of bad line is an error with its reason and line, and good li
   t.equal(errors[1].rawEncoding, 'base64', 'invalid UTF-8 is kept as base64, not lost');
   t.equal(Buffer.from(errors[1].raw as string, 'base64').length, 32);
   t.equal(errors[6].bytes, Buffer.byteLength(JSON.stringify({ id: 'huge', text: 'x'.repeat(5000) })));
+  t.equal(errors[6].offset, Buffer.concat(parts.slice(0, 8)).length, 'an over-long line within a chunk has its byte offset');
+  t.equal(errors[4].message, '"text" is only whitespace');
   t.ok(progress.complete);
 });
 
@@ -109,6 +111,7 @@ t.test('in one chunk: an invalid line spoils only itself, and an over-long one k
   t.same(records.map((r) => [r.id, r.text]), [['ru', ru], ['de', 'Über allen Gipfeln ist Ruh.']], 'multi-byte text around the bad lines decodes intact');
   t.same(errors.map((e) => [e.reason, e.line]), [['invalid_utf8', 2], ['record_too_large', 3]]);
   const head = errors[1];
+  t.equal(head.offset, parts[0].length + parts[1].length, 'its byte offset, as for a line spanning chunks');
   t.equal(head.rawEncoding, undefined, 'the head of an over-long line is text, not base64');
   t.ok(head.rawTruncated);
   const line = parts[2].toString('utf8');

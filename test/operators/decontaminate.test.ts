@@ -131,4 +131,6 @@ t.test('worker threads share the filter and give the same decisions in the same 
   const dropped = await runOperator(decontaminate, { filter: bloom, workers: 2, parallelAfterChars: 0 }, docs, { batchSize: 512 });
   t.same(dropped.output.map((r) => r.id), inline.output.filter((r) => r.contaminated_ngrams === 0).map((r) => r.id));
   t.equal(dropped.dropped.length, inline.output.filter((r) => (r.contaminated_ngrams as number) > 0).length);
+  t.same(dropped.dropped.map((d) => d.rec.id), inline.output.filter((r) => (r.contaminated_ngrams as number) > 0).map((r) => r.id), 'drops in input order');
+  t.same(threaded.counters.histograms.contaminated_ngrams, inline.counters.histograms.contaminated_ngrams, 'the same histogram');
 });

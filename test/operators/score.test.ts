@@ -58,6 +58,15 @@ t.test('worker threads give the same scores in the same order', async (t) => {
   t.same(threaded.output.map((x) => [x.id, x.quality_score]), inline.output.map((x) => [x.id, x.quality_score]));
 });
 
+t.test('the score histogram is the same with worker threads (its sample follows input order)', async (t) => {
+  // Past the histogram's 4,096-value sample, values are kept by their position in the stream.
+  const many = Array.from({ length: 42 }, (_, k) => mixed().map((r) => ({ ...r, id: `${r.id}/${k}` }))).flat();
+  const inline = await runOperator(score, { model: MODEL, workers: 0, batchSize: 16 }, many, { batchSize: 64 });
+  const threaded = await runOperator(score, { model: MODEL, workers: 2, batchSize: 16 }, many, { batchSize: 64 });
+  t.equal(inline.counters.histograms.score.count, many.length);
+  t.same(threaded.counters.histograms.score, inline.counters.histograms.score);
+});
+
 t.test('ordinal 0-10 scale: round(10 * unit score)', async (t) => {
   t.same([0, 0.04, 0.05, 0.26, 0.5, 0.94, 0.96, 1].map(toOrdinal10), [0, 0, 1, 3, 5, 9, 10, 10]);
   t.same([0, 3, 10].map(fromOrdinal10), [0, 0.3, 1]);

@@ -41,6 +41,16 @@ t.test('in the main thread (workers: 0) the result is the same', async (t) => {
   t.same(a.output.map((r) => Array.from(internals(r).shingles!)), b.output.map((r) => Array.from(internals(r).shingles!)));
 });
 
+t.test('the shingle-count histogram is the same with worker threads (its sample follows input order)', async (t) => {
+  // More documents than the histogram's 4,096-value sample, in small batches computed ahead.
+  const base = [...load('kjv'), ...load('gcide'), ...load('fortunes'), ...load('handbook')];
+  const recs = [0, 1].flatMap((k) => base.map((r) => ({ ...r, id: `${r.id}/${k}` })));
+  const a = await runOperator(shingle, { workers: 0 }, structuredClone(recs), { batchSize: 64 });
+  const b = await runOperator(shingle, { workers: 2 }, structuredClone(recs), { batchSize: 64 });
+  t.ok(a.counters.histograms.shingles.count > 4096);
+  t.same(b.counters.histograms.shingles, a.counters.histograms.shingles);
+});
+
 t.test('a record without string text is an error naming it, the rest go on', async (t) => {
   const recs: Rec[] = [{ id: 'a', text: 'one two three four five six' }, { id: 'b' } as unknown as Rec, { id: 'c', text: 'short' }];
   const run = await runOperator(shingle, { workers: 0 }, recs);

@@ -3,7 +3,7 @@
 import { defineOperator, type Rec } from '../lib/operator.ts';
 import type { OptionError } from '../lib/options.ts';
 import { C4_LINE_DROPS } from '../lib/quality/c4.ts';
-import { createWorkerPool, orderedTextStep, type WorkerPool } from '../lib/parallel.ts';
+import { createWorkerPool, inCallOrder, orderedTextStep, type WorkerPool } from '../lib/parallel.ts';
 import type { RulesTask } from '../lib/quality/rules-task.ts';
 import { checkRuleOptions, evaluateSets, isRuleSetName, resolveRuleOptions, RULE_SET_NAMES, type ResolvedSet, type RuleSetName, type SetsOutcome } from '../lib/quality/rules.ts';
 
@@ -111,7 +111,7 @@ export default defineOperator<FilterOptions>({
     let pool: WorkerPool<RulesTask, SetsOutcome[]> | undefined;
     let inlineDocs = 0;
     // Outcomes are applied (drops, counters, annotations) in input order, batch after batch.
-    let applied: Promise<unknown> = Promise.resolve();
+    const inOrder = inCallOrder();
 
     function byField(rec: Rec): string | undefined | null {
       const v = rec[o.field!];
@@ -154,29 +154,18 @@ export default defineOperator<FilterOptions>({
       return true;
     }
 
-    async function evaluate(recs: Rec[], fieldReasons: (string | undefined)[], previous: Promise<unknown>): Promise<Rec[]> {
-      // Records already dropped by `field` skip the rules in drop mode.
-      const todo = recs.map((_, i) => sets.length > 0 && !(drop && fieldReasons[i]));
-      const texts = recs.filter((_, i) => todo[i]).map((r) => r.text);
-      let outcomes: SetsOutcome[];
+    /** The rule sets' outcomes for `texts`, in a worker thread once the input has proved long enough. */
+    async function evaluate(texts: string[]): Promise<SetsOutcome[]> {
       if (workers === 0 || texts.length < MIN_CHUNK || (!pool && inlineDocs < o.parallelAfterDocs)) {
         inlineDocs += texts.length;
-        outcomes = texts.map((t) => evaluateSets(t, sets, drop, firstFailure));
-      } else {
-        pool ??= createWorkerPool({ module: new URL('../lib/quality/rules-task.ts', import.meta.url), size: workers, name: ctx.op });
-        const chunks = Math.max(1, Math.min(pool.size * 2, Math.floor(texts.length / MIN_CHUNK)));
-        const per = Math.ceil(texts.length / chunks);
-        const parts: Promise<SetsOutcome[]>[] = [];
-        for (let start = 0; start < texts.length; start += per) parts.push(pool.run({ sets, drop, firstFailure, texts: texts.slice(start, start + per) }));
-        outcomes = (await Promise.all(parts)).flat();
+        return texts.map((t) => evaluateSets(t, sets, drop, firstFailure));
       }
-      await previous;
-      const out: Rec[] = [];
-      let j = 0;
-      recs.forEach((rec, i) => {
-        if (apply(rec, todo[i] ? outcomes[j++] : undefined, fieldReasons[i])) out.push(rec);
-      });
-      return out;
+      pool ??= createWorkerPool({ module: new URL('../lib/quality/rules-task.ts', import.meta.url), size: workers, name: ctx.op });
+      const chunks = Math.max(1, Math.min(pool.size * 2, Math.floor(texts.length / MIN_CHUNK)));
+      const per = Math.ceil(texts.length / chunks);
+      const parts: Promise<SetsOutcome[]>[] = [];
+      for (let start = 0; start < texts.length; start += per) parts.push(pool.run({ sets, drop, firstFailure, texts: texts.slice(start, start + per) }));
+      return (await Promise.all(parts)).flat();
     }
 
     return orderedTextStep(ctx, {
@@ -195,9 +184,17 @@ export default defineOperator<FilterOptions>({
           recs.push(rec);
           fieldReasons.push(fr);
         }
-        const done = evaluate(recs, fieldReasons, applied);
-        applied = done.catch(() => {});
-        return done;
+        // Records already dropped by `field` skip the rules in drop mode.
+        const todo = recs.map((_, i) => sets.length > 0 && !(drop && fieldReasons[i]));
+        const outcomes = evaluate(recs.filter((_, i) => todo[i]).map((r) => r.text));
+        return inOrder(outcomes, (done) => {
+          const out: Rec[] = [];
+          let j = 0;
+          recs.forEach((rec, i) => {
+            if (apply(rec, todo[i] ? done[j++] : undefined, fieldReasons[i])) out.push(rec);
+          });
+          return out;
+        });
       },
     });
   },

@@ -828,7 +828,7 @@ function createJoin(o: LshBandJoinOptions, ctx: StepContext) {
       ctx.stats.count('priority_unlisted', 0);
       if (unlisted) {
         const examples = unlistedExamples.size ? ` (${[...unlistedExamples].join(', ')})` : '';
-        ctx.log(`warning: ${unlisted} records have a ${o.priorityField} value that is missing or not in priority${examples}; they rank after every listed value`);
+        ctx.log(`warning: ${unlisted === 1 ? '1 record has' : `${unlisted} records have`} a ${o.priorityField} value that is missing or not in priority${examples}; ${unlisted === 1 ? 'it ranks' : 'they rank'} after every listed value`);
       }
       for (const [seq, rec] of spool.byRank(ranks.size + 1)) {
         const d = decide(rec);

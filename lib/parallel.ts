@@ -415,16 +415,10 @@ export function createOrderedWindow<T>(depth: number) {
 }
 
 /**
- * The step shape shared by operators that work on record texts in worker threads: records
- * without a string text become `no_text` errors, `run` computes the rest (in threads or inline),
- * and up to `ahead` batches are computed ahead while results are handed on in input order.
- * `pool` returns the worker pool once one exists (it may start lazily), so an abort or close
- * can end its threads.
- */
-/**
- * Serializes the side effects of work that finishes out of order: `then(work, apply)` runs
- * `apply` on each result in the order the calls were made (counters, histograms, drops and their
- * side records then follow the input order whatever order worker threads finish in).
+ * Serializes the side effects of work that finishes out of order: the function returned, called
+ * as `inOrder(work, apply)`, runs `apply` on each result in the order the calls were made
+ * (counters, histograms, drops and their side records then follow the input order whatever order
+ * worker threads finish in).
  */
 export function inCallOrder() {
   let previous: Promise<unknown> = Promise.resolve();
@@ -435,6 +429,13 @@ export function inCallOrder() {
   };
 }
 
+/**
+ * The step shape shared by operators that work on record texts in worker threads: records
+ * without a string text become `no_text` errors, `run` computes the rest (in threads or inline),
+ * and up to `ahead` batches are computed ahead while results are handed on in input order.
+ * `pool` returns the worker pool once one exists (it may start lazily), so an abort or close
+ * can end its threads.
+ */
 export function orderedTextStep(
   ctx: StepContext,
   o: { ahead: number; run: (recs: Rec[]) => Promise<Rec[]>; pool: () => { destroy(): unknown } | undefined },

@@ -77,11 +77,6 @@ function processRunning(pid: number): boolean {
   }
 }
 
-/**
- * Why `file` cannot be written, or undefined. `as` says what is made there: a file or a directory.
- * Missing directories are made by the run; an ancestor that is a file, or a directory without
- * write permission (or on a read-only file system), cannot be written.
- */
 function isSymlink(file: string): boolean {
   try {
     return lstatSync(file).isSymbolicLink();
@@ -90,6 +85,11 @@ function isSymlink(file: string): boolean {
   }
 }
 
+/**
+ * Why `file` cannot be written, or undefined. `as` says what is made there: a file or a directory.
+ * Missing directories are made by the run; an ancestor that is a file, or a directory without
+ * write permission (or on a read-only file system), cannot be written.
+ */
 export function cannotWrite(file: string, as: 'file' | 'dir'): string | undefined {
   const target = path.resolve(file);
   let at = target;

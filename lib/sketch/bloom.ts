@@ -194,31 +194,27 @@ export class BloomFilter {
     pre.writeUInt32LE(json.length, 12);
     const pad = Buffer.alloc((8 - ((16 + json.length) % 8)) % 8);
     const tmp = `${file}.tmp-${process.pid}`;
-    const fd = openSync(tmp, 'w');
-    let written = false;
     try {
-      writeSync(fd, pre);
-      writeSync(fd, json);
-      writeSync(fd, pad);
-      const bytes = Buffer.from(this.words.buffer, this.words.byteOffset, this.words.byteLength);
-      const CHUNK = 1 << 26;
-      for (let off = 0; off < bytes.length; off += CHUNK) {
-        const part = bytes.subarray(off, Math.min(bytes.length, off + CHUNK));
-        let done = 0;
-        while (done < part.length) done += writeSync(fd, part, done);
-      }
-      closeSync(fd);
-      renameSync(tmp, file);
-      written = true;
-    } finally {
-      if (!written) {
-        try {
-          closeSync(fd);
-        } catch {
-          // already closed
+      const fd = openSync(tmp, 'w');
+      try {
+        writeSync(fd, pre);
+        writeSync(fd, json);
+        writeSync(fd, pad);
+        const bytes = Buffer.from(this.words.buffer, this.words.byteOffset, this.words.byteLength);
+        const CHUNK = 1 << 26;
+        for (let off = 0; off < bytes.length; off += CHUNK) {
+          const part = bytes.subarray(off, Math.min(bytes.length, off + CHUNK));
+          let done = 0;
+          while (done < part.length) done += writeSync(fd, part, done);
         }
-        rmSync(tmp, { force: true });
+      } finally {
+        closeSync(fd);
       }
+      renameSync(tmp, file);
+    } catch (e) {
+      // A failed write or rename leaves no temporary file behind.
+      rmSync(tmp, { force: true });
+      throw e;
     }
   }
 

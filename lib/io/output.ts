@@ -1,5 +1,5 @@
 // Sinks: NDJSON to stdout or a file, compressed by the file extension (.gz, .zst).
-import { accessSync, constants as fsConstants, createWriteStream, existsSync, lstatSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, type Stats } from 'node:fs';
+import { accessSync, constants as fsConstants, createWriteStream, existsSync, lstatSync, mkdirSync, readdirSync, renameSync, rmdirSync, rmSync, statSync, type Stats } from 'node:fs';
 import path from 'node:path';
 import type { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -119,6 +119,17 @@ export function cannotWrite(file: string, as: 'file' | 'dir'): string | undefine
     accessSync(at, fsConstants.W_OK | fsConstants.X_OK);
   } catch (e) {
     return (e as Error).message;
+  }
+  // A directory to be made: tried once, without `recursive` (in a file system that refuses new
+  // entries, such as /proc, Node's recursive mkdir retries forever).
+  const firstMissing = at === target ? undefined : path.join(at, path.relative(at, target).split(path.sep)[0]);
+  if (firstMissing && (as === 'dir' || firstMissing !== target)) {
+    try {
+      mkdirSync(firstMissing);
+      rmdirSync(firstMissing);
+    } catch (e) {
+      return (e as Error).message;
+    }
   }
   return undefined;
 }

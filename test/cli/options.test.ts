@@ -121,6 +121,9 @@ t.test('an output, side output or report that cannot be written fails the run (e
     [['-o', path.join(base, 'parts'), '--checkpoint', file], file, /ENOTDIR/],
     [['-o', path.join(base, 'dangling', 'out.jsonl')], path.join(base, 'dangling', 'out.jsonl'), /ENOENT: .*dangling is a symbolic link to a missing target/],
   ];
+  // A directory that cannot be made where its parent exists (/proc refuses new entries even to
+  // root; Node's recursive mkdir retried that forever).
+  if (existsSync('/proc/self')) cases.push([['-o', '/proc/mixstream-test/sub/out.jsonl'], '/proc/mixstream-test/sub/out.jsonl', /ENOENT|EACCES|EPERM/]);
   for (const [args, named, error] of cases) {
     for (const quiet of [[], ['-q']]) {
       const what = [...args, ...quiet].join(' ');

@@ -69,6 +69,7 @@ const DIGIT = /\p{Nd}/gu;
 export const HASH_INVISIBLE = /[\x00-\x08\x0e-\x1f\x7f-\x84\x86-\x9f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180b-\u180f\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufe00-\ufe0f\ufeff\ufff9-\ufffb]/g;
 export const HASH_INVISIBLE_ASTRAL = /\ud804[\udcbd\udccd]|\ud80d[\udc30-\udc3f]|\ud82f[\udca0-\udca3]|\ud834[\udd73-\udd7a]|\udb40[\udc01\udc20-\udc7f\udd00-\uddef]/g;
 const ASTRAL_FORMAT_LEAD = /[\ud804\ud80d\ud82f\ud834\udb40]/;
+const TURKIC_I = /i\u0307|\u0131/g;
 // JavaScript's \s leaves out NEL (U+0085), a line break.
 const ANY_SPACE = /[\s\u0085]+/g;
 
@@ -82,7 +83,12 @@ export function hashForm(text: string, options: HashFormOptions = {}): string {
   const o = { ...HASH_DEFAULTS, ...options };
   if (!NON_ASCII.test(text)) return asciiHashForm(text, o);
   let t = text.normalize('NFKC');
-  if (o.lowercase) t = t.toLowerCase();
+  if (o.lowercase) {
+    t = t.toLowerCase();
+    // Turkish and Azerbaijani: capital İ lowercases to i + combining dot above, and lower-case
+    // dotless ı is the lower case of I: both fold to i, so upper- and lower-case copies match.
+    if (t.includes('\u0131') || t.includes('\u0307')) t = t.replace(TURKIC_I, 'i');
+  }
   if (o.foldPunctuation) t = t.replace(PUNCT_SYMBOL, ' ');
   if (o.foldDigits) t = t.replace(DIGIT, '0');
   t = t.replace(HASH_INVISIBLE, '');

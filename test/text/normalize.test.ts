@@ -28,6 +28,16 @@ t.test('hashForm folds case, punctuation and digits for ASCII and non-ASCII alik
   t.equal(hashForm(ascii), hashForm(ascii + ' é').slice(0, -2));
 });
 
+t.test('Turkish upper- and lower-case copies hash alike: İ (i + dot above once lowercased) and dotless ı fold to i', async (t) => {
+  const upper = 'İSTANBUL BÜYÜK BİR ŞEHİR, KAPISI AÇIK';
+  const lower = 'istanbul büyük bir şehir, kapısı açık';
+  t.equal(hashForm(upper), 'istanbul büyük bir şehir kapisi açik');
+  t.equal(hashForm(upper), hashForm(lower));
+  t.notMatch(hashForm(upper), /\u0307|\u0131/u, 'no combining dot, no dotless i');
+  t.equal(hashForm(upper, { lowercase: false }), 'İSTANBUL BÜYÜK BİR ŞEHİR KAPISI AÇIK', 'without lowercase nothing is folded');
+  t.equal(hashForm('ė ï'), 'ė ï', 'other letters with dots keep them');
+});
+
 t.test('on real text the hashing form is idempotent', async (t) => {
   const text = readFileSync(new URL('../../samples/handbook.jsonl', import.meta.url), 'utf8').split('\n').slice(0, 50).join('\n');
   const once = hashForm(text);

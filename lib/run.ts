@@ -267,6 +267,11 @@ async function execute(opts: RunOptions, control: StopControl): Promise<RunRepor
         if (file && compressionForPath(file) !== 'none') throw new RunSetupError(`${flag} ${file}: with --checkpoint, side outputs are plain NDJSON (they are cut back to the checkpoint on resume)`);
       }
       store = new CheckpointStore(opts.checkpoint!);
+      const holder = store.claim();
+      if (holder !== undefined) {
+        store = undefined;
+        throw new RunSetupError(`${opts.checkpoint} is in use by another run (process ${holder}); wait for it to end (if no run is using it, remove ${path.join(opts.checkpoint!, 'lock')})`);
+      }
       const fp = fingerprint(p, inputNames, outputPath);
       resumeFrom = store.load();
       if (resumeFrom && resumeFrom.fingerprint !== fp) {
@@ -361,6 +366,7 @@ async function execute(opts: RunOptions, control: StopControl): Promise<RunRepor
     removeTmpDir(tmpDir);
     // A finished run needs no scratch state any more; an interrupted one keeps it for the rerun.
     if (store && (alreadyFinished || finishedCommitted)) store.clearWork();
+    store?.release();
   }
 
   async function runStreams(inputs: InputSource[], firstGenerates: boolean): Promise<void> {

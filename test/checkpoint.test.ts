@@ -1,5 +1,6 @@
 import t from 'tap';
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { compress as zstdCompress } from 'zstd-napi';
@@ -78,6 +79,26 @@ t.test('a finished run is not redone; a different pipeline is refused', async (t
   const refused = cli(a);
   t.equal(refused.code, 2, 'a usage error');
   t.match(refused.stderr, /different pipeline/);
+});
+
+t.test('a checkpoint directory a running process holds is refused; a lock left by a process that has ended is taken over', async (t) => {
+  const base = path.join(dir, 'locked');
+  const lock = path.join(base, 'ckpt', 'lock');
+  mkdirSync(path.dirname(lock), { recursive: true });
+  // This test's own process stands for a run still going on.
+  writeFileSync(lock, String(process.pid));
+  const refused = cli(args('locked'));
+  t.equal(refused.code, 2, 'a usage error');
+  t.match(refused.stderr, new RegExp(`ckpt is in use by another run \\(process ${process.pid}\\).*remove .*lock`));
+  t.notOk(existsSync(path.join(base, 'out')), 'no output');
+  t.notOk(existsSync(path.join(base, 'errors.jsonl')) || existsSync(path.join(base, 'rejects.jsonl')), 'no side outputs');
+  t.equal(readFileSync(lock, 'utf8'), String(process.pid), 'the holder keeps its lock');
+  const ended = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))']).stdout.toString();
+  writeFileSync(lock, ended);
+  const r = cli(args('locked', 3600));
+  t.equal(r.code, 3, r.stderr);
+  t.equal(outputOf(path.join(base, 'out')), reference.out, 'the run went on as if there were no lock');
+  t.notOk(existsSync(lock), 'the lock is gone when the run ends');
 });
 
 t.test('SIGTERM writes a checkpoint; the rerun continues exactly', async (t) => {

@@ -67,7 +67,8 @@ export function removeStalePartials(file: string): void {
   }
 }
 
-function processRunning(pid: number): boolean {
+/** Whether process `pid` exists (on this machine). */
+export function processRunning(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

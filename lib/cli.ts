@@ -104,6 +104,34 @@ function checkDistinct(files: [string, string | undefined][]): void {
   }
 }
 
+/**
+ * An output that is one of the inputs (the same file by any name or link) would replace what the
+ * run reads (exit 2). Outputs not there yet cannot be inputs.
+ */
+function checkNotInput(outputs: [string, string | undefined][], inputs: string[]): void {
+  const inputIds = new Map<string, string>();
+  for (const input of inputs) {
+    if (input === '-' || /^[a-z][a-z0-9+.-]*:\/\//i.test(input)) continue;
+    const id = fileId(input);
+    if (id) inputIds.set(id, input);
+  }
+  for (const [flag, file] of outputs) {
+    if (!file || file === '-') continue;
+    const input = inputIds.get(fileId(file) ?? '');
+    if (input !== undefined) usageExit(`${flag} ${file} is the input ${input}: the run would overwrite what it reads; give ${flag} another file`);
+  }
+}
+
+/** Device and inode of an existing file (symbolic links followed), or undefined. */
+function fileId(file: string): string | undefined {
+  try {
+    const st = statSync(file);
+    return st.isFile() ? `${st.dev}:${st.ino}` : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** The run's output, side outputs, report and checkpoint directory must be writable: checked before anything is read (exit 1). */
 function checkWritable(paths: [string | undefined, 'file' | 'dir'][]): void {
   for (const [file, as] of paths) {
@@ -191,6 +219,16 @@ export function buildCli(argv: string[], registry = defaultRegistry()): Argv {
           ['--rejects', sidePath(args.rejects, pipeline.spec.rejects)],
           ['--report', args.report],
         ]);
+        const runInputs = (args.inputs as string[] | undefined)?.length ? (args.inputs as string[]).map((x) => (x === STDIN_ARG ? '-' : x)) : undefined;
+        checkNotInput(
+          [
+            ['-o', args.checkpoint === undefined ? output : undefined],
+            ['--errors', sidePath(args.errors, pipeline.spec.errors)],
+            ['--rejects', sidePath(args.rejects, pipeline.spec.rejects)],
+            ['--report', args.report],
+          ],
+          runInputs ?? pipeline.inputs,
+        );
         checkWritable([
           [output, args.checkpoint !== undefined ? 'dir' : 'file'],
           [sidePath(args.errors, pipeline.spec.errors), 'file'],
@@ -200,7 +238,7 @@ export function buildCli(argv: string[], registry = defaultRegistry()): Argv {
         ]);
         const handle = startRun({
           pipeline,
-          inputs: (args.inputs as string[] | undefined)?.length ? (args.inputs as string[]).map((x) => (x === STDIN_ARG ? '-' : x)) : undefined,
+          inputs: runInputs,
           output: args.output,
           errors: args.errors,
           rejects: args.rejects,

@@ -141,6 +141,29 @@ t.test('an output, side output or report that cannot be written fails the run (e
   t.equal(lines(readFileSync(path.join(base, 'new', 'deeper', 'out.jsonl'), 'utf8')).length, 109);
 });
 
+t.test('an output, side output or report that is one of the inputs (by any path or link) is refused before anything is written', async (t) => {
+  const base = path.join(dir, 'onto-input');
+  mkdirSync(base);
+  const source = path.join(base, 'in.jsonl');
+  const content = readFileSync(input, 'utf8');
+  writeFileSync(source, content);
+  symlinkSync(source, path.join(base, 'link.jsonl'));
+  const other = path.join(base, 'other.jsonl');
+  writeFileSync(other, content);
+  const cases: [string[], string[], string][] = [
+    [[source], ['-o', source], '-o'],
+    [[path.join(base, 'link.jsonl')], ['-o', path.join(base, 'out.jsonl'), '--errors', source], '--errors'],
+    [[other, source], ['-o', path.join(base, 'out.jsonl'), '--rejects', path.join(base, '.', 'in.jsonl')], '--rejects'],
+    [[source], ['-o', path.join(base, 'out.jsonl'), '--report', path.join(base, 'link.jsonl')], '--report'],
+  ];
+  for (const [inputs, flags, flag] of cases) {
+    const r = cli(['run', pipeline, ...inputs, ...flags]);
+    usageError(t, r, new RegExp(`${flag} .* is the input .*: the run would overwrite what it reads`), `${flags.join(' ')}`);
+    t.equal(readFileSync(source, 'utf8'), content, 'the input is intact');
+    t.notOk(existsSync(path.join(base, 'out.jsonl')), 'nothing written');
+  }
+});
+
 t.test('the output, side outputs and report must be different files; an option without its value is a usage error', async (t) => {
   const base = path.join(dir, 'same');
   mkdirSync(base);

@@ -42,6 +42,8 @@ export interface CheckpointState {
   parts: number;
   /** Byte sizes of the side outputs at the checkpoint. */
   side: { errors?: number; rejects?: number };
+  /** The side outputs' files (absolute paths): a resumed run must write the same ones. Absent in older checkpoints. */
+  sidePaths?: { errors?: string; rejects?: string };
   decode: SerializedCounters;
   steps: SerializedCounters[];
   errorCount: number;

@@ -201,6 +201,7 @@ async function execute(opts: RunOptions, control: StopControl): Promise<RunRepor
   const checkpointing = opts.checkpoint !== undefined;
   const errorsPath = opts.errors ?? (p.spec.errors ? path.resolve(p.baseDir, p.spec.errors) : undefined);
   const rejectsPath = opts.rejects ?? (p.spec.rejects ? path.resolve(p.baseDir, p.spec.rejects) : undefined);
+  const sidePaths = { errors: errorsPath && path.resolve(errorsPath), rejects: rejectsPath && path.resolve(rejectsPath) };
   const outputPath = opts.output ?? p.sink;
   let errorCount = 0;
 
@@ -276,6 +277,16 @@ async function execute(opts: RunOptions, control: StopControl): Promise<RunRepor
       resumeFrom = store.load();
       if (resumeFrom && resumeFrom.fingerprint !== fp) {
         throw new RunSetupError(`${store.file} was written by a different pipeline, inputs or output; remove it or choose another --checkpoint directory`);
+      }
+      if (resumeFrom?.sidePaths) {
+        // A side output left out, or given another file, on resume would lose what was written
+        // to it before (or cut a file it never held back to the checkpoint's size).
+        for (const [flag, key] of [['--errors', 'errors'], ['--rejects', 'rejects']] as const) {
+          const was = resumeFrom.sidePaths[key];
+          if (was !== sidePaths[key]) {
+            throw new RunSetupError(`${store.file} was written by a run with ${was ? `${flag} ${was}` : `no ${flag}`}; resume with the same ${flag} (this run: ${sidePaths[key] ? `${flag} ${sidePaths[key]}` : `no ${flag}`})`);
+          }
+        }
       }
       if (resumeFrom) {
         seq = resumeFrom.seq;
@@ -593,6 +604,7 @@ async function execute(opts: RunOptions, control: StopControl): Promise<RunRepor
               inputs: barrier.inputs,
               parts: partsDone,
               side: { errors: errorsOut?.bytes, rejects: rejectsOut?.bytes },
+              sidePaths,
               decode: barrier.decode,
               steps: barrier.steps,
               // As of the barrier (the live count includes bad records read ahead of it).

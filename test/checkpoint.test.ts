@@ -107,6 +107,18 @@ t.test('SIGTERM writes a checkpoint; the rerun continues exactly', async (t) => 
   t.equal(code, 143);
   const ckpt = JSON.parse(readFileSync(path.join(dir, 'term', 'ckpt', 'checkpoint.json'), 'utf8'));
   t.equal(ckpt.finished, false);
+  // Resuming without a side output, or with another file, would lose what the first run wrote to it.
+  const rejects = a[a.indexOf('--rejects') + 1];
+  const rejectsBefore = readFileSync(rejects, 'utf8');
+  const without = a.filter((_, i) => i !== a.indexOf('--rejects') && i !== a.indexOf('--rejects') + 1);
+  const elsewhere = a.map((x) => (x === rejects ? path.join(dir, 'term', 'other-rejects.jsonl') : x));
+  for (const [changed, problem] of [[without, /with --rejects .*rejects\.jsonl; resume with the same --rejects \(this run: no --rejects\)/], [elsewhere, /resume with the same --rejects \(this run: --rejects .*other-rejects\.jsonl\)/]] as const) {
+    const r = cli(changed);
+    t.equal(r.code, 2, `refused: ${r.stderr.trim()}`);
+    t.match(r.stderr, problem);
+  }
+  t.equal(readFileSync(rejects, 'utf8'), rejectsBefore, 'the rejects file is untouched');
+  t.notOk(existsSync(path.join(dir, 'term', 'other-rejects.jsonl')), 'no other rejects file made');
   const rerun = cli(a);
   t.equal(rerun.code, 3);
   t.match(rerun.stderr, /resuming from/);

@@ -6,7 +6,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { isPathReference } from '../lib/registry.ts';
 import { defineOperator, internals, peekInternals, stepOptionError, type Rec, type StepContext, type UpstreamStep } from '../lib/operator.ts';
-import { LshIndex, LshIndexReader, balancedBands, bandKeys, candidateProbability, chooseBands, configureConnection, existingIndexState, removeIndexFiles, storeCacheBytes, type IndexedDoc, type ProbeTask } from '../lib/sketch/lsh.ts';
+import { LshIndex, LshIndexReader, balancedBands, bandKeys, candidateProbability, chooseBands, configureConnection, existingIndexState, claimIndexDir, releaseIndexDir, removeIndexFiles, storeCacheBytes, type IndexedDoc, type ProbeTask } from '../lib/sketch/lsh.ts';
 import { createWorkerPool, type WorkerPool } from '../lib/parallel.ts';
 import { estimateJaccard } from '../lib/sketch/minhash.ts';
 import { syncPath } from '../lib/io/durable.ts';
@@ -470,6 +470,12 @@ function createJoin(o: LshBandJoinOptions, ctx: StepContext) {
   // Checked as the step starts, before anything is read; a resumed run finds its own partly
   // written index there and continues it.
   if (!ctx.resuming) checkWritePath();
+  // Claimed at once (the database appears only when the index first spills): a second run
+  // starting on the same path now finds it in use.
+  if (writePath) {
+    const holder = claimIndexDir(writePath);
+    if (holder !== undefined) throw invalid(`writeIndex: ${writePath} already exists and holds an index another running process (${holder}) is writing; remove it or choose another path`);
+  }
   const family = signatureFamily(ctx.upstream);
   const readers: LshIndexReader[] = [];
   try {
@@ -698,6 +704,7 @@ function createJoin(o: LshBandJoinOptions, ctx: StepContext) {
       ctx.stats.count('index_probed_ahead', probedAhead);
     }
     index?.finish();
+    if (writePath && !index) releaseIndexDir(writePath);
   }
 
   const close = () => {

@@ -18,12 +18,13 @@
 //
 // Binary values are little-endian 32-bit words (the byte order of every platform Node runs on
 // in practice; opening an index on a big-endian machine is refused).
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import os from 'node:os';
 import Database from 'better-sqlite3';
 import { fmix32 as mix32 } from '../text/shingle.ts';
 import { syncPath, writeAll } from '../io/durable.ts';
+import { processRunning } from '../io/output.ts';
 import { BlockedBloom, keyPlace, type ProbeTask } from './blocked-bloom.ts';
 
 export { BlockedBloom };
@@ -224,7 +225,9 @@ const MERGE_FAN_IN = 4;
 /** The database file inside an index directory. */
 export const INDEX_FILE = 'index.sqlite';
 /** Every file of an index directory: the database and the rollback journal a killed writer leaves. */
-const INDEX_FILES = [INDEX_FILE, `${INDEX_FILE}-journal`];
+/** The pid of the run writing the index, from its start until the index is finished (see `claimIndexDir`). */
+const INDEX_LOCK = 'writer.lock';
+const INDEX_FILES = [INDEX_FILE, `${INDEX_FILE}-journal`, INDEX_LOCK];
 
 export interface IndexParams {
   bands: number;
@@ -318,6 +321,12 @@ function notAnIndex(dir: string): string | undefined {
   if (!st.isDirectory()) {
     if (path.basename(dir) === INDEX_FILE) return `${dir} is the database file of an LSH index: give its directory, ${path.dirname(dir)}`;
     return `${dir} is a file, not an LSH index (writeIndex writes a directory)`;
+  }
+  // The lock of the run writing it, there until the index is finished.
+  const writer = indexWriter(dir);
+  if (writer !== undefined) return `${dir} is an LSH index that process ${writer} is still writing: use it once that run has finished`;
+  if (existsSync(path.join(dir, INDEX_LOCK))) {
+    return `${dir} is an unfinished LSH index: its writer was stopped before it finished; run the writeIndex run again to finish it`;
   }
   if (!existsSync(path.join(dir, INDEX_FILE))) return `${dir} holds no LSH index (no ${INDEX_FILE} in it; was it written with writeIndex?)`;
   // A rollback journal beside the database: its writer was stopped in the middle of a write (or is still writing).
@@ -1191,6 +1200,8 @@ export class LshIndex {
     this.openStore();
     this.spill();
     this.store!.saveMeta(this.params, this.nextSlot);
+    // Finished: no longer being written (see `claimIndexDir`).
+    rmSync(path.join(this.dirFn(), INDEX_LOCK), { force: true });
   }
 
   /**
@@ -1327,7 +1338,10 @@ function sortUnique(out: number[]): number[] {
  */
 export function existingIndexState(dir: string): 'finished' | 'unfinished' | 'in-use' | 'other' {
   const files = readdirSync(dir);
-  if (!files.includes(INDEX_FILE) || files.some((f) => !INDEX_FILES.includes(f))) return 'other';
+  if (files.some((f) => !INDEX_FILES.includes(f))) return 'other';
+  if (files.includes(INDEX_LOCK) && indexWriter(dir) !== undefined) return 'in-use';
+  // Only the lock of a run that has ended: it stopped before writing anything.
+  if (!files.includes(INDEX_FILE)) return files.length ? 'unfinished' : 'other';
   let db: Database.Database | undefined;
   try {
     // Read-write, so that a journal left by a killed writer is rolled back rather than refused.
@@ -1340,6 +1354,52 @@ export function existingIndexState(dir: string): 'finished' | 'unfinished' | 'in
     return code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED') ? 'in-use' : 'other';
   } finally {
     db?.close();
+  }
+}
+
+/** The pid of another running process that is writing the index in `dir`, or undefined. */
+function indexWriter(dir: string): number | undefined {
+  let pid = NaN;
+  try {
+    pid = Number(readFileSync(path.join(dir, INDEX_LOCK), 'utf8').trim());
+  } catch {
+    return undefined;
+  }
+  return Number.isInteger(pid) && pid > 0 && pid !== process.pid && processRunning(pid) ? pid : undefined;
+}
+
+/**
+ * Claims `dir` for writing an index from the start of a run (the database itself appears only
+ * when the index first spills, or at the end): a lock file holding this process's pid, made
+ * exclusively, so of two runs starting on one path only one writes it. Returns the pid of another
+ * running process that holds it; a lock of a process that has ended is taken over. `finish` of
+ * a persisted index removes it.
+ */
+export function claimIndexDir(dir: string): number | undefined {
+  mkdirSync(dir, { recursive: true });
+  const lock = path.join(dir, INDEX_LOCK);
+  for (let attempt = 0; attempt < 3; attempt++) {
+    try {
+      writeFileSync(lock, String(process.pid), { flag: 'wx' });
+      return undefined;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    }
+    const holder = indexWriter(dir);
+    if (holder !== undefined) return holder;
+    if (readFileSync(lock, 'utf8').trim() === String(process.pid)) return undefined;
+    rmSync(lock, { force: true });
+  }
+  throw new Error(`cannot claim ${lock}: it keeps changing (other runs are starting to write this index)`);
+}
+
+/** Gives up the claim of `claimIndexDir` when no index was written (a run without records): nothing is left. */
+export function releaseIndexDir(dir: string): void {
+  rmSync(path.join(dir, INDEX_LOCK), { force: true });
+  try {
+    rmdirSync(dir);
+  } catch {
+    // Not empty (an index is there) or already gone.
   }
 }
 

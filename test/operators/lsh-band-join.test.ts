@@ -1,8 +1,11 @@
 import t from 'tap';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { internals, type Rec } from '../../lib/operator.ts';
+import { createStepContext } from '../../lib/context.ts';
+import { validateOptions } from '../../lib/options.ts';
 import { createMinHasher } from '../../lib/sketch/minhash.ts';
 import { exactJaccard, shingleText } from '../../lib/text/shingle.ts';
 import { readJsonl, runOperator } from '../../lib/testing.ts';
@@ -188,6 +191,33 @@ t.test('writeIndex and against: a second run joins against the first run\'s kept
   await t.rejects(runOperator(lsh, { against: ['missing.idx'] }, sketch([copy(kjv[0], 'x')]), { baseDir: dir }), /does not exist/);
   await t.rejects(runOperator(lsh, { writeIndex: 'sig.idx', verify: 'signature' }, sketch([copy(kjv[0], 'x')]), { baseDir: dir }).then(() =>
     runOperator(lsh, { against: ['sig.idx'] }, sketch([copy(kjv[0], 'y')]), { baseDir: dir })), /without shingle sets/);
+});
+
+t.test('writeIndex claims its directory as the step starts: a second run finds it in use; a lock of an ended run is taken over', async (t) => {
+  const dir = tmp();
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const recs = () => sketch(kjv.slice(0, 30).map((r) => copy(r, r.id)));
+  // The parent of this test process stands for another run that is writing the index.
+  mkdirSync(path.join(dir, 'busy.idx'));
+  writeFileSync(path.join(dir, 'busy.idx', 'writer.lock'), String(process.ppid));
+  await t.rejects(runOperator(lsh, { writeIndex: 'busy.idx' }, recs(), { baseDir: dir }), /busy\.idx already exists and holds an index another running process .*is writing/);
+  await t.rejects(runOperator(lsh, { against: ['busy.idx'] }, recs(), { baseDir: dir }), new RegExp(`busy\\.idx is an LSH index that process ${process.ppid} is still writing`));
+  // The lock is taken as the step starts, before any record: the directory is there at once.
+  const held = await lsh.create(validateOptions({ writeIndex: 'early.idx' }, lsh.options, []) as never, createStepContext({ op: 'lsh-band-join', baseDir: dir, log: () => {} }));
+  t.ok(existsSync(path.join(dir, 'early.idx', 'writer.lock')), 'claimed before any record');
+  await held.close?.();
+  // A lock whose process has ended (and no database): a run stopped early; the next one starts over.
+  const ended = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))']).stdout.toString();
+  mkdirSync(path.join(dir, 'stale.idx'));
+  writeFileSync(path.join(dir, 'stale.idx', 'writer.lock'), ended);
+  const run = await runOperator(lsh, { writeIndex: 'stale.idx' }, recs(), { baseDir: dir });
+  t.match(run.logs.join('\n'), /stale\.idx held an unfinished index left by a stopped run/);
+  t.same(readdirSync(path.join(dir, 'stale.idx')), ['index.sqlite'], 'a finished index has no lock');
+  const again = await runOperator(lsh, { against: ['stale.idx'] }, recs(), { baseDir: dir });
+  t.equal(again.output.length, 0, 'the finished index is used');
+  // A run without records writes no index and leaves nothing behind.
+  await runOperator(lsh, { writeIndex: 'empty.idx' }, [], { baseDir: dir });
+  t.notOk(existsSync(path.join(dir, 'empty.idx')), 'no directory for an index never written');
 });
 
 t.test('a spilled run gives the same output as an all-in-RAM run', async (t) => {

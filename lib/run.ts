@@ -1,7 +1,7 @@
 // The runner: wires source -> steps -> sink with stream.pipeline. Pull-driven: each stage asks
 // for the next batch only when it has handed on the previous one, so a slow sink slows the
 // source and memory does not grow with the input.
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Readable, type Writable } from 'node:stream';
@@ -11,7 +11,7 @@ import { CheckpointStore, fingerprint, partName, trimOutputDir, trimSideOutput, 
 import { compressionForPath } from './io/compression.ts';
 import { decodeInput, DEFAULT_DECODE, fileInput, POSITION, stdinInput, type DecodeOptions, type InputProgress, type InputSource } from './io/decode.ts';
 import { httpInput, isHttpUrl, redactUrl } from './io/http.ts';
-import { encodeBatch, openOutput, SideOutput, write, type Output } from './io/output.ts';
+import { encodeBatch, openOutput, processRunning, SideOutput, write, type Output } from './io/output.ts';
 import { StepOptionError, type Rec, type Step } from './operator.ts';
 import { upstreamOf, type ResolvedPipeline } from './pipeline.ts';
 import type { HistogramReport, RunReport, StepReport } from './report.ts';
@@ -184,6 +184,31 @@ function restoreCounters(c: StepCounters, s: SerializedCounters): void {
   Object.assign(c.histograms, s.histograms);
 }
 
+/** Scratch directories of runs (spilled indexes, sort runs) in the system's temporary directory: `mixstream-run-<pid>-XXXXXX`. */
+const RUN_DIR_PREFIX = 'mixstream-run-';
+
+/**
+ * Removes the scratch directories of runs whose process is gone (killed outright: a run that
+ * ends removes its own), which may hold gigabytes of spilled index.
+ */
+function removeStaleRunDirs(): void {
+  let entries: string[];
+  try {
+    entries = readdirSync(os.tmpdir());
+  } catch {
+    return;
+  }
+  for (const name of entries) {
+    const m = /^mixstream-run-(\d+)-/.exec(name);
+    if (!m || Number(m[1]) === process.pid || processRunning(Number(m[1]))) continue;
+    try {
+      rmSync(path.join(os.tmpdir(), name), { recursive: true, force: true });
+    } catch {
+      // Another user's, or removed meanwhile.
+    }
+  }
+}
+
 /** Run options that cannot work together or with the checkpoint met (exit status 2, nothing is read). */
 export class RunSetupError extends Error {}
 
@@ -196,7 +221,8 @@ async function execute(opts: RunOptions, control: StopControl): Promise<RunRepor
   const stepLog = opts.summary === false ? (m: string) => void (m.includes(': warning: ') && log(m)) : log;
   const startedAt = new Date();
   const t0 = performance.now();
-  const tmpDir = mkdtempSync(path.join(os.tmpdir(), 'mixstream-run-'));
+  removeStaleRunDirs();
+  const tmpDir = mkdtempSync(path.join(os.tmpdir(), `${RUN_DIR_PREFIX}${process.pid}-`));
   const abort = new AbortController();
   const checkpointing = opts.checkpoint !== undefined;
   const errorsPath = opts.errors ?? (p.spec.errors ? path.resolve(p.baseDir, p.spec.errors) : undefined);

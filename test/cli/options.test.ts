@@ -1,5 +1,6 @@
 import t, { type Test } from 'tap';
-import { existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { cli, lines, SAMPLES, tmpdir } from '../helpers.ts';
@@ -180,4 +181,19 @@ t.test('the output, side outputs and report must be different files; an option w
     usageError(t, twice, new RegExp(`${flag} is given 2 times \\(.*a, .*b\\); give it once`), `${flag} twice`);
   }
   t.same(readdirSync(base), [], 'nothing written');
+});
+
+t.test('a run removes the scratch directories of runs whose process is gone, and keeps those of running ones', async (t) => {
+  const ended = Number(spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))']).stdout.toString());
+  const stale = path.join(os.tmpdir(), `mixstream-run-${ended}-test01`);
+  const live = path.join(os.tmpdir(), `mixstream-run-${process.pid}-test02`);
+  for (const d of [stale, live]) {
+    mkdirSync(path.join(d, 'step-0', 'lsh-index'), { recursive: true });
+    writeFileSync(path.join(d, 'step-0', 'lsh-index', 'index.sqlite'), 'spilled');
+  }
+  t.teardown(() => rmSync(live, { recursive: true, force: true }));
+  const r = cli(['run', pipeline, input, '-q', '-o', path.join(dir, 'scratch-sweep.jsonl')]);
+  t.equal(r.code, 0, r.stderr);
+  t.notOk(existsSync(stale), 'the directory of an ended run is removed');
+  t.ok(existsSync(path.join(live, 'step-0', 'lsh-index', 'index.sqlite')), 'the directory of a running process stays');
 });

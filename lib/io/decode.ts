@@ -104,10 +104,9 @@ function utf8Head(buf: Buffer, limit: number): Buffer {
   return buf.subarray(0, end);
 }
 
-function rawOf(buf: Buffer): { raw: string; rawEncoding?: 'base64'; rawTruncated?: boolean } {
-  const truncated = buf.length > RAW_LIMIT * 16;
-  const b = truncated ? utf8Head(buf, RAW_LIMIT * 16) : buf;
-  return isUtf8(b) ? { raw: b.toString('utf8'), ...(truncated && { rawTruncated: true }) } : { raw: b.toString('base64'), rawEncoding: 'base64', ...(truncated && { rawTruncated: true }) };
+/** A bad line's bytes for the errors output, whole (a line is at most maxRecordBytes): text, or base64 when they are not UTF-8. */
+function rawOf(buf: Buffer): { raw: string; rawEncoding?: 'base64' } {
+  return isUtf8(buf) ? { raw: buf.toString('utf8') } : { raw: buf.toString('base64'), rawEncoding: 'base64' };
 }
 
 /**
@@ -200,7 +199,7 @@ export async function* decodeNdjson(
   const stopRequested = () => sink.shouldStop?.() === true;
   const skipLines = opts.skipLines ?? 0;
 
-  const parseLine = (str: string, line: number, rawBuf: () => Buffer | string) => {
+  const parseLine = (str: string, line: number) => {
     if (first) {
       first = false;
       if (str.charCodeAt(0) === 0xfeff) str = str.slice(1);
@@ -211,7 +210,8 @@ export async function* decodeNdjson(
     try {
       value = JSON.parse(str);
     } catch (e) {
-      checker.fail(input, line, 'invalid_json', (e as Error).message, rawBuf());
+      // The line as the parser saw it (without a BOM or a CR line end), as for the other errors.
+      checker.fail(input, line, 'invalid_json', (e as Error).message, str);
       return;
     }
     const rec = checker.check(value, input, line, () => str);
@@ -253,7 +253,7 @@ export async function* decodeNdjson(
         // `offset` is where `buf` starts in the input while its lines are handled.
         checker.fail(input, lineNo, 'record_too_large', `line of ${nl - start} bytes exceeds maxRecordBytes ${opts.maxRecordBytes}`, utf8Head(buf.subarray(start, nl), RAW_LIMIT), { rawTruncated: true, offset: offset + start, bytes: nl - start });
       } else if (valid || isUtf8(buf.subarray(start, nl))) {
-        parseLine(buf.toString('utf8', start, nl), lineNo, () => buf.subarray(start, nl));
+        parseLine(buf.toString('utf8', start, nl), lineNo);
       } else {
         checker.fail(input, lineNo, 'invalid_utf8', 'line is not valid UTF-8 (raw bytes in base64)', buf.subarray(start, nl));
       }
@@ -348,7 +348,7 @@ export async function* decodeNdjson(
     const lineBuf = carry;
     if (lineNo <= skipLines) {
       // consumed by an earlier run
-    } else if (isUtf8(lineBuf)) parseLine(lineBuf.toString('utf8'), lineNo, () => lineBuf);
+    } else if (isUtf8(lineBuf)) parseLine(lineBuf.toString('utf8'), lineNo);
     else checker.fail(input, lineNo, 'invalid_utf8', 'line is not valid UTF-8 (raw bytes in base64)', lineBuf);
   }
   yield* flushBatch();

@@ -205,3 +205,18 @@ t.test('unsupported compression is a clear error', async (t) => {
   t.equal(errors[0].reason, 'unsupported_compression');
   t.notOk(progress.complete);
 });
+
+t.test('a bad line of any length up to maxRecordBytes is kept whole in the errors, CRLF and BOM stripped as for good lines', async (t) => {
+  const longText = 'Über allen Gipfeln ist Ruh. '.repeat(20_000);
+  const brokenJson = `{"id":"j","text":"${longText}"`;
+  const badUtf8 = Buffer.concat([Buffer.from(`{"id":"u","text":"${longText}`), Buffer.from([0xff]), Buffer.from('"}')]);
+  const input = Buffer.concat([Buffer.from('\ufeff{"id":"first","text": \r\n'), Buffer.from(brokenJson + '\r\n'), badUtf8, Buffer.from('\n{"id":"ok","text":"fine"}\n')]);
+  const { records, errors } = await decode(input, {}, 1 << 16);
+  t.same(records.map((r) => r.id), ['ok']);
+  t.same(errors.map((e) => [e.reason, e.line]), [['invalid_json', 1], ['invalid_json', 2], ['invalid_utf8', 3]]);
+  t.equal(errors[0].raw, '{"id":"first","text": ', 'no BOM, no CR');
+  t.equal(errors[1].raw, brokenJson, `the whole ${Buffer.byteLength(brokenJson)}-byte line`);
+  t.notOk(errors[1].rawTruncated);
+  t.equal(errors[2].rawEncoding, 'base64');
+  t.same(Buffer.from(errors[2].raw as string, 'base64'), badUtf8, 'the whole line, byte for byte');
+});

@@ -49,6 +49,13 @@ function lowCatchWarning(o: Pick<LshBandJoinOptions, 'threshold' | 'bands' | 'ro
   return `warning: ${bands} bands x ${rows} rows make only ${(p * 100).toFixed(1)}% of the pairs at Jaccard ${o.threshold} candidates: the rest are never compared; fewer rows per band (or no bands/rows, to have them chosen) catch them`;
 }
 
+/** Why bands x rows do not fit `perms` (`bandsFit` false), naming the option given alone when it is the one too large. */
+function bandsMisfit(o: Pick<LshBandJoinOptions, 'bands' | 'rows'>, bands: number, rows: number, perms: number, of: string): string {
+  const alone = o.bands === undefined ? 'rows' : o.rows === undefined ? 'bands' : undefined;
+  if (alone && (alone === 'rows' ? rows : bands) > perms) return `${alone} ${alone === 'rows' ? rows : bands} is more than the ${perms} perms of ${of}: at most ${perms}`;
+  return `bands x rows (${bands} x ${rows}) must be >= 1 and at most the ${perms} perms of ${of}`;
+}
+
 /** Whether `bands` x `rows` can be taken from a signature of `perms` values. */
 function bandsFit(bands: number, rows: number, perms: number): boolean {
   return bands >= 1 && rows >= 1 && bands * rows <= perms;
@@ -406,7 +413,7 @@ export default defineOperator<LshBandJoinOptions>({
     if (perms !== undefined) {
       const { bands, rows } = resolveBands(o, perms);
       if (!bandsFit(bands, rows, perms)) {
-        errors.push({ path: o.bands !== undefined ? 'bands' : 'rows', message: `bands x rows (${bands} x ${rows}) must be >= 1 and at most the ${perms} perms of the minhash step before` });
+        errors.push({ path: o.bands !== undefined ? 'bands' : 'rows', message: bandsMisfit(o, bands, rows, perms, 'the minhash step before') });
       }
     }
     if (o.writeIndex === '') errors.push({ path: 'writeIndex', message: 'must be the path of a directory to write the index into (it is empty)' });
@@ -470,12 +477,6 @@ function createJoin(o: LshBandJoinOptions, ctx: StepContext) {
   // Checked as the step starts, before anything is read; a resumed run finds its own partly
   // written index there and continues it.
   if (!ctx.resuming) checkWritePath();
-  // Claimed at once (the database appears only when the index first spills): a second run
-  // starting on the same path now finds it in use.
-  if (writePath) {
-    const holder = claimIndexDir(writePath);
-    if (holder !== undefined) throw invalid(`writeIndex: ${writePath} already exists and holds an index another running process (${holder}) is writing; remove it or choose another path`);
-  }
   const family = signatureFamily(ctx.upstream);
   const readers: LshIndexReader[] = [];
   try {
@@ -519,6 +520,10 @@ function createJoin(o: LshBandJoinOptions, ctx: StepContext) {
   const pipelinePerms = upstreamPerms(ctx.upstream);
   try {
     if (pipelinePerms !== undefined) checkAgainstBands(pipelinePerms);
+    // Claimed once the options are known to work (the database appears only when the index
+    // first spills): a second run starting on the same path now finds it in use.
+    const holder = writePath ? claimIndexDir(writePath) : undefined;
+    if (holder !== undefined) throw invalid(`writeIndex: ${writePath} already exists and holds an index another running process (${holder}) is writing; remove it or choose another path`);
   } catch (e) {
     for (const r of readers) r.close();
     throw e;
@@ -541,7 +546,7 @@ function createJoin(o: LshBandJoinOptions, ctx: StepContext) {
     perms = len;
     ({ bands, rows } = resolveBands(o, perms));
     if (!bandsFit(bands, rows, perms)) {
-      throw invalid(`bands x rows (${bands} x ${rows}) must be >= 1 and <= the signature length ${perms}`);
+      throw invalid(bandsMisfit(o, bands, rows, perms, 'the signatures'));
     }
     checkAgainstBands(perms);
     ctx.log(`${bands} bands x ${rows} rows over ${perms} perms; P(candidate) at ${o.threshold} = ${candidateProbability(o.threshold, bands, rows).toFixed(4)}`);
@@ -704,12 +709,13 @@ function createJoin(o: LshBandJoinOptions, ctx: StepContext) {
       ctx.stats.count('index_probed_ahead', probedAhead);
     }
     index?.finish();
-    if (writePath && !index) releaseIndexDir(writePath);
   }
 
   const close = () => {
     index?.close();
     for (const r of readers) r.close();
+    // A run that ends before its first record (another step refused to start, say) leaves nothing.
+    if (writePath && !index) releaseIndexDir(writePath);
   };
 
   /** The join's state (the spool's, with keep "priority", is added by the caller). */

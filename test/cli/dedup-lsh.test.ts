@@ -154,6 +154,12 @@ t.test('a missing against index and bands x rows over the perms are usage errors
   t.match(lint.stderr, /bands x rows \(64 x 4\) must be >= 1 and at most the 128 perms of the minhash step before/);
   t.equal(cli(['run', big, kjv, '-o', path.join(dir, 'b.jsonl')]).code, 2);
   t.equal(cli(['lint', dedupPipeline('fits.json', { perms: 256 }, { bands: 64, rows: 4 })]).code, 0);
+  // One of them alone, larger than the perms: named with its own value (not "0 x 200").
+  for (const [given, named] of [[{ rows: 200 }, /rows: rows 200 is more than the 128 perms of the minhash step before: at most 128/], [{ bands: 129 }, /bands: bands 129 is more than the 128 perms/]] as const) {
+    const r = cli(['lint', dedupPipeline(`alone-${Object.keys(given)[0]}.json`, { perms: 128 }, given)]);
+    t.equal(r.code, 2, r.stderr);
+    t.match(r.stderr, named);
+  }
 });
 
 t.test('explain chooses the bands for the perms of the minhash step before', async (t) => {

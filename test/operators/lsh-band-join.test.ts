@@ -215,9 +215,11 @@ t.test('writeIndex claims its directory as the step starts: a second run finds i
   t.same(readdirSync(path.join(dir, 'stale.idx')), ['index.sqlite'], 'a finished index has no lock');
   const again = await runOperator(lsh, { against: ['stale.idx'] }, recs(), { baseDir: dir });
   t.equal(again.output.length, 0, 'the finished index is used');
-  // A run without records writes no index and leaves nothing behind.
+  // A run without records writes no index and leaves nothing behind; nor does one refused as it starts.
   await runOperator(lsh, { writeIndex: 'empty.idx' }, [], { baseDir: dir });
   t.notOk(existsSync(path.join(dir, 'empty.idx')), 'no directory for an index never written');
+  await t.rejects(runOperator(lsh, { writeIndex: 'never.idx', against: ['missing.idx'] }, recs(), { baseDir: dir }), /missing\.idx does not exist/);
+  t.notOk(existsSync(path.join(dir, 'never.idx')), 'no directory after a refused start');
 });
 
 t.test('a spilled run gives the same output as an all-in-RAM run', async (t) => {

@@ -408,6 +408,10 @@ async function execute(opts: RunOptions, control: StopControl): Promise<RunRepor
 
   async function runStreams(inputs: InputSource[], firstGenerates: boolean): Promise<void> {
     const interval = (opts.checkpointIntervalSec ?? 30) * 1000;
+    // Generated ids are `<file name>:<line>`; inputs that share a file name (shards of one name
+    // in different directories) use their names as given instead, so their ids stay apart.
+    const fileNames = inputs.map((i) => path.basename(i.name));
+    const idNames = inputs.map((i, k) => (fileNames.filter((n) => n === fileNames[k]).length > 1 ? i.name : undefined));
     let lastCheckpoint = performance.now();
     const checkpointDue = () => checkpointing && performance.now() - lastCheckpoint >= interval;
 
@@ -467,7 +471,7 @@ async function execute(opts: RunOptions, control: StopControl): Promise<RunRepor
         const bytesBefore = position.bytes;
         const recordsBefore = position.records;
         let tIn = performance.now();
-        for await (const b of decodeInput(input, { ...decodeOptions, skipLines: position.line }, decodeSink, progress)) {
+        for await (const b of decodeInput(input, { ...decodeOptions, skipLines: position.line, idName: idNames[k] }, decodeSink, progress)) {
           const batch = b as Batch;
           decodeCounters.timeMs += performance.now() - tIn;
           decodeCounters.recordsOut += batch.length;

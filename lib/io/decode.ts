@@ -36,6 +36,8 @@ export interface DecodeOptions {
   tmpDir?: string;
   /** Resume: lines (rows) 1..skipLines were consumed by an earlier run; they are counted past unread. */
   skipLines?: number;
+  /** The name generated ids start with (`<name>:<line>`); default the input's file name. */
+  idName?: string;
 }
 
 /** Lines (or rows) of its input consumed up to and including a batch; set on the batch that completes a read. */
@@ -145,7 +147,7 @@ export class RecordChecker {
         this.fail(input, line, 'missing_id', `no "${o.idField}" field`, raw());
         return undefined;
       }
-      rec[o.idField] = `${path.basename(input)}:${line}`;
+      rec[o.idField] = `${o.idName ?? path.basename(input)}:${line}`;
     } else if (typeof id !== 'string') {
       if (typeof id !== 'number' && typeof id !== 'bigint') {
         this.fail(input, line, 'invalid_id', `"${o.idField}" is ${typeof id}, expected a string or number`, raw());

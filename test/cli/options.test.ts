@@ -197,3 +197,15 @@ t.test('a run removes the scratch directories of runs whose process is gone, and
   t.notOk(existsSync(stale), 'the directory of an ended run is removed');
   t.ok(existsSync(path.join(live, 'step-0', 'lsh-index', 'index.sqlite')), 'the directory of a running process stays');
 });
+
+t.test('generated ids are <file name>:<line>, or the names as given for inputs that share a file name', async (t) => {
+  const base = path.join(dir, 'ids');
+  for (const d of ['a', 'b']) mkdirSync(path.join(base, d), { recursive: true });
+  const text = JSON.stringify({ text: 'In the beginning God created the heaven and the earth.' });
+  writeFileSync(path.join(base, 'a', 'shard.jsonl'), `${text}\n${text}\n`);
+  writeFileSync(path.join(base, 'b', 'shard.jsonl'), `${text}\n`);
+  writeFileSync(path.join(base, 'other.jsonl'), `${text}\n`);
+  const r = cli(['run', pipeline, 'a/shard.jsonl', 'b/shard.jsonl', 'other.jsonl'], { cwd: base });
+  t.equal(r.code, 0, r.stderr);
+  t.same(lines(r.stdout).map((x) => x.id), ['a/shard.jsonl:1', 'a/shard.jsonl:2', 'b/shard.jsonl:1', 'other.jsonl:1']);
+});

@@ -760,7 +760,8 @@ async function execute(opts: RunOptions, control: StopControl): Promise<RunRepor
     mkdirSync(path.dirname(path.resolve(opts.report)), { recursive: true });
     writeFileSync(opts.report, JSON.stringify(report, null, 2) + '\n');
   }
-  if (opts.summary) {
+  // A usage error read nothing: its message is the whole story, as for an invalid pipeline.
+  if (opts.summary && !usageFailure) {
     log(formatSummary(report));
     if (report.totals.errors > 0 && !errorsPath) log('  (--errors FILE writes each bad record with its input, line, reason and raw text)');
   }

@@ -148,6 +148,7 @@ t.test('--checkpoint needs an output directory and input files', async (t) => {
   const r = cli(['run', pipeline, '--checkpoint', path.join(dir, 'c1')], { input: '{"id":"a","text":"x"}\n' });
   t.equal(r.code, 2, 'a usage error');
   t.match(r.stderr, /--checkpoint needs -o DIR/);
+  t.equal(r.stderr.trim().split('\n').length, 1, 'one line: no summary of a run that read nothing');
   t.notOk(existsSync(path.join(dir, 'c1', 'checkpoint.json')));
   const piped = cli(['run', pipeline, '-', '-o', path.join(dir, 'c2-out'), '--checkpoint', path.join(dir, 'c2')], { input: '{"id":"a","text":"x"}\n' });
   t.equal(piped.code, 2, 'stdin as input: a usage error');

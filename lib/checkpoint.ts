@@ -4,11 +4,11 @@
 // part, and the checkpoint (input positions, step counters, side-output sizes, step states) is
 // committed by an atomic rename. A rerun of the same command continues from it.
 import { createHash } from 'node:crypto';
-import { appendFileSync, closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
+import { appendFileSync, closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, truncateSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import type { ResolvedPipeline } from './pipeline.ts';
 import { syncPath } from './io/durable.ts';
-import { processRunning } from './io/output.ts';
+import { claimLock, releaseLock } from './io/lock.ts';
 
 export interface SerializedCounters {
   recordsIn: number;
@@ -73,39 +73,17 @@ export class CheckpointStore {
   }
 
   /**
-   * Claims the directory for this process: a `lock` file holding its pid. Returns the pid of
-   * another running process that holds it (two runs resuming one checkpoint would overwrite each
-   * other's parts and step files); a lock left by a process that is gone is taken over.
+   * Claims the directory for this process (a `lock` file holding its pid): two runs resuming one
+   * checkpoint would overwrite each other's parts and step files. Returns the pid of another
+   * running process that holds it; the lock of a run killed outright is taken over.
    */
   claim(): number | undefined {
-    for (let attempt = 0; attempt < 3; attempt++) {
-      try {
-        writeFileSync(this.lockFile, String(process.pid), { flag: 'wx' });
-        return undefined;
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-      }
-      let holder = NaN;
-      try {
-        holder = Number(readFileSync(this.lockFile, 'utf8').trim());
-      } catch {
-        // Removed meanwhile: try again.
-      }
-      if (holder === process.pid) return undefined;
-      if (Number.isInteger(holder) && holder > 0 && processRunning(holder)) return holder;
-      // Stale (or unreadable): removed, then created exclusively, so of two runs taking it over one wins.
-      rmSync(this.lockFile, { force: true });
-    }
-    throw new Error(`cannot claim ${this.lockFile}: it keeps changing (other runs are starting on this checkpoint directory)`);
+    return claimLock(this.lockFile);
   }
 
-  /** Gives up the claim of `claim` (when this process holds it). */
+  /** Gives up the claim of `claim`. */
   release(): void {
-    try {
-      if (readFileSync(this.lockFile, 'utf8').trim() === String(process.pid)) rmSync(this.lockFile, { force: true });
-    } catch {
-      // Already gone.
-    }
+    releaseLock(this.lockFile);
   }
 
   load(): CheckpointState | undefined {

@@ -11,7 +11,8 @@ import { CheckpointStore, fingerprint, partName, trimOutputDir, trimSideOutput, 
 import { compressionForPath } from './io/compression.ts';
 import { decodeInput, DEFAULT_DECODE, fileInput, POSITION, stdinInput, type DecodeOptions, type InputProgress, type InputSource } from './io/decode.ts';
 import { httpInput, isHttpUrl, redactUrl } from './io/http.ts';
-import { encodeBatch, openOutput, processRunning, SideOutput, write, type Output } from './io/output.ts';
+import { encodeBatch, openOutput, SideOutput, write, type Output } from './io/output.ts';
+import { processRunning } from './io/lock.ts';
 import { StepOptionError, type Rec, type Step } from './operator.ts';
 import { upstreamOf, type ResolvedPipeline } from './pipeline.ts';
 import type { HistogramReport, RunReport, StepReport } from './report.ts';

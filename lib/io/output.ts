@@ -4,6 +4,7 @@ import path from 'node:path';
 import type { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { compressionForPath, compressor } from './compression.ts';
+import { processRunning } from './lock.ts';
 import type { Rec } from '../operator.ts';
 
 export interface Output {
@@ -64,17 +65,6 @@ export function removeStalePartials(file: string): void {
     const pid = name.slice(prefix.length);
     if (!/^[1-9][0-9]*$/.test(pid) || Number(pid) === process.pid || processRunning(Number(pid))) continue;
     rmSync(path.join(dir, name), { force: true });
-  }
-}
-
-/** Whether process `pid` exists (on this machine). */
-export function processRunning(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    // EPERM: it exists but belongs to another user.
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

@@ -24,7 +24,7 @@ import os from 'node:os';
 import Database from 'better-sqlite3';
 import { fmix32 as mix32 } from '../text/shingle.ts';
 import { syncPath, writeAll } from '../io/durable.ts';
-import { processRunning } from '../io/output.ts';
+import { claimLock, lockHolder, releaseLock } from '../io/lock.ts';
 import { BlockedBloom, keyPlace, type ProbeTask } from './blocked-bloom.ts';
 
 export { BlockedBloom };
@@ -1201,7 +1201,7 @@ export class LshIndex {
     this.spill();
     this.store!.saveMeta(this.params, this.nextSlot);
     // Finished: no longer being written (see `claimIndexDir`).
-    rmSync(path.join(this.dirFn(), INDEX_LOCK), { force: true });
+    releaseLock(path.join(this.dirFn(), INDEX_LOCK));
   }
 
   /**
@@ -1359,43 +1359,24 @@ export function existingIndexState(dir: string): 'finished' | 'unfinished' | 'in
 
 /** The pid of another running process that is writing the index in `dir`, or undefined. */
 function indexWriter(dir: string): number | undefined {
-  let pid = NaN;
-  try {
-    pid = Number(readFileSync(path.join(dir, INDEX_LOCK), 'utf8').trim());
-  } catch {
-    return undefined;
-  }
-  return Number.isInteger(pid) && pid > 0 && pid !== process.pid && processRunning(pid) ? pid : undefined;
+  return lockHolder(path.join(dir, INDEX_LOCK));
 }
 
 /**
  * Claims `dir` for writing an index from the start of a run (the database itself appears only
- * when the index first spills, or at the end): a lock file holding this process's pid, made
- * exclusively, so of two runs starting on one path only one writes it. Returns the pid of another
- * running process that holds it; a lock of a process that has ended is taken over. `finish` of
- * a persisted index removes it.
+ * when the index first spills, or at the end): a lock file holding this process's pid, so of two
+ * runs starting on one path only one writes it. Returns the pid of another running process that
+ * holds it; the lock of a run killed outright is taken over. `finish` of a persisted index
+ * removes it.
  */
 export function claimIndexDir(dir: string): number | undefined {
   mkdirSync(dir, { recursive: true });
-  const lock = path.join(dir, INDEX_LOCK);
-  for (let attempt = 0; attempt < 3; attempt++) {
-    try {
-      writeFileSync(lock, String(process.pid), { flag: 'wx' });
-      return undefined;
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-    }
-    const holder = indexWriter(dir);
-    if (holder !== undefined) return holder;
-    if (readFileSync(lock, 'utf8').trim() === String(process.pid)) return undefined;
-    rmSync(lock, { force: true });
-  }
-  throw new Error(`cannot claim ${lock}: it keeps changing (other runs are starting to write this index)`);
+  return claimLock(path.join(dir, INDEX_LOCK));
 }
 
 /** Gives up the claim of `claimIndexDir` when no index was written (a run without records): nothing is left. */
 export function releaseIndexDir(dir: string): void {
-  rmSync(path.join(dir, INDEX_LOCK), { force: true });
+  releaseLock(path.join(dir, INDEX_LOCK));
   try {
     rmdirSync(dir);
   } catch {

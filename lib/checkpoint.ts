@@ -73,11 +73,12 @@ export class CheckpointStore {
   }
 
   /**
-   * Claims the directory for this process (a `lock` file holding its pid): two runs resuming one
-   * checkpoint would overwrite each other's parts and step files. Returns the pid of another
-   * running process that holds it; the lock of a run killed outright is taken over.
+   * Claims the directory for this process (a `lock` file holding its pid and host): two runs
+   * resuming one checkpoint would overwrite each other's parts and step files. Returns who holds
+   * it when another running process may (see lib/io/lock.ts); the lock of a run killed outright
+   * is taken over.
    */
-  claim(): number | undefined {
+  claim(): string | undefined {
     return claimLock(this.lockFile);
   }
 

@@ -185,12 +185,16 @@ function restoreCounters(c: StepCounters, s: SerializedCounters): void {
   Object.assign(c.histograms, s.histograms);
 }
 
-/** Scratch directories of runs (spilled indexes, sort runs) in the system's temporary directory: `mixstream-run-<pid>-XXXXXX`. */
-const RUN_DIR_PREFIX = 'mixstream-run-';
+/**
+ * Scratch directories of runs (spilled indexes, sort runs) in the system's temporary directory:
+ * `mixstream-run-<host>-<pid>-XXXXXX` (the host, so that runs of machines sharing the directory
+ * never take each other's for stale).
+ */
+const RUN_DIR_PREFIX = `mixstream-run-${os.hostname().replace(/[^A-Za-z0-9.]/g, '_')}-`;
 
 /**
- * Removes the scratch directories of runs whose process is gone (killed outright: a run that
- * ends removes its own), which may hold gigabytes of spilled index.
+ * Removes the scratch directories of this host's runs whose process is gone (killed outright: a
+ * run that ends removes its own), which may hold gigabytes of spilled index.
  */
 function removeStaleRunDirs(): void {
   let entries: string[];
@@ -200,7 +204,8 @@ function removeStaleRunDirs(): void {
     return;
   }
   for (const name of entries) {
-    const m = /^mixstream-run-(\d+)-/.exec(name);
+    if (!name.startsWith(RUN_DIR_PREFIX)) continue;
+    const m = /^(\d+)-/.exec(name.slice(RUN_DIR_PREFIX.length));
     if (!m || Number(m[1]) === process.pid || processRunning(Number(m[1]))) continue;
     try {
       rmSync(path.join(os.tmpdir(), name), { recursive: true, force: true });
@@ -298,7 +303,7 @@ async function execute(opts: RunOptions, control: StopControl): Promise<RunRepor
       const holder = store.claim();
       if (holder !== undefined) {
         store = undefined;
-        throw new RunSetupError(`${opts.checkpoint} is in use by another run (process ${holder}); wait for it to end (if no run is using it, remove ${path.join(opts.checkpoint!, 'lock')})`);
+        throw new RunSetupError(`${opts.checkpoint} is in use by another run (${holder}); wait for it to end (if no run is using it, remove ${path.join(opts.checkpoint!, 'lock')})`);
       }
       const fp = fingerprint(p, inputNames, outputPath);
       resumeFrom = store.load();

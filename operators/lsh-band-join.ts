@@ -523,7 +523,7 @@ function createJoin(o: LshBandJoinOptions, ctx: StepContext) {
     // Claimed once the options are known to work (the database appears only when the index
     // first spills): a second run starting on the same path now finds it in use.
     const holder = writePath ? claimIndexDir(writePath) : undefined;
-    if (holder !== undefined) throw invalid(`writeIndex: ${writePath} already exists and holds an index another running process (${holder}) is writing; remove it or choose another path`);
+    if (holder !== undefined) throw invalid(`writeIndex: ${writePath} already exists and holds an index another running process is writing (${holder}); remove it or choose another path`);
   } catch (e) {
     for (const r of readers) r.close();
     throw e;

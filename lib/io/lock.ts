@@ -1,7 +1,12 @@
-// Lock files holding the pid of the process that owns something on disk (a checkpoint
+// Lock files holding the pid and host of the process that owns something on disk (a checkpoint
 // directory, an index being written): another running process finds it taken; the lock of a
-// process that has ended (killed outright) is taken over.
+// process of this host that has ended (killed outright) is taken over. A process of another host
+// (a shared file system) cannot be checked, so its lock stands until it is removed.
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+
+const HOST = os.hostname();
+const OWN = `${process.pid} ${HOST}`;
 
 /** Whether process `pid` exists (on this machine). */
 export function processRunning(pid: number): boolean {
@@ -14,26 +19,34 @@ export function processRunning(pid: number): boolean {
   }
 }
 
-/** The pid of another running process that holds lock file `file`, or undefined (no lock, this process's, or one whose process has ended). */
-export function lockHolder(file: string): number | undefined {
-  let pid = NaN;
+/**
+ * Who holds lock file `file` when it is another process that may be running ("process 123", or
+ * "process 123 on host-b"); undefined when there is no lock, it is this process's, or its process
+ * has ended.
+ */
+export function lockHolder(file: string): string | undefined {
+  let content: string;
   try {
-    pid = Number(readFileSync(file, 'utf8').trim());
+    content = readFileSync(file, 'utf8').trim();
   } catch {
     return undefined;
   }
-  return Number.isInteger(pid) && pid > 0 && pid !== process.pid && processRunning(pid) ? pid : undefined;
+  const [pidText, host = HOST] = content.split(' ');
+  const pid = Number(pidText);
+  if (!Number.isInteger(pid) || pid <= 0) return undefined;
+  if (host !== HOST) return `process ${pid} on ${host}`;
+  return pid !== process.pid && processRunning(pid) ? `process ${pid}` : undefined;
 }
 
 /**
  * Takes lock file `file` for this process: created exclusively, so of two processes taking it at
- * once only one does. Returns the pid of another running process that holds it (nothing is
- * changed then); a lock of an ended process is replaced.
+ * once only one does. Returns who holds it when another process may (nothing is changed then,
+ * see `lockHolder`); a lock of an ended process is replaced.
  */
-export function claimLock(file: string): number | undefined {
+export function claimLock(file: string): string | undefined {
   for (let attempt = 0; attempt < 3; attempt++) {
     try {
-      writeFileSync(file, String(process.pid), { flag: 'wx' });
+      writeFileSync(file, OWN, { flag: 'wx' });
       return undefined;
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
@@ -53,7 +66,8 @@ export function releaseLock(file: string): void {
 
 function heldHere(file: string): boolean {
   try {
-    return readFileSync(file, 'utf8').trim() === String(process.pid);
+    const [pid, host = HOST] = readFileSync(file, 'utf8').trim().split(' ');
+    return pid === String(process.pid) && host === HOST;
   } catch {
     return false;
   }

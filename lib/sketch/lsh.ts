@@ -225,7 +225,7 @@ const MERGE_FAN_IN = 4;
 /** The database file inside an index directory. */
 export const INDEX_FILE = 'index.sqlite';
 /** Every file of an index directory: the database and the rollback journal a killed writer leaves. */
-/** The pid of the run writing the index, from its start until the index is finished (see `claimIndexDir`). */
+/** The pid and host of the run writing the index, from its start until the index is finished (see `claimIndexDir`). */
 const INDEX_LOCK = 'writer.lock';
 const INDEX_FILES = [INDEX_FILE, `${INDEX_FILE}-journal`, INDEX_LOCK];
 
@@ -324,7 +324,7 @@ function notAnIndex(dir: string): string | undefined {
   }
   // The lock of the run writing it, there until the index is finished.
   const writer = indexWriter(dir);
-  if (writer !== undefined) return `${dir} is an LSH index that process ${writer} is still writing: use it once that run has finished`;
+  if (writer !== undefined) return `${dir} is an LSH index that ${writer} is still writing: use it once that run has finished`;
   if (existsSync(path.join(dir, INDEX_LOCK))) {
     return `${dir} is an unfinished LSH index: its writer was stopped before it finished; run the writeIndex run again to finish it`;
   }
@@ -1357,19 +1357,19 @@ export function existingIndexState(dir: string): 'finished' | 'unfinished' | 'in
   }
 }
 
-/** The pid of another running process that is writing the index in `dir`, or undefined. */
-function indexWriter(dir: string): number | undefined {
+/** Who is writing the index in `dir` when it is another process that may be running (see lib/io/lock.ts), or undefined. */
+function indexWriter(dir: string): string | undefined {
   return lockHolder(path.join(dir, INDEX_LOCK));
 }
 
 /**
  * Claims `dir` for writing an index from the start of a run (the database itself appears only
- * when the index first spills, or at the end): a lock file holding this process's pid, so of two
- * runs starting on one path only one writes it. Returns the pid of another running process that
- * holds it; the lock of a run killed outright is taken over. `finish` of a persisted index
- * removes it.
+ * when the index first spills, or at the end): a lock file holding this process's pid and host,
+ * so of two runs starting on one path only one writes it. Returns who holds it when another
+ * running process may (see lib/io/lock.ts); the lock of a run killed outright is taken over.
+ * `finish` of a persisted index removes it.
  */
-export function claimIndexDir(dir: string): number | undefined {
+export function claimIndexDir(dir: string): string | undefined {
   mkdirSync(dir, { recursive: true });
   return claimLock(path.join(dir, INDEX_LOCK));
 }

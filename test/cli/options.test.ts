@@ -185,17 +185,21 @@ t.test('the output, side outputs and report must be different files; an option w
 
 t.test('a run removes the scratch directories of runs whose process is gone, and keeps those of running ones', async (t) => {
   const ended = Number(spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))']).stdout.toString());
-  const stale = path.join(os.tmpdir(), `mixstream-run-${ended}-test01`);
-  const live = path.join(os.tmpdir(), `mixstream-run-${process.pid}-test02`);
-  for (const d of [stale, live]) {
+  const host = os.hostname().replace(/[^A-Za-z0-9.]/g, '_');
+  const stale = path.join(os.tmpdir(), `mixstream-run-${host}-${ended}-test01`);
+  const live = path.join(os.tmpdir(), `mixstream-run-${host}-${process.pid}-test02`);
+  // Another host's (a temporary directory shared between machines): its process cannot be checked.
+  const otherHost = path.join(os.tmpdir(), `mixstream-run-elsewhere.example-${ended}-test03`);
+  for (const d of [stale, live, otherHost]) {
     mkdirSync(path.join(d, 'step-0', 'lsh-index'), { recursive: true });
     writeFileSync(path.join(d, 'step-0', 'lsh-index', 'index.sqlite'), 'spilled');
   }
-  t.teardown(() => rmSync(live, { recursive: true, force: true }));
+  t.teardown(() => [live, otherHost].forEach((d) => rmSync(d, { recursive: true, force: true })));
   const r = cli(['run', pipeline, input, '-q', '-o', path.join(dir, 'scratch-sweep.jsonl')]);
   t.equal(r.code, 0, r.stderr);
   t.notOk(existsSync(stale), 'the directory of an ended run is removed');
   t.ok(existsSync(path.join(live, 'step-0', 'lsh-index', 'index.sqlite')), 'the directory of a running process stays');
+  t.ok(existsSync(path.join(otherHost, 'step-0', 'lsh-index', 'index.sqlite')), 'so does one of another host');
 });
 
 t.test('generated ids are <file name>:<line>, or the names as given for inputs that share a file name', async (t) => {

@@ -8,14 +8,22 @@ import os from 'node:os';
 const HOST = os.hostname();
 const OWN = `${process.pid} ${HOST}`;
 
-/** Whether process `pid` exists (on this machine). */
+/** Whether process `pid` exists on this machine and has not ended (a zombie, not yet reaped, has). */
 export function processRunning(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (e) {
     // EPERM: it exists but belongs to another user.
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
+    if ((e as NodeJS.ErrnoException).code !== 'EPERM') return false;
+  }
+  // Linux: a process killed a moment ago stays a zombie until its parent reaps it.
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+    return state !== 'Z' && state !== 'X';
+  } catch (e) {
+    // Gone meanwhile; elsewhere there is no /proc to ask.
+    return (e as NodeJS.ErrnoException).code !== 'ENOENT';
   }
 }
 

@@ -1,9 +1,9 @@
 import t from 'tap';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { claimLock, lockHolder, releaseLock } from '../../lib/io/lock.ts';
+import { claimLock, lockHolder, processRunning, releaseLock } from '../../lib/io/lock.ts';
 import { tmpdir } from '../helpers.ts';
 
 const endedPid = () => spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))']).stdout.toString();
@@ -33,4 +33,19 @@ t.test('a lock file is taken once, kept from other running processes, and taken 
   t.equal(claimLock(file), undefined, 'an unreadable lock is taken over');
   releaseLock(file);
   t.notOk(existsSync(file), 'released');
+});
+
+t.test('a process that has ended but is not yet reaped (a zombie) does not hold a lock', { skip: process.platform !== 'linux' && 'Linux /proc only' }, async (t) => {
+  // `sleep 0` becomes the child of a `sleep 5` that never reaps it: a zombie for 5 s.
+  const child = spawn('sh', ['-c', 'sleep 0 & echo $!; exec sleep 5'], { stdio: ['ignore', 'pipe', 'ignore'] });
+  t.teardown(() => child.kill('SIGKILL'));
+  const zombie = Number(await new Promise<string>((resolve) => child.stdout.once('data', (d) => resolve(String(d).trim()))));
+  for (let i = 0; i < 100 && !readFileSync(`/proc/${zombie}/stat`, 'utf8').includes(') Z '); i++) await new Promise((r) => setTimeout(r, 20));
+  t.doesNotThrow(() => process.kill(zombie, 0), 'the zombie still has its pid');
+  t.equal(processRunning(zombie), false);
+  t.equal(processRunning(process.pid), true);
+  const file = path.join(tmpdir(), 'lock');
+  writeFileSync(file, String(zombie));
+  t.equal(claimLock(file), undefined, 'its lock is taken over');
+  releaseLock(file);
 });

@@ -27,23 +27,63 @@ export interface NormalizeTextOptions {
 const DEFAULTS: Required<NormalizeTextOptions> = { nfkc: true, controls: true, whitespace: true, lines: true };
 
 /** The cleaned text a record is emitted with. */
-export function normalizeText(text: string, options: NormalizeTextOptions = {}): string {
+export function normalizeText(text: string, options: NormalizeTextOptions = {}, pieceChars = PIECE_CHARS): string {
   const o = { ...DEFAULTS, ...options };
   // Most text is already clean: one scan proves it and returns it untouched.
   if (o.controls && o.whitespace && o.lines && !NEEDS_CLEANING.test(text)) return text;
+  const nfkc = o.nfkc && NON_ASCII.test(text);
+  // Every pass but the last acts within lines, so a long text is cleaned a piece of whole lines at a time.
+  const t = text.length <= pieceChars ? cleanPiece(text, o, nfkc) : inPieces(text, pieceChars, isLineFeed, (piece) => cleanPiece(piece, o, nfkc));
+  return o.lines ? t.replace(/\n{3,}/g, '\n\n').trim() : t;
+}
+
+/** `normalizeText` of whole lines but the collapse of blank lines and the final trim. */
+function cleanPiece(text: string, o: Required<NormalizeTextOptions>, nfkc: boolean): string {
   let t = text;
-  if (o.nfkc && NON_ASCII.test(t)) t = t.normalize('NFKC');
+  if (nfkc) t = t.normalize('NFKC');
   if (o.controls) t = t.replace(CONTROL, '');
   if (o.whitespace) t = t.replace(LINE_BREAK, '\n').replace(HSPACE_RUN, ' ');
-  if (o.lines) {
-    t = t
-      .split('\n')
-      .map((line) => line.trim())
-      .join('\n')
-      .replace(/\n{3,}/g, '\n\n')
-      .trim();
-  }
+  if (o.lines) t = t.split('\n').map((line) => line.trim()).join('\n');
   return t;
+}
+
+/**
+ * Characters per piece a long text is transformed in: each pass over a whole text makes a copy
+ * of it, and a record of tens of MB went through a dozen such passes (~1 GB of copies for 30M
+ * characters). Piece by piece, only the pieces' copies are made beside the result.
+ */
+const PIECE_CHARS = 1 << 20;
+
+const isLineFeed = (c: number): boolean => c === 10;
+// What ANY_SPACE matches (JavaScript's \s and NEL).
+const isSpace = (c: number): boolean => /[\s\u0085]/.test(String.fromCharCode(c));
+
+/**
+ * `transform` applied to `text` in pieces of about `size` characters, each cut right after a
+ * character `isCut` accepts, and joined: for transformations that act within such pieces. A
+ * piece grows past `size` to the next cut when there is none before.
+ */
+function inPieces(text: string, size: number, isCut: (code: number) => boolean, transform: (piece: string) => string, join = (a: string, b: string) => a + b): string {
+  let out = '';
+  for (let start = 0; start < text.length; ) {
+    let end = Math.min(text.length, start + size);
+    if (end < text.length) {
+      let cut = end;
+      while (cut > start && !isCut(text.charCodeAt(cut - 1))) cut--;
+      if (cut === start) for (cut = end; cut < text.length && !isCut(text.charCodeAt(cut - 1)); cut++);
+      end = cut;
+    }
+    out = join(out, transform(text.slice(start, end)));
+    start = end;
+  }
+  // A flat string: the joins leave a rope of pieces that later passes would flatten one by one.
+  return out.length ? flatten(out) : out;
+}
+
+function flatten(s: string): string {
+  // Reading a character of a cons string makes V8 flatten it in place.
+  void s.charCodeAt(0);
+  return s;
 }
 
 export interface HashFormOptions {
@@ -79,9 +119,19 @@ const ANY_SPACE = /[\s\u0085]+/g;
  * collapsed to single spaces (the folds as `options` say; the rest always).
  * The emitted text is not changed.
  */
-export function hashForm(text: string, options: HashFormOptions = {}): string {
+export function hashForm(text: string, options: HashFormOptions = {}, pieceChars = PIECE_CHARS): string {
   const o = { ...HASH_DEFAULTS, ...options };
-  if (!NON_ASCII.test(text)) return asciiHashForm(text, o);
+  // One path for the whole text (they differ on ASCII controls), pieces cut after whitespace:
+  // every pass acts within words, and the space runs the pieces end and start with become one.
+  const ascii = !NON_ASCII.test(text);
+  if (text.length <= pieceChars) return (ascii ? asciiHashPiece(text, o) : hashPiece(text, o)).trim();
+  return inPieces(text, pieceChars, isSpace, (piece) => (ascii ? asciiHashPiece(piece, o) : hashPiece(piece, o)), joinSpaces).trim();
+}
+
+const joinSpaces = (a: string, b: string): string => (a.endsWith(' ') && b.startsWith(' ') ? a + b.slice(1) : a + b);
+
+/** `hashForm` of non-ASCII text but the final trim. */
+function hashPiece(text: string, o: Required<HashFormOptions>): string {
   let t = text.normalize('NFKC');
   if (o.lowercase) {
     t = t.toLowerCase();
@@ -93,7 +143,7 @@ export function hashForm(text: string, options: HashFormOptions = {}): string {
   if (o.foldDigits) t = t.replace(DIGIT, '0');
   t = t.replace(HASH_INVISIBLE, '');
   if (ASTRAL_FORMAT_LEAD.test(t)) t = t.replace(HASH_INVISIBLE_ASTRAL, '');
-  return t.replace(ANY_SPACE, ' ').trim();
+  return t.replace(ANY_SPACE, ' ');
 }
 
 // ASCII text: a few native passes (lowercase, one replace for every run of non-alphanumerics,
@@ -102,9 +152,10 @@ const ASCII_NON_ALNUM_RUN = /[^a-zA-Z0-9]+/g;
 const ASCII_SPACE_OR_CONTROL_RUN = /[\x00-\x20\x7f]+/g;
 const ASCII_NONZERO_DIGIT = /[1-9]/g;
 
-function asciiHashForm(text: string, o: Required<HashFormOptions>): string {
+/** `hashForm` of ASCII text but the final trim. */
+function asciiHashPiece(text: string, o: Required<HashFormOptions>): string {
   let t = o.lowercase ? text.toLowerCase() : text;
   t = t.replace(o.foldPunctuation ? ASCII_NON_ALNUM_RUN : ASCII_SPACE_OR_CONTROL_RUN, ' ');
   if (o.foldDigits) t = t.replace(ASCII_NONZERO_DIGIT, '0');
-  return t.trim();
+  return t;
 }

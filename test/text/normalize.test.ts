@@ -56,3 +56,39 @@ t.test('the hashing form drops exactly the controls other than whitespace, the f
   }
   t.same(wrong, [], `Unicode ${process.versions.unicode}`);
 });
+
+t.test('a long text cleaned and hashed piece by piece gives exactly the whole-text result', async (t) => {
+  // Real text of many scripts plus the cases at piece edges: CRLF, runs of spaces and newlines
+  // across a cut, final sigma, Turkish I, combining marks after a space, controls, invisible and
+  // astral format characters, punctuation and digits, and a long run without any cut point.
+  const real = ['handbook.jsonl', 'fortunes.jsonl', 'kjv.jsonl']
+    .flatMap((f) => readFileSync(new URL(`../../samples/${f}`, import.meta.url), 'utf8').split('\n').slice(0, 40))
+    .filter(Boolean)
+    .map((l) => JSON.parse(l).text as string);
+  const edges = ['ΟΔΟΣ ΚΑΙ ΛΟΓΟΣ.', 'İSTANBUL ıı', ' \u0301x \u00b4y', 'a\r\nb\r\n\r\n\r\n\r\nc', '  \t  x  \u3000 \u00a0 y   ', '\x01\x02ab\x7f\u0085c', '\u200bz\ufeff \ufe0f\u2764\ufe0f', '\ud834\udd73q\udb40\udc20r', 'Ein 1999 ünd 2024!!! ???', 'x'.repeat(300), '\n\n\n\n', '   '];
+  let seed = 7;
+  const rnd = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32);
+  const texts: string[] = [];
+  for (let k = 0; k < 60; k++) {
+    const parts: string[] = [];
+    for (let i = 0; i < 12; i++) parts.push(rnd() < 0.5 ? edges[Math.floor(rnd() * edges.length)] : real[Math.floor(rnd() * real.length)]);
+    texts.push(parts.join(['', ' ', '\n', '\n\n\n', '  '][Math.floor(rnd() * 5)]));
+  }
+  texts.push('plain ascii text only, with 42 digits and punctuation... ' + 'ok '.repeat(200), '\x01ascii\x02with controls ' + ' a\x03b '.repeat(50));
+  let compared = 0;
+  for (const text of texts) {
+    for (const size of [1, 7, 64, 500]) {
+      for (const o of [{}, { lines: false }, { whitespace: false }, { nfkc: false, controls: false }]) {
+        if (normalizeText(text, o, size) !== normalizeText(text, o, Infinity)) return t.fail(`normalizeText ${JSON.stringify(o)} in pieces of ${size} differs on ${JSON.stringify(text.slice(0, 80))}`);
+      }
+      const cleaned = normalizeText(text);
+      for (const input of [text, cleaned]) {
+        for (const o of [{}, { lowercase: false }, { foldPunctuation: false }, { foldDigits: false }]) {
+          if (hashForm(input, o, size) !== hashForm(input, o, Infinity)) return t.fail(`hashForm ${JSON.stringify(o)} in pieces of ${size} differs on ${JSON.stringify(input.slice(0, 80))}`);
+          compared++;
+        }
+      }
+    }
+  }
+  t.ok(compared > 1000, `${compared} hashing forms compared`);
+});

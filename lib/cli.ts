@@ -213,26 +213,22 @@ export function buildCli(argv: string[], registry = defaultRegistry()): Argv {
         const output = args.output ?? pipeline.sink;
         if (args.checkpoint !== undefined) checkCheckpointOutput(output, args.output === undefined);
         const sidePath = (flag: string | undefined, spec: string | undefined) => flag ?? (spec ? path.resolve(pipeline.baseDir, spec) : undefined);
-        checkDistinct([
+        const errorsFile = sidePath(args.errors, pipeline.spec.errors);
+        const rejectsFile = sidePath(args.rejects, pipeline.spec.rejects);
+        // The files the run writes (with --checkpoint the output is a directory of parts).
+        const files: [string, string | undefined][] = [
           ['-o', args.checkpoint === undefined ? output : undefined],
-          ['--errors', sidePath(args.errors, pipeline.spec.errors)],
-          ['--rejects', sidePath(args.rejects, pipeline.spec.rejects)],
+          ['--errors', errorsFile],
+          ['--rejects', rejectsFile],
           ['--report', args.report],
-        ]);
+        ];
+        checkDistinct(files);
         const runInputs = (args.inputs as string[] | undefined)?.length ? (args.inputs as string[]).map((x) => (x === STDIN_ARG ? '-' : x)) : undefined;
-        checkNotInput(
-          [
-            ['-o', args.checkpoint === undefined ? output : undefined],
-            ['--errors', sidePath(args.errors, pipeline.spec.errors)],
-            ['--rejects', sidePath(args.rejects, pipeline.spec.rejects)],
-            ['--report', args.report],
-          ],
-          runInputs ?? pipeline.inputs,
-        );
+        checkNotInput(files, runInputs ?? pipeline.inputs);
         checkWritable([
           [output, args.checkpoint !== undefined ? 'dir' : 'file'],
-          [sidePath(args.errors, pipeline.spec.errors), 'file'],
-          [sidePath(args.rejects, pipeline.spec.rejects), 'file'],
+          [errorsFile, 'file'],
+          [rejectsFile, 'file'],
           [args.report, 'file'],
           [args.checkpoint, 'dir'],
         ]);

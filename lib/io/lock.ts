@@ -33,6 +33,14 @@ export function processRunning(pid: number): boolean {
  * has ended.
  */
 export function lockHolder(file: string): string | undefined {
+  const lock = readLock(file);
+  if (!lock) return undefined;
+  if (lock.host !== HOST) return `process ${lock.pid} on ${lock.host}`;
+  return lock.pid !== process.pid && processRunning(lock.pid) ? `process ${lock.pid}` : undefined;
+}
+
+/** The pid and host a lock file names (a pid alone is of this host); undefined when there is none or it is unreadable. */
+function readLock(file: string): { pid: number; host: string } | undefined {
   let content: string;
   try {
     content = readFileSync(file, 'utf8').trim();
@@ -41,9 +49,7 @@ export function lockHolder(file: string): string | undefined {
   }
   const [pidText, host = HOST] = content.split(' ');
   const pid = Number(pidText);
-  if (!Number.isInteger(pid) || pid <= 0) return undefined;
-  if (host !== HOST) return `process ${pid} on ${host}`;
-  return pid !== process.pid && processRunning(pid) ? `process ${pid}` : undefined;
+  return Number.isInteger(pid) && pid > 0 ? { pid, host } : undefined;
 }
 
 /**
@@ -73,10 +79,6 @@ export function releaseLock(file: string): void {
 }
 
 function heldHere(file: string): boolean {
-  try {
-    const [pid, host = HOST] = readFileSync(file, 'utf8').trim().split(' ');
-    return pid === String(process.pid) && host === HOST;
-  } catch {
-    return false;
-  }
+  const lock = readLock(file);
+  return lock?.pid === process.pid && lock.host === HOST;
 }

@@ -325,8 +325,9 @@ export function buildCli(argv: string[], registry = defaultRegistry()): Argv {
             process.stdout.write(renderReportHtml(report));
           }
         } catch (e) {
+          // A file that is missing or not a run report is a failed command, as an unreadable input fails a run; usage errors (2) are for the command line.
           process.stderr.write(`mixstream: cannot render ${args.run}: ${(e as Error).message}\n`);
-          process.exit(EXIT.usage);
+          process.exit(EXIT.failed);
         }
       },
     )

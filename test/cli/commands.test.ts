@@ -18,8 +18,13 @@ t.test('mixstream report renders run.json as HTML', async (t) => {
   const bad = path.join(dir, 'bad.json');
   writeFileSync(bad, '{"version": 1}');
   const r2 = cli(['report', bad, '-o', path.join(dir, 'x.html')]);
-  t.equal(r2.code, 2);
-  t.match(r2.stderr, /cannot render/);
+  t.equal(r2.code, 1, 'a file that is not a run report fails the command');
+  t.match(r2.stderr, /cannot render .*bad\.json.*not a mixstream run report/);
+  t.notOk(existsSync(path.join(dir, 'x.html')), 'nothing written');
+  const r3 = cli(['report', path.join(dir, 'missing.json')]);
+  t.equal(r3.code, 1, 'a missing run report fails the command');
+  t.match(r3.stderr, /cannot render .*missing\.json.*ENOENT/);
+  t.equal(r3.stdout, '');
 });
 
 t.test('https?:// inputs stream through the same decode rules (gzip over HTTP, a dropped connection resumed)', async (t) => {

@@ -89,6 +89,8 @@ export interface ContextInit extends ContextSinks {
   tmpDir?: string;
   workers?: number;
   signal?: AbortSignal;
+  /** Whether the run was stopped before the end of its input (default: never). */
+  stopped?: () => boolean;
   counters?: StepCounters;
   resuming?: boolean;
 }
@@ -111,6 +113,9 @@ export function createStepContext(init: ContextInit): StepContext & { counters: 
     workers: init.workers ?? Math.max(1, os.availableParallelism()),
     resuming: init.resuming ?? false,
     signal: init.signal ?? new AbortController().signal,
+    get stopped() {
+      return init.stopped?.() ?? false;
+    },
     stats: counters,
     counters,
     drop(rec, reason) {

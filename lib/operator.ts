@@ -81,6 +81,12 @@ export interface StepContext {
   readonly resuming: boolean;
   /** Aborted when the run fails (a stop by signal or a closed output lets the records in flight finish instead). */
   readonly signal: AbortSignal;
+  /**
+   * True once the run has been stopped before the end of its input (a signal, `--max-errors`, a
+   * closed output): a `flush` then covers only part of the input, so a step must not present
+   * what it writes at the end (a persisted index, say) as complete.
+   */
+  readonly stopped: boolean;
   readonly stats: StepStats;
   /** A record leaves the stream on purpose: counted as `dropped_<reason>`, written to the rejects output if one is set. */
   drop(rec: Rec, reason: string): void;

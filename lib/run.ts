@@ -362,6 +362,7 @@ async function execute(opts: RunOptions, control: StopControl): Promise<RunRepor
           tmpDir: stepTmp,
           workers: opts.workers,
           signal: abort.signal,
+          stopped: () => stopped() !== undefined,
           counters: counters[i],
           log: stepLog,
           onDrop: (rec, reason, step, op) => {

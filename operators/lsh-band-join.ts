@@ -708,6 +708,16 @@ function createJoin(o: LshBandJoinOptions, ctx: StepContext) {
       ctx.stats.count('index_doc_reads', d.docReads);
       ctx.stats.count('index_probed_ahead', probedAhead);
     }
+    // A run stopped before the end of its input has indexed only part of it: the index stays
+    // unfinished (`against` refuses it; the same command run again writes it from the start).
+    if (writePath && ctx.stopped) {
+      ctx.log(`warning: writeIndex: ${writePath} is left unfinished: the run was stopped before the end of its input`);
+      return;
+    }
+    // No record reached the step (an empty shard of a chain): an empty index, so that runs
+    // `against` it work; the signature length comes from the pipeline's minhash step.
+    if (writePath && !index && pipelinePerms !== undefined) setup(pipelinePerms);
+    else if (writePath && !index) ctx.log(`warning: writeIndex: no index written to ${writePath}: no record reached the step, and no minhash step before it gives the signature length`);
     index?.finish();
   }
 

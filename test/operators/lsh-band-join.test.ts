@@ -1,6 +1,6 @@
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { internals, type Rec } from '../../lib/operator.ts';
@@ -10,6 +10,7 @@ import { createMinHasher } from '../../lib/sketch/minhash.ts';
 import { exactJaccard, shingleText } from '../../lib/text/shingle.ts';
 import { readJsonl, runOperator } from '../../lib/testing.ts';
 import { resumedRun } from '../checkpoint-helpers.ts';
+import { cli } from '../helpers.ts';
 import lsh from '../../operators/lsh-band-join.ts';
 
 const samples = new URL('../../samples/', import.meta.url);
@@ -220,6 +221,47 @@ t.test('writeIndex claims its directory as the step starts: a second run finds i
   t.notOk(existsSync(path.join(dir, 'empty.idx')), 'no directory for an index never written');
   await t.rejects(runOperator(lsh, { writeIndex: 'never.idx', against: ['missing.idx'] }, recs(), { baseDir: dir }), /missing\.idx does not exist/);
   t.notOk(existsSync(path.join(dir, 'never.idx')), 'no directory after a refused start');
+});
+
+t.test('writeIndex through the CLI: a run stopped before the end of its input leaves the index unfinished; an empty input writes an empty index', async (t) => {
+  const dir = tmp();
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const pipeline = (options: object) => {
+    const file = path.join(dir, `p-${Object.keys(options).join('-')}.json`);
+    writeFileSync(file, JSON.stringify({ steps: [{ op: 'normalize' }, { op: 'shingle' }, { op: 'minhash' }, { op: 'lsh-band-join', ...options }] }));
+    return file;
+  };
+  const write = pipeline({ writeIndex: 'a.idx' });
+  const against = pipeline({ against: ['a.idx'] });
+  const recs = kjv.slice(0, 40);
+  const good = path.join(dir, 'a.jsonl');
+  writeFileSync(good, json(recs) + '\n');
+  // A bad line in the middle stops the run at --max-errors 0: the index holds only the records before it.
+  const broken = path.join(dir, 'broken.jsonl');
+  writeFileSync(broken, json(recs.slice(0, 20)) + '\n{not json\n' + json(recs.slice(20)) + '\n');
+  const stopped = cli(['run', write, broken, '-o', path.join(dir, 'out1.jsonl'), '--max-errors', '0']);
+  t.equal(stopped.code, 4, stopped.stderr);
+  t.match(stopped.stderr, /writeIndex: .*a\.idx is left unfinished: the run was stopped before the end of its input/);
+  const refused = cli(['run', against, good, '-o', path.join(dir, 'out2.jsonl')]);
+  t.equal(refused.code, 2, 'against refuses the partial index');
+  t.match(refused.stderr, /a\.idx is an unfinished LSH index: its writer was stopped before it finished/);
+  // The same command on the whole input starts the index over and finishes it.
+  const rerun = cli(['run', write, good, '-o', path.join(dir, 'out3.jsonl')]);
+  t.equal(rerun.code, 0, rerun.stderr);
+  t.match(rerun.stderr, /a\.idx held an unfinished index left by a stopped run; it is written again from the start/);
+  const joined = cli(['run', against, good, '-o', path.join(dir, 'out4.jsonl'), '-q']);
+  t.equal(joined.code, 0, joined.stderr);
+  t.equal(joined.stdout + readFileSync(path.join(dir, 'out4.jsonl'), 'utf8'), '', 'every record is a duplicate of the finished index');
+  // An empty shard of a chain: an empty index, and the next run against it keeps everything.
+  const empty = path.join(dir, 'empty.jsonl');
+  writeFileSync(empty, '');
+  const writeEmpty = pipeline({ writeIndex: 'e.idx' });
+  const none = cli(['run', writeEmpty, empty, '-o', path.join(dir, 'out5.jsonl')]);
+  t.equal(none.code, 0, none.stderr);
+  t.ok(existsSync(path.join(dir, 'e.idx', 'index.sqlite')), 'an empty index is written');
+  const againstEmpty = cli(['run', pipeline({ against: ['e.idx'] }), good, '-o', path.join(dir, 'out6.jsonl'), '-q']);
+  t.equal(againstEmpty.code, 0, againstEmpty.stderr);
+  t.equal(readFileSync(path.join(dir, 'out6.jsonl'), 'utf8').trim().split('\n').length, recs.length, 'nothing is a duplicate of an empty index');
 });
 
 t.test('a spilled run gives the same output as an all-in-RAM run', async (t) => {

@@ -5,7 +5,7 @@ import path from 'node:path';
 import yargs, { type Argv } from 'yargs';
 import { builtins } from '../operators/index.ts';
 import { describeSpec } from './options.ts';
-import { formatErrors, loadPipeline, PipelineError, upstreamOf, type ResolvedPipeline } from './pipeline.ts';
+import { formatErrors, loadPipeline, PipelineError, upstreamOf, writtenPaths, type ResolvedPipeline } from './pipeline.ts';
 import { Registry } from './registry.ts';
 import { EXIT, startRun } from './run.ts';
 import { cannotWrite } from './io/output.ts';
@@ -122,6 +122,23 @@ function checkNotInput(outputs: [string, string | undefined][], inputs: string[]
   }
 }
 
+/**
+ * A run's output, side output, report or checkpoint directory that is, or lies inside, a path a
+ * step writes (an index directory, a partition tree), or one that holds such a path: each would
+ * write over or mix into the other (exit 2).
+ */
+function checkNotWrittenBySteps(files: [string, string | undefined][], written: { path: string; by: string }[]): void {
+  const inside = (a: string, b: string) => a === b || a.startsWith(b.endsWith(path.sep) ? b : b + path.sep);
+  for (const [flag, file] of files) {
+    if (!file || file === '-') continue;
+    const at = path.resolve(file);
+    for (const w of written) {
+      if (inside(at, w.path)) usageExit(`${flag} ${file} is ${at === w.path ? '' : 'inside '}the path ${w.by} writes (${w.path}); give ${flag} another path`);
+      if (inside(w.path, at)) usageExit(`${w.by} writes ${w.path}, inside ${flag} ${file}; give it a path of its own`);
+    }
+  }
+}
+
 /** Device and inode of an existing file (symbolic links followed), or undefined. */
 function fileId(file: string): string | undefined {
   try {
@@ -225,6 +242,7 @@ export function buildCli(argv: string[], registry = defaultRegistry()): Argv {
         checkDistinct(files);
         const runInputs = (args.inputs as string[] | undefined)?.length ? (args.inputs as string[]).map((x) => (x === STDIN_ARG ? '-' : x)) : undefined;
         checkNotInput(files, runInputs ?? pipeline.inputs);
+        checkNotWrittenBySteps([...files, ['-o', args.checkpoint !== undefined ? output : undefined], ['--checkpoint', args.checkpoint]], writtenPaths(pipeline));
         checkWritable([
           [output, args.checkpoint !== undefined ? 'dir' : 'file'],
           [errorsFile, 'file'],

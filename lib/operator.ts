@@ -155,6 +155,12 @@ export interface OperatorDescriptor<O = any> {
    * the signature length a `minhash` step gives); returns error messages keyed by option path.
    */
   check?(options: O, upstream?: readonly UpstreamStep[]): { path: string; message: string }[];
+  /**
+   * Files or directories the step writes, by option (paths as given; they resolve against the
+   * pipeline file's directory): two steps writing one path, or a run's output, side output or
+   * report inside one, are refused before anything is read.
+   */
+  writes?(options: O): { option: string; path: string }[];
   /** Text for `mixstream explain`: what the step will do with these options (after the steps `upstream`). */
   explain?(options: O, upstream?: readonly UpstreamStep[]): string;
   create(options: O, ctx: StepContext): Step | Promise<Step>;

@@ -189,6 +189,17 @@ export async function resolvePipeline(spec: unknown, registry: Registry, file = 
       errors.push({ step: r.index, op: r.op, path: 'op', message: `${r.op} writes every record itself and passes none on, so it can only be the last step` });
     }
   }
+  // Two steps writing one file or directory would write over each other.
+  const writers = new Map<string, string>();
+  for (const r of resolved) {
+    for (const w of r.descriptor.writes?.(r.options) ?? []) {
+      if (typeof w.path !== 'string') continue; // a wrong type is reported with the options
+      const at = path.resolve(baseDir, w.path);
+      const before = writers.get(at);
+      if (before) errors.push({ step: r.index, op: r.op, path: w.option, message: `${w.path} is also written by ${before}; give each step its own path` });
+      else writers.set(at, `step ${r.index} (${r.op}) as ${w.option}`);
+    }
+  }
   if (errors.length) throw new PipelineError(file, errors);
 
   let decode: ResolvedStep;
@@ -202,6 +213,15 @@ export async function resolvePipeline(spec: unknown, registry: Registry, file = 
     decode = { index: -1, op: 'decode', descriptor: d, options: validateOptions({}, d.options, []) };
   }
   return { file, baseDir, spec: p, decode, steps, inputs: inputs ?? [], sink };
+}
+
+/** The paths the steps of a pipeline write (see `OperatorDescriptor.writes`), resolved, with the step and option that write each. */
+export function writtenPaths(p: ResolvedPipeline): { path: string; by: string }[] {
+  const out: { path: string; by: string }[] = [];
+  for (const r of [p.decode, ...p.steps]) {
+    for (const w of r.descriptor.writes?.(r.options) ?? []) out.push({ path: path.resolve(p.baseDir, w.path), by: `step ${r.index} (${r.op}) ${w.option}` });
+  }
+  return out;
 }
 
 /** Operators that declare themselves sources (they generate records; see `mix`). */

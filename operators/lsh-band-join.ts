@@ -403,6 +403,9 @@ export default defineOperator<LshBandJoinOptions>({
     dup_similarity: 'emit removed/all: verified similarity to dup_of (exact or estimated Jaccard; null on kept documents)',
     cluster_id: 'emit removed/all: id of the kept document of the cluster (a kept document: its own id)',
   },
+  writes(o) {
+    return o.writeIndex ? [{ option: 'writeIndex', path: o.writeIndex }] : [];
+  },
   check(o, upstream) {
     const errors: { path: string; message: string }[] = [];
     // Signatures come from a minhash step, or from a custom operator (referenced by path).

@@ -165,6 +165,35 @@ t.test('an output, side output or report that is one of the inputs (by any path 
   }
 });
 
+t.test('an output, side output, report or checkpoint directory at or inside a path a step writes (writeIndex, partition dir), or two steps writing one path, are refused before anything is read', async (t) => {
+  const base = path.join(dir, 'step-writes');
+  mkdirSync(base);
+  const dedup = (steps: object[]) => {
+    const file = path.join(base, `p${steps.length}.json`);
+    writeFileSync(file, JSON.stringify({ steps: [{ op: 'normalize' }, { op: 'shingle' }, { op: 'minhash' }, ...steps] }));
+    return file;
+  };
+  const one = dedup([{ op: 'lsh-band-join', writeIndex: 'idx' }]);
+  const idx = path.join(base, 'idx');
+  const cases: [string[], RegExp][] = [
+    [['-o', idx], /-o .*idx is the path step 3 \(lsh-band-join\) writeIndex writes/],
+    [['-o', path.join(base, 'o.jsonl'), '--rejects', path.join(idx, 'r.jsonl')], /--rejects .*r\.jsonl is inside the path step 3 \(lsh-band-join\) writeIndex writes/],
+    [['-o', path.join(base, 'o.jsonl'), '--errors', idx], /--errors .*idx is the path step 3/],
+    [['-o', path.join(base, 'o.jsonl'), '--report', idx], /--report .*idx is the path step 3/],
+    [['-o', base + '/', '--checkpoint', path.join(base, 'ck')], /step 3 \(lsh-band-join\) writeIndex writes .*idx, inside -o/],
+    [['-o', path.join(base, 'out') + '/', '--checkpoint', idx], /--checkpoint .*idx is the path step 3/],
+  ];
+  for (const [flags, message] of cases) usageError(t, cli(['run', one, input, ...flags]), message, flags.join(' '));
+  // One path for two steps: refused by lint and run alike, naming the option.
+  const two = dedup([{ op: 'lsh-band-join', writeIndex: 'twice' }, { op: 'lsh-band-join', writeIndex: './twice' }]);
+  for (const args of [['lint', two], ['run', two, input, '-o', path.join(base, 'o.jsonl')]]) {
+    const r = cli(args);
+    t.equal(r.code, 2, `${args[0]}: exit 2`);
+    t.match(r.stderr, /step 4 \(lsh-band-join\) writeIndex: \.\/twice is also written by step 3 \(lsh-band-join\) as writeIndex; give each step its own path/, `${args[0]}: names the problem`);
+  }
+  t.same(readdirSync(base).sort(), ['p1.json', 'p2.json'], 'nothing written but the pipelines');
+});
+
 t.test('the output, side outputs and report must be different files; an option without its value is a usage error', async (t) => {
   const base = path.join(dir, 'same');
   mkdirSync(base);

@@ -527,9 +527,6 @@ export default defineOperator<PartitionOptions>({
     overwrite: { type: 'boolean', default: false, description: 'replace an existing output directory that has a manifest.json' },
   },
   outputs: {},
-  writes(o) {
-    return [{ option: 'dir', path: o.dir }];
-  },
   check(o) {
     return o.upsampleTo !== undefined && o.unitTokens === undefined ? [{ path: 'upsampleTo', message: 'upsampling counts base units: set unitTokens too' }] : [];
   },

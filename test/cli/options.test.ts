@@ -165,7 +165,7 @@ t.test('an output, side output or report that is one of the inputs (by any path 
   }
 });
 
-t.test('an output, side output, report or checkpoint directory at or inside a path a step writes (writeIndex, partition dir), or two steps writing one path, are refused before anything is read', async (t) => {
+t.test('an output, side output, report or checkpoint directory at or inside a path a step writes (writeIndex), or two steps writing one path, are refused before anything is read', async (t) => {
   const base = path.join(dir, 'step-writes');
   mkdirSync(base);
   const dedup = (steps: object[]) => {

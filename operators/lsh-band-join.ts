@@ -43,9 +43,12 @@ export function resolveBands(o: Pick<LshBandJoinOptions, 'threshold' | 'bands' |
  * pair never becomes a candidate, so no verification can find it); undefined otherwise.
  */
 function lowCatchWarning(o: Pick<LshBandJoinOptions, 'threshold' | 'bands' | 'rows'>, bands: number, rows: number): string | undefined {
-  if (o.bands === undefined && o.rows === undefined) return undefined;
   const p = candidateProbability(o.threshold, bands, rows);
   if (p >= 0.9) return undefined;
+  // Chosen here: even one row per band over every perm cannot reach the target at this threshold.
+  if (o.bands === undefined && o.rows === undefined) {
+    return `warning: the signature is too short for this threshold: the best choice, ${bands} bands x ${rows} rows, makes only ${(p * 100).toFixed(1)}% of the pairs at Jaccard ${o.threshold} candidates; more minhash perms catch more of them`;
+  }
   return `warning: ${bands} bands x ${rows} rows make only ${(p * 100).toFixed(1)}% of the pairs at Jaccard ${o.threshold} candidates: the rest are never compared; fewer rows per band (or no bands/rows, to have them chosen) catch them`;
 }
 
@@ -379,7 +382,7 @@ export default defineOperator<LshBandJoinOptions>({
     '`against` indexes first, then this run\'s, in arrival order) and the first that verifies is the one reported, so a duplicate ' +
     'is decided after a few reads. ' +
     'Only kept documents enter the index, so every removed document duplicates a document that is kept. ' +
-    'keep "priority" holds every record until the end of input (spooled to disk beyond half of memoryMB) and decides in order of ' +
+    'keep "priority" holds every record until the end of input (in an SQLite spool on disk, read back through a page cache of half of memoryMB) and decides in order of ' +
     'priority, then arrival; output then starts at the end of input. The index lives in RAM up to memoryMB and spills to an SQLite file beyond it ' +
     '(same results). Deterministic: the same input in the same order gives the same output. Resumes exactly with --checkpoint ' +
     '(spilled index segments are kept in the checkpoint directory; each checkpoint saves the RAM part of the index).',

@@ -127,6 +127,13 @@ t.test('explain compares with the balanced split for the threshold and warns whe
   const run = cli(['run', dedupPipeline('low.json', {}, { threshold: 0.5, bands: 16, rows: 8 }), path.join(SAMPLES, 'kjv.jsonl'), '-q', '-o', path.join(dir, 'low.jsonl')]);
   t.equal(run.code, 0);
   t.match(run.stderr, /step 3 \(lsh-band-join\): warning: 16 bands x 8 rows make only 6\.1%/, 'the run warns too, also with -q');
+  // Too few perms for the threshold: the split chosen is the best there is, and still misses most pairs.
+  const short = cli(['explain', dedupPipeline('short.json', { perms: 1 }, { threshold: 0.5 })]);
+  t.equal(short.code, 0, short.stderr);
+  t.match(short.stdout, /warning: the signature is too short for this threshold: the best choice, 1 bands x 1 rows, makes only 50\.0% of the pairs at Jaccard 0\.5 candidates; more minhash perms catch more of them/);
+  const shortRun = cli(['run', path.join(dir, 'short.json'), path.join(SAMPLES, 'kjv.jsonl'), '-q', '-o', path.join(dir, 'short.jsonl')]);
+  t.equal(shortRun.code, 0, shortRun.stderr);
+  t.match(shortRun.stderr, /step 3 \(lsh-band-join\): warning: the signature is too short for this threshold/, 'the run warns too');
 });
 
 t.test('output fields the records already have are overwritten with one warning and counted per record', async (t) => {

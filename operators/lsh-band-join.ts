@@ -487,6 +487,9 @@ function createJoin(o: LshBandJoinOptions, ctx: StepContext) {
   const readers: LshIndexReader[] = [];
   try {
     o.against.forEach((p, i) => {
+      // The same index twice would be opened, held in RAM and searched twice for nothing.
+      const first = o.against.findIndex((q) => resolve(q) === resolve(p));
+      if (first < i) throw invalid(`against[${i}]: ${p} is the index of against[${first}] (${o.against[first]}) again; list each index once`);
       let r: LshIndexReader;
       try {
         r = new LshIndexReader(resolve(p), storeCacheBytes(memory / 2));

@@ -63,6 +63,10 @@ t.test('against refuses an index whose signatures were made with other minhash s
   const ok = cli(['run', dedupPipeline('seed1.json', { seed: 1 }, { against: [idx] }), kjv, '-o', same, '-q']);
   t.equal(ok.code, 0, ok.stderr);
   t.equal(lines(readFileSync(same, 'utf8')).length, 0, 'every document of the indexed dataset is removed');
+  // One index listed twice (by two spellings of its path) is refused, naming both entries.
+  const twice = cli(['run', dedupPipeline('twice.json', { seed: 1 }, { against: [idx, path.join(dir, '.', 'kjv-seed1.idx')] }), kjv, '-o', path.join(dir, 'twice.jsonl')]);
+  t.equal(twice.code, 2, twice.stderr);
+  t.match(twice.stderr, /against\[1\]: .*kjv-seed1\.idx is the index of against\[0\] \(.*kjv-seed1\.idx\) again; list each index once/);
   // No normalize step: shingles over the text folded by default, as normalize's defaults fold it.
   const bare = path.join(dir, 'no-normalize.json');
   writeFileSync(bare, JSON.stringify({ steps: [{ op: 'shingle', unit: 'word', n: 5 }, { op: 'minhash', seed: 1 }, { op: 'lsh-band-join', against: [idx] }] }));

@@ -72,7 +72,9 @@ function lastStep(steps: readonly UpstreamStep[], op: string): UpstreamStep | un
 /** The signature length the last `minhash` step of `upstream` gives, if there is one. */
 function upstreamPerms(upstream: readonly UpstreamStep[] | undefined): number | undefined {
   const m = lastStep(upstream ?? [], 'minhash');
-  return m ? Number(m.options.perms) : undefined;
+  const perms = m ? Number(m.options.perms) : NaN;
+  // A value the minhash step refuses is reported there, once.
+  return Number.isInteger(perms) && perms >= 1 ? perms : undefined;
 }
 
 // The options that decide what signature a document gets: the folding of the hashing form

@@ -38,4 +38,10 @@ t.test('bad minhash options fail before any data is read, naming the option', as
   t.match(r.stderr, /perms/);
   t.match(r.stderr, /scheme/);
   t.equal(r.stdout, '');
+  // A join after it is not blamed for the perms as well: the error is reported once, at minhash.
+  writeFileSync(bad, JSON.stringify({ steps: [{ op: 'shingle' }, { op: 'minhash', perms: 0 }, { op: 'lsh-band-join' }] }));
+  const joined = cli(['lint', bad], { cwd: dir });
+  t.equal(joined.code, 2);
+  t.match(joined.stderr, /1 error\(s\)\n  step 1 \(minhash\) perms: out of range/);
+  t.notMatch(joined.stderr, /lsh-band-join/);
 });

@@ -1,5 +1,5 @@
 // Pipeline files (.ts, .json, .yaml): loading, and validation of every step before any data is read.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, lstatSync, readFileSync, readlinkSync, realpathSync } from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import YAML from 'yaml';
@@ -194,10 +194,13 @@ export async function resolvePipeline(spec: unknown, registry: Registry, file = 
   for (const r of resolved) {
     for (const w of r.descriptor.writes?.(r.options) ?? []) {
       if (typeof w.path !== 'string') continue; // a wrong type is reported with the options
-      const at = path.resolve(baseDir, w.path);
-      const before = writers.get(at);
-      if (before) errors.push({ step: r.index, op: r.op, path: w.option, message: `${w.path} is also written by ${before}; give each step its own path` });
-      else writers.set(at, `step ${r.index} (${r.op}) as ${w.option}`);
+      const at = realTarget(path.resolve(baseDir, w.path));
+      const inside = (a: string, b: string) => a.startsWith(b.endsWith(path.sep) ? b : b + path.sep);
+      const before = [...writers].find(([other]) => other === at || inside(at, other) || inside(other, at));
+      if (before) {
+        const how = before[0] === at ? 'is also written by' : inside(at, before[0]) ? 'is inside the path written by' : 'holds the path written by';
+        errors.push({ step: r.index, op: r.op, path: w.option, message: `${w.path} ${how} ${before[1]}; give each step its own path` });
+      } else writers.set(at, `step ${r.index} (${r.op}) as ${w.option}`);
     }
   }
   if (errors.length) throw new PipelineError(file, errors);
@@ -215,11 +218,40 @@ export async function resolvePipeline(spec: unknown, registry: Registry, file = 
   return { file, baseDir, spec: p, decode, steps, inputs: inputs ?? [], sink };
 }
 
+function isLink(p: string): boolean {
+  try {
+    return lstatSync(p).isSymbolicLink();
+  } catch {
+    return false; // not there, or under a file: the checks that follow name it
+  }
+}
+
+/**
+ * Where a path really is: symbolic links of its existing part followed, the part not made yet
+ * appended (two spellings of one file or directory, through links, compare equal).
+ */
+export function realTarget(p: string, links = 0): string {
+  const abs = path.resolve(p);
+  const rest: string[] = [];
+  for (let at = abs; ; at = path.dirname(at)) {
+    try {
+      return path.join(realpathSync(at), ...rest.reverse());
+    } catch {
+      // A link to what is not made yet: where it points (a few links deep; a loop stays as it is).
+      if (links < 8 && isLink(at)) {
+        return realTarget(path.join(path.resolve(path.dirname(at), readlinkSync(at)), ...rest.reverse()), links + 1);
+      }
+      if (path.dirname(at) === at) return abs;
+      rest.push(path.basename(at));
+    }
+  }
+}
+
 /** The paths the steps of a pipeline write (see `OperatorDescriptor.writes`), resolved, with the step and option that write each. */
 export function writtenPaths(p: ResolvedPipeline): { path: string; by: string }[] {
   const out: { path: string; by: string }[] = [];
   for (const r of [p.decode, ...p.steps]) {
-    for (const w of r.descriptor.writes?.(r.options) ?? []) out.push({ path: path.resolve(p.baseDir, w.path), by: `step ${r.index} (${r.op}) ${w.option}` });
+    for (const w of r.descriptor.writes?.(r.options) ?? []) out.push({ path: realTarget(path.resolve(p.baseDir, w.path)), by: `step ${r.index} (${r.op}) ${w.option}` });
   }
   return out;
 }

@@ -6,7 +6,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { isPathReference } from '../lib/registry.ts';
 import { defineOperator, internals, peekInternals, stepOptionError, type Rec, type StepContext, type UpstreamStep } from '../lib/operator.ts';
-import { LshIndex, LshIndexReader, balancedBands, bandKeys, candidateProbability, chooseBands, configureConnection, existingIndexState, claimIndexDir, releaseIndexDir, removeIndexFiles, storeCacheBytes, type IndexedDoc, type ProbeTask } from '../lib/sketch/lsh.ts';
+import { LshIndex, LshIndexReader, balancedBands, bandKeys, candidateProbability, chooseBands, configureConnection, existingIndexState, claimIndexDir, indexCheckpoint, markIndexCheckpointed, releaseIndexDir, removeIndexFiles, storeCacheBytes, type IndexedDoc, type ProbeTask } from '../lib/sketch/lsh.ts';
 import { createWorkerPool, type WorkerPool } from '../lib/parallel.ts';
 import { estimateJaccard } from '../lib/sketch/minhash.ts';
 import { syncPath } from '../lib/io/durable.ts';
@@ -472,6 +472,12 @@ function createJoin(o: LshBandJoinOptions, ctx: StepContext) {
     if (problem) throw invalid(`writeIndex: cannot write ${writePath}: ${problem}`);
     if (!existsSync(writePath) || readdirSync(writePath).length === 0) return;
     const state = existingIndexState(writePath);
+    const resumable = state === 'unfinished' ? indexCheckpoint(writePath) : undefined;
+    if (resumable) {
+      throw invalid(
+        `writeIndex: ${writePath} holds the unfinished index of a --checkpoint run (its checkpoint: ${path.dirname(path.dirname(resumable))}): run that command again to resume and finish it, or remove ${writePath} and that checkpoint to start over`,
+      );
+    }
     if (state === 'unfinished') {
       // A run stopped before it finished the index (and, with --checkpoint, before its first
       // checkpoint): the rerun starts over, so it starts the index over too.
@@ -500,7 +506,7 @@ function createJoin(o: LshBandJoinOptions, ctx: StepContext) {
       }
       readers.push(r);
       if (o.verify === 'exact' && !r.params.shingles) {
-        throw invalid(`against[${i}]: ${p} was written without shingle sets (verify "signature"); use verify "signature" or rebuild it with verify "exact"`);
+        throw invalid(`against[${i}]: ${p} was written without shingle sets (verify "signature" or "none"); use verify "signature" or rebuild it with verify "exact"`);
       }
       const theirs = r.params.family;
       if (family && theirs && theirs !== family) {
@@ -742,6 +748,8 @@ function createJoin(o: LshBandJoinOptions, ctx: StepContext) {
   /** The join's state (the spool's, with keep "priority", is added by the caller). */
   function saveJoin(dir: string, extra: object = {}): void {
     if (index) index.save(dir);
+    // From now on the index belongs to this checkpoint: a resume continues it, another run may not start it over.
+    if (writePath) markIndexCheckpointed(writePath, path.resolve(ctx.tmpDir));
     writeFileSync(path.join(dir, 'own-duplicates.bin'), ownDuplicates.bytes(index?.size ?? 0));
     const state = { perms, candidatesSeen, rejected, against: againstDuplicates.map((m) => [...m]), ownOverflow: ownDuplicates.overflowEntries(), ...extra };
     writeFileSync(path.join(dir, 'lsh-band-join.json'), JSON.stringify(state));

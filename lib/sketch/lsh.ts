@@ -227,7 +227,9 @@ export const INDEX_FILE = 'index.sqlite';
 /** Every file of an index directory: the database and the rollback journal a killed writer leaves. */
 /** The pid and host of the run writing the index, from its start until the index is finished (see `claimIndexDir`). */
 const INDEX_LOCK = 'writer.lock';
-const INDEX_FILES = [INDEX_FILE, `${INDEX_FILE}-journal`, INDEX_LOCK];
+/** The scratch directory (inside its checkpoint) of a `--checkpoint` run writing the index, once it has checkpointed: that run resumes the index. */
+const INDEX_CHECKPOINT = 'checkpoint.ref';
+const INDEX_FILES = [INDEX_FILE, `${INDEX_FILE}-journal`, INDEX_LOCK, INDEX_CHECKPOINT];
 
 export interface IndexParams {
   bands: number;
@@ -1200,7 +1202,8 @@ export class LshIndex {
     this.openStore();
     this.spill();
     this.store!.saveMeta(this.params, this.nextSlot);
-    // Finished: no longer being written (see `claimIndexDir`).
+    // Finished: no longer being written (see `claimIndexDir`), nor waiting for a resume.
+    rmSync(path.join(this.dirFn(), INDEX_CHECKPOINT), { force: true });
     releaseLock(path.join(this.dirFn(), INDEX_LOCK));
   }
 
@@ -1382,6 +1385,26 @@ export function releaseIndexDir(dir: string): void {
   } catch {
     // Not empty (an index is there) or already gone.
   }
+}
+
+/**
+ * Records that a `--checkpoint` run writing the index in `dir` has a checkpoint (in
+ * `checkpointPath`) it will resume from: another run must not start the index over.
+ */
+export function markIndexCheckpointed(dir: string, checkpointPath: string): void {
+  const file = path.join(dir, INDEX_CHECKPOINT);
+  if (!existsSync(file)) writeFileSync(file, checkpointPath);
+}
+
+/** The checkpoint an unfinished index in `dir` waits to be resumed from, while it is still there; else undefined. */
+export function indexCheckpoint(dir: string): string | undefined {
+  let ref: string;
+  try {
+    ref = readFileSync(path.join(dir, INDEX_CHECKPOINT), 'utf8');
+  } catch {
+    return undefined;
+  }
+  return ref && existsSync(ref) ? ref : undefined;
 }
 
 /** Removes the database files of an index directory (see `existingIndexState`). */

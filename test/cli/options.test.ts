@@ -183,6 +183,14 @@ t.test('an output, side output, report or checkpoint directory at or inside a pa
     [['-o', base + '/', '--checkpoint', path.join(base, 'ck')], /step 3 \(lsh-band-join\) writeIndex writes .*idx, inside -o/],
     [['-o', path.join(base, 'out') + '/', '--checkpoint', idx], /--checkpoint .*idx is the path step 3/],
   ];
+  // Through symbolic links: to the directory holding the index, and to the index not made yet.
+  symlinkSync(base, path.join(base, 'base-link'));
+  symlinkSync(idx, path.join(base, 'idx-link'));
+  cases.push(
+    [['-o', path.join(base, 'base-link', 'idx', 'o.jsonl')], /-o .*o\.jsonl is inside the path step 3 \(lsh-band-join\) writeIndex writes/],
+    [['-o', path.join(base, 'o.jsonl'), '--report', path.join(base, 'idx-link', 'r.json')], /--report .*r\.json is inside the path step 3/],
+    [['-o', path.join(base, 'base-link') + '/', '--checkpoint', path.join(base, 'ck')], /writeIndex writes .*idx, inside -o/],
+  );
   for (const [flags, message] of cases) usageError(t, cli(['run', one, input, ...flags]), message, flags.join(' '));
   // One path for two steps: refused by lint and run alike, naming the option.
   const two = dedup([{ op: 'lsh-band-join', writeIndex: 'twice' }, { op: 'lsh-band-join', writeIndex: './twice' }]);
@@ -191,7 +199,14 @@ t.test('an output, side output, report or checkpoint directory at or inside a pa
     t.equal(r.code, 2, `${args[0]}: exit 2`);
     t.match(r.stderr, /step 4 \(lsh-band-join\) writeIndex: \.\/twice is also written by step 3 \(lsh-band-join\) as writeIndex; give each step its own path/, `${args[0]}: names the problem`);
   }
-  t.same(readdirSync(base).sort(), ['p1.json', 'p2.json'], 'nothing written but the pipelines');
+  // The same directory through a link, and one index inside the other.
+  const linked = path.join(base, 'linked.json');
+  writeFileSync(linked, JSON.stringify({ steps: [{ op: 'normalize' }, { op: 'shingle' }, { op: 'minhash' }, { op: 'lsh-band-join', writeIndex: 'idx' }, { op: 'lsh-band-join', writeIndex: 'idx-link' }] }));
+  t.match(cli(['lint', linked]).stderr, /writeIndex: idx-link is also written by step 3/);
+  const nested = path.join(base, 'nested.json');
+  writeFileSync(nested, JSON.stringify({ steps: [{ op: 'normalize' }, { op: 'shingle' }, { op: 'minhash' }, { op: 'lsh-band-join', writeIndex: 'idx' }, { op: 'lsh-band-join', writeIndex: 'idx/sub' }] }));
+  t.match(cli(['lint', nested]).stderr, /writeIndex: idx\/sub is inside the path written by step 3/);
+  t.same(readdirSync(base).sort(), ['base-link', 'idx-link', 'linked.json', 'nested.json', 'p1.json', 'p2.json'], 'nothing written but the pipelines and links');
 });
 
 t.test('the output, side outputs and report must be different files; an option without its value is a usage error', async (t) => {

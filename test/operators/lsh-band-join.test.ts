@@ -264,6 +264,32 @@ t.test('writeIndex through the CLI: a run stopped before the end of its input le
   t.equal(readFileSync(path.join(dir, 'out6.jsonl'), 'utf8').trim().split('\n').length, recs.length, 'nothing is a duplicate of an empty index');
 });
 
+t.test('writeIndex of a --checkpoint run stopped after a checkpoint: another run may not start it over; the resume finishes it', async (t) => {
+  const dir = tmp();
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const pipeline = path.join(dir, 'p.json');
+  writeFileSync(pipeline, JSON.stringify({ steps: [{ op: 'decode', batchRecords: 10 }, { op: 'normalize' }, { op: 'shingle' }, { op: 'minhash' }, { op: 'lsh-band-join', writeIndex: 'c.idx' }] }));
+  const recs = kjv.slice(0, 80);
+  const input = path.join(dir, 'in.jsonl');
+  writeFileSync(input, json(recs.slice(0, 40)) + '\n{not json\n' + json(recs.slice(40)) + '\n');
+  const resumable = ['run', pipeline, input, '-o', path.join(dir, 'out') + '/', '--checkpoint', path.join(dir, 'ck'), '--checkpoint-interval', '0'];
+  const stopped = cli([...resumable, '--max-errors', '0']);
+  t.equal(stopped.code, 4, stopped.stderr);
+  const other = cli(['run', pipeline, path.join(dir, 'in.jsonl'), '-o', path.join(dir, 'other.jsonl'), '--max-errors', '5']);
+  t.equal(other.code, 2, 'the index waits for its resume');
+  t.match(other.stderr, /writeIndex: .*c\.idx holds the unfinished index of a --checkpoint run \(its checkpoint: .*ck\): run that command again to resume and finish it/);
+  const resumed = cli([...resumable, '--max-errors', '5']);
+  t.equal(resumed.code, 3, resumed.stderr);
+  t.same(readdirSync(path.join(dir, 'c.idx')), ['index.sqlite'], 'finished: no lock, no checkpoint reference');
+  const against = path.join(dir, 'a.json');
+  writeFileSync(against, JSON.stringify({ steps: [{ op: 'normalize' }, { op: 'shingle' }, { op: 'minhash' }, { op: 'lsh-band-join', against: ['c.idx'] }] }));
+  const all = path.join(dir, 'all.jsonl');
+  writeFileSync(all, json(recs) + '\n');
+  const joined = cli(['run', against, all, '-o', path.join(dir, 'j.jsonl'), '-q']);
+  t.equal(joined.code, 0, joined.stderr);
+  t.equal(readFileSync(path.join(dir, 'j.jsonl'), 'utf8'), '', 'the resumed index holds every record');
+});
+
 t.test('a spilled run gives the same output as an all-in-RAM run', async (t) => {
   const base = [...kjv, ...fortunes.slice(0, 600)];
   const mk = () => sketch([...base.map((r) => copy(r, r.id)), ...base.filter((_, i) => i % 3 === 0).map((r, i) => edit(r, `${r.id}~`, [40, 20, 10][i % 3]))]);

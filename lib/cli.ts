@@ -5,7 +5,7 @@ import path from 'node:path';
 import yargs, { type Argv } from 'yargs';
 import { builtins } from '../operators/index.ts';
 import { describeSpec } from './options.ts';
-import { formatErrors, loadPipeline, PipelineError, realTarget, upstreamOf, writtenPaths, type ResolvedPipeline } from './pipeline.ts';
+import { formatErrors, loadPipeline, PipelineError, isWithin, realTarget, upstreamOf, writtenPaths, type ResolvedPipeline } from './pipeline.ts';
 import { Registry } from './registry.ts';
 import { EXIT, startRun } from './run.ts';
 import { cannotWrite } from './io/output.ts';
@@ -124,17 +124,16 @@ function checkNotInput(outputs: [string, string | undefined][], inputs: string[]
 
 /**
  * A run's output, side output, report or checkpoint directory that is, or lies inside, a path a
- * step writes (an index directory, a partition tree), or one that holds such a path: each would
- * write over or mix into the other (exit 2).
+ * step writes (an index directory), or one that holds such a path: each would write over or mix
+ * into the other (exit 2).
  */
 function checkNotWrittenBySteps(files: [string, string | undefined][], written: { path: string; by: string }[]): void {
-  const inside = (a: string, b: string) => a === b || a.startsWith(b.endsWith(path.sep) ? b : b + path.sep);
   for (const [flag, file] of files) {
     if (!file || file === '-') continue;
     const at = realTarget(file);
     for (const w of written) {
-      if (inside(at, w.path)) usageExit(`${flag} ${file} is ${at === w.path ? '' : 'inside '}the path ${w.by} writes (${w.path}); give ${flag} another path`);
-      if (inside(w.path, at)) usageExit(`${w.by} writes ${w.path}, inside ${flag} ${file}; give it a path of its own`);
+      if (isWithin(at, w.path)) usageExit(`${flag} ${file} is ${at === w.path ? '' : 'inside '}the path ${w.by} writes (${w.path}); give ${flag} another path`);
+      if (isWithin(w.path, at)) usageExit(`${w.by} writes ${w.path}, inside ${flag} ${file}; give it a path of its own`);
     }
   }
 }

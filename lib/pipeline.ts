@@ -189,20 +189,14 @@ export async function resolvePipeline(spec: unknown, registry: Registry, file = 
       errors.push({ step: r.index, op: r.op, path: 'op', message: `${r.op} writes every record itself and passes none on, so it can only be the last step` });
     }
   }
-  // Two steps writing one file or directory would write over each other.
-  const writers = new Map<string, string>();
-  for (const r of resolved) {
-    for (const w of r.descriptor.writes?.(r.options) ?? []) {
-      if (typeof w.path !== 'string') continue; // a wrong type is reported with the options
-      const at = realTarget(path.resolve(baseDir, w.path));
-      const inside = (a: string, b: string) => a.startsWith(b.endsWith(path.sep) ? b : b + path.sep);
-      const before = [...writers].find(([other]) => other === at || inside(at, other) || inside(other, at));
-      if (before) {
-        const how = before[0] === at ? 'is also written by' : inside(at, before[0]) ? 'is inside the path written by' : 'holds the path written by';
-        errors.push({ step: r.index, op: r.op, path: w.option, message: `${w.path} ${how} ${before[1]}; give each step its own path` });
-      } else writers.set(at, `step ${r.index} (${r.op}) as ${w.option}`);
-    }
-  }
+  // Two steps writing one file or directory (or one inside the other) would write over each other.
+  const writes = stepWrites(resolved, baseDir);
+  writes.forEach((w, k) => {
+    const before = writes.slice(0, k).find((o) => isWithin(w.path, o.path) || isWithin(o.path, w.path));
+    if (!before) return;
+    const how = before.path === w.path ? 'is also written by' : isWithin(w.path, before.path) ? 'is inside the path written by' : 'holds the path written by';
+    errors.push({ step: w.step.index, op: w.step.op, path: w.option, message: `${w.given} ${how} step ${before.step.index} (${before.step.op}) as ${before.option}; give each step its own path` });
+  });
   if (errors.length) throw new PipelineError(file, errors);
 
   let decode: ResolvedStep;
@@ -247,13 +241,37 @@ export function realTarget(p: string, links = 0): string {
   }
 }
 
-/** The paths the steps of a pipeline write (see `OperatorDescriptor.writes`), resolved, with the step and option that write each. */
-export function writtenPaths(p: ResolvedPipeline): { path: string; by: string }[] {
-  const out: { path: string; by: string }[] = [];
-  for (const r of [p.decode, ...p.steps]) {
-    for (const w of r.descriptor.writes?.(r.options) ?? []) out.push({ path: realTarget(path.resolve(p.baseDir, w.path)), by: `step ${r.index} (${r.op}) ${w.option}` });
+/** Whether path `a` is `b` or lies inside it (both resolved, as `realTarget` gives them). */
+export function isWithin(a: string, b: string): boolean {
+  return a === b || a.startsWith(b.endsWith(path.sep) ? b : b + path.sep);
+}
+
+interface StepWrite {
+  /** Where it really is (`realTarget`). */
+  path: string;
+  /** The path as the option gives it. */
+  given: string;
+  option: string;
+  step: ResolvedStep;
+  /** "step N (op) option". */
+  by: string;
+}
+
+/** What `steps` write (see `OperatorDescriptor.writes`), resolved against `baseDir`. */
+function stepWrites(steps: ResolvedStep[], baseDir: string): StepWrite[] {
+  const out: StepWrite[] = [];
+  for (const step of steps) {
+    for (const w of step.descriptor.writes?.(step.options) ?? []) {
+      if (typeof w.path !== 'string') continue; // a wrong type is reported with the options
+      out.push({ path: realTarget(path.resolve(baseDir, w.path)), given: w.path, option: w.option, step, by: `step ${step.index} (${step.op}) ${w.option}` });
+    }
   }
   return out;
+}
+
+/** The paths the steps of a pipeline write, resolved, with the step and option that write each. */
+export function writtenPaths(p: ResolvedPipeline): { path: string; by: string }[] {
+  return stepWrites([p.decode, ...p.steps], p.baseDir);
 }
 
 /** Operators that declare themselves sources (they generate records; see `mix`). */

@@ -224,11 +224,11 @@ const MERGE_READ_BLOCKS = 64;
 const MERGE_FAN_IN = 4;
 /** The database file inside an index directory. */
 export const INDEX_FILE = 'index.sqlite';
-/** Every file of an index directory: the database and the rollback journal a killed writer leaves. */
 /** The pid and host of the run writing the index, from its start until the index is finished (see `claimIndexDir`). */
 const INDEX_LOCK = 'writer.lock';
 /** The scratch directory (inside its checkpoint) of a `--checkpoint` run writing the index, once it has checkpointed: that run resumes the index. */
 const INDEX_CHECKPOINT = 'checkpoint.ref';
+/** Every file of an index directory: the database, the rollback journal a killed writer leaves, the lock and the checkpoint reference. */
 const INDEX_FILES = [INDEX_FILE, `${INDEX_FILE}-journal`, INDEX_LOCK, INDEX_CHECKPOINT];
 
 export interface IndexParams {

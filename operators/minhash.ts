@@ -35,9 +35,13 @@ export default defineOperator<MinHashOperatorOptions>({
     shingleSeed: { type: 'integer', min: 0, max: 4294967295, default: 0, description: 'shingle hash seed when no `shingle` step ran before' },
   },
   outputs: { '<emitField>': 'the MinHash signature, only when emitField is set' },
-  explain(o) {
+  explain(o, upstream) {
     const how = o.scheme === 'oph' ? 'one-permutation hashing with densification' : `${o.perms} multiply-add permutations`;
-    return `MinHash signatures of ${o.perms} values by ${how} (seed ${o.seed}), over the shingles of the previous shingle step, else over ${o.unit} ${o.n}-grams`;
+    const shingleStep = [...(upstream ?? [])].reverse().find((s) => s.op === 'shingle');
+    const over = shingleStep
+      ? `over the shingles of the shingle step before it (${String(shingleStep.options.unit)} ${String(shingleStep.options.n)}-grams; unit, n and shingleSeed here are not used)`
+      : `over the ${o.unit} ${o.n}-grams of the hashing form (shingleSeed ${o.shingleSeed}), as no shingle step runs before it`;
+    return `MinHash signatures of ${o.perms} values by ${how} (seed ${o.seed}), ${over}`;
   },
   create(o, ctx) {
     return createSignatureStage(

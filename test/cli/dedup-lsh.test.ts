@@ -179,6 +179,19 @@ t.test('explain chooses the bands for the perms of the minhash step before', asy
   t.match(r.stdout, /lsh-band-join[\s\S]*10 bands x 6 rows \(chosen for 64 perms, the minhash step's\)/);
 });
 
+t.test('explain says which shingles minhash signs: the shingle step before it, else its own unit and n', async (t) => {
+  const charFile = path.join(dir, 'char-shingles.json');
+  writeFileSync(charFile, JSON.stringify({ steps: [{ op: 'normalize' }, { op: 'shingle', unit: 'char', n: 7 }, { op: 'minhash' }] }));
+  const after = cli(['explain', charFile]);
+  t.equal(after.code, 0, after.stderr);
+  t.match(after.stdout, /minhash[\s\S]*over the shingles of the shingle step before it \(char 7-grams; unit, n and shingleSeed here are not used\)/);
+  const ownFile = path.join(dir, 'own-shingles.json');
+  writeFileSync(ownFile, JSON.stringify({ steps: [{ op: 'normalize' }, { op: 'minhash', unit: 'char', n: 9 }] }));
+  const own = cli(['explain', ownFile]);
+  t.equal(own.code, 0, own.stderr);
+  t.match(own.stdout, /over the char 9-grams of the hashing form \(shingleSeed 0\), as no shingle step runs before it/);
+});
+
 t.test('emit "removed" accounts for the kept documents as dropped (not_duplicate)', async (t) => {
   const out = path.join(dir, 'removed-only.jsonl');
   const rejects = path.join(dir, 'removed-only.rejects.jsonl');

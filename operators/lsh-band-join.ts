@@ -5,6 +5,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSy
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { isPathReference } from '../lib/registry.ts';
+import { realTarget } from '../lib/pipeline.ts';
 import { defineOperator, internals, peekInternals, stepOptionError, type Rec, type StepContext, type UpstreamStep } from '../lib/operator.ts';
 import { LshIndex, LshIndexReader, balancedBands, bandKeys, candidateProbability, chooseBands, configureConnection, existingIndexState, claimIndexDir, indexCheckpoint, markIndexCheckpointed, releaseIndexDir, removeIndexFiles, storeCacheBytes, type IndexedDoc, type ProbeTask } from '../lib/sketch/lsh.ts';
 import { createWorkerPool, type WorkerPool } from '../lib/parallel.ts';
@@ -493,10 +494,12 @@ function createJoin(o: LshBandJoinOptions, ctx: StepContext) {
   if (!ctx.resuming) checkWritePath();
   const family = signatureFamily(ctx.upstream);
   const readers: LshIndexReader[] = [];
+  // Where each index really is: the same index twice (by any spelling, through symbolic links)
+  // would be opened, held in RAM and searched twice for nothing.
+  const againstAt = o.against.map((p) => realTarget(resolve(p)));
   try {
     o.against.forEach((p, i) => {
-      // The same index twice would be opened, held in RAM and searched twice for nothing.
-      const first = o.against.findIndex((q) => resolve(q) === resolve(p));
+      const first = againstAt.indexOf(againstAt[i]);
       if (first < i) throw invalid(`against[${i}]: ${p} is the index of against[${first}] (${o.against[first]}) again; list each index once`);
       let r: LshIndexReader;
       try {

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
 import { BIN, cli, lines, ROOT, SAMPLES, tmpdir } from '../helpers.ts';
@@ -67,6 +67,12 @@ t.test('against refuses an index whose signatures were made with other minhash s
   const twice = cli(['run', dedupPipeline('twice.json', { seed: 1 }, { against: [idx, path.join(dir, '.', 'kjv-seed1.idx')] }), kjv, '-o', path.join(dir, 'twice.jsonl')]);
   t.equal(twice.code, 2, twice.stderr);
   t.match(twice.stderr, /against\[1\]: .*kjv-seed1\.idx is the index of against\[0\] \(.*kjv-seed1\.idx\) again; list each index once/);
+  // ... and through a symbolic link to it.
+  const link = path.join(dir, 'kjv-link.idx');
+  symlinkSync(idx, link);
+  const linked = cli(['run', dedupPipeline('twice-link.json', { seed: 1 }, { against: [idx, link] }), kjv, '-o', path.join(dir, 'twice-link.jsonl')]);
+  t.equal(linked.code, 2, linked.stderr);
+  t.match(linked.stderr, /against\[1\]: .*kjv-link\.idx is the index of against\[0\] \(.*kjv-seed1\.idx\) again; list each index once/);
   // No normalize step: shingles over the text folded by default, as normalize's defaults fold it.
   const bare = path.join(dir, 'no-normalize.json');
   writeFileSync(bare, JSON.stringify({ steps: [{ op: 'shingle', unit: 'word', n: 5 }, { op: 'minhash', seed: 1 }, { op: 'lsh-band-join', against: [idx] }] }));

@@ -418,6 +418,13 @@ export default defineOperator<LshBandJoinOptions>({
     if (upstream && !upstream.some((s) => s.op === 'minhash' || isPathReference(s.op))) {
       errors.push({ path: 'op', message: 'lsh-band-join joins MinHash signatures: put a minhash step before it (normalize -> shingle -> minhash -> lsh-band-join)' });
     }
+    // verify "exact" compares the shingle sets the records carry: those of the last shingle step,
+    // which must be the one the signatures were made from.
+    const ops = (upstream ?? []).map((s) => s.op);
+    const lateShingle = ops.lastIndexOf('shingle');
+    if (o.verify === 'exact' && lateShingle > ops.lastIndexOf('minhash') && ops.includes('minhash')) {
+      errors.push({ path: 'verify', message: 'a shingle step comes after the minhash step: verify "exact" would compare other shingles than the signatures were made from; put shingle before minhash (normalize -> shingle -> minhash -> lsh-band-join)' });
+    }
     const perms = upstreamPerms(upstream);
     if (perms !== undefined) {
       const { bands, rows } = resolveBands(o, perms);

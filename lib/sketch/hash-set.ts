@@ -9,8 +9,8 @@
 //   documents, 1.5e-15 for 10^12.
 // - `HashSet128` keeps keys in an open-addressing table (linear probing, load <= 0.7) over a
 //   Uint32Array, 4 words per slot (16 bytes), all-zero meaning empty. Optionally each key has a
-//   string value (the id of the first copy), kept as UTF-8 in one byte arena with an offsets
-//   array. The table grows by doubling while the peak during a resize (old + new arrays) and
+//   string value (the id of the first copy), kept as WTF-8 (UTF-8 that keeps lone surrogates,
+//   lib/text/wtf8.ts) in one byte arena with an offsets array. The table grows by doubling while the peak during a resize (old + new arrays) and
 //   the arena fit the budget; when it cannot grow, every entry is written to LMDB (sorted by
 //   key, one transaction) and the table is cleared in place. A key lives in exactly one tier,
 //   so membership answers, and therefore dedup decisions, are the same whether or not the set
@@ -18,6 +18,7 @@
 import { copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
+import { wtf8Bytes, wtf8String } from '../text/wtf8.ts';
 import { fmix32 } from '../text/shingle.ts';
 
 const C1 = 0x239b961b;
@@ -152,9 +153,10 @@ export class HashSet128 {
     if (at >= 0) return this.valueAt(at);
     if (this.spilledSize > 0) {
       const v = this.db!.getBinaryFast(this.lmdbKey(h));
-      if (v !== undefined) return this.o.values ? v.toString('utf8') : '';
+      if (v !== undefined) return this.o.values ? wtf8String(v) : '';
     }
-    const valueBytes = this.o.values ? Buffer.byteLength(value) : 0;
+    const bytes = this.o.values ? wtf8Bytes(value) : undefined;
+    const valueBytes = bytes ? bytes.length : 0;
     if (!this.makeRoom(valueBytes)) at = this.find(h); // the table changed: probe again
     const slot = -at - 1;
     const b = slot * SLOT_WORDS;
@@ -164,7 +166,8 @@ export class HashSet128 {
     this.keys[b + 3] = h[3];
     if (this.refs) {
       const e = this.ramSize;
-      this.arenaUsed += this.arena.write(value, this.arenaUsed);
+      this.arena.set(bytes!, this.arenaUsed);
+      this.arenaUsed += valueBytes;
       this.offsets[e + 1] = this.arenaUsed;
       this.refs![slot] = e;
     }
@@ -175,7 +178,7 @@ export class HashSet128 {
   private valueAt(slot: number): string {
     if (!this.refs) return '';
     const e = this.refs[slot];
-    return this.arena.toString('utf8', this.offsets[e], this.offsets[e + 1]);
+    return wtf8String(this.arena.subarray(this.offsets[e], this.offsets[e + 1]));
   }
 
   /** Ensures one more entry with `valueBytes` fits; returns false when the table was rebuilt or cleared. */
@@ -329,7 +332,7 @@ export class HashSet128 {
     let pos = 0;
     for (let e = 0; e < state.ramSize; e++) {
       h.set(keys.subarray(e * SLOT_WORDS, e * SLOT_WORDS + SLOT_WORDS));
-      const id = lengths ? ids!.toString('utf8', pos, (pos += lengths[e])) : '';
+      const id = lengths ? wtf8String(ids!.subarray(pos, (pos += lengths[e]))) : '';
       this.addIfAbsent(h, id);
     }
   }

@@ -23,6 +23,7 @@ import path from 'node:path';
 import os from 'node:os';
 import Database from 'better-sqlite3';
 import { fmix32 as mix32 } from '../text/shingle.ts';
+import { wtf8Bytes, wtf8String } from '../text/wtf8.ts';
 import { syncPath, writeAll } from '../io/durable.ts';
 import { claimLock, lockHolder, releaseLock } from '../io/lock.ts';
 import { BlockedBloom, keyPlace, type ProbeTask } from './blocked-bloom.ts';
@@ -125,9 +126,6 @@ export interface IndexedDoc {
   shingles?: Uint32Array;
 }
 
-const utf8 = new TextEncoder();
-const utf8d = new TextDecoder();
-
 function docWords(d: IndexedDoc, idBytes: Uint8Array): number {
   return 3 + ((idBytes.length + 3) >>> 2) + d.signature.length + (d.shingles?.length ?? 0);
 }
@@ -154,7 +152,7 @@ function readDoc(words: Uint32Array, at: number, view = false): IndexedDoc {
   const sigLen = words[at + 1];
   const shLen = words[at + 2];
   at += 3;
-  const id = utf8d.decode(new Uint8Array(words.buffer, words.byteOffset + at * 4, idLen));
+  const id = wtf8String(new Uint8Array(words.buffer, words.byteOffset + at * 4, idLen));
   at += (idLen + 3) >>> 2;
   const signature = view ? words.subarray(at, at + sigLen) : words.slice(at, at + sigLen);
   at += sigLen;
@@ -1021,7 +1019,7 @@ export class LshIndex {
   }
 
   private storeRamDoc(doc: IndexedDoc): void {
-    const idb = utf8.encode(doc.id);
+    const idb = wtf8Bytes(doc.id);
     const need = docWords(doc, idb);
     let c = this.activeChunk;
     while (c < this.chunks.length && this.chunkFill[c] + need > this.chunks[c].length) c++;

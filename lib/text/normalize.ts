@@ -110,6 +110,14 @@ export const HASH_INVISIBLE = /[\x00-\x08\x0e-\x1f\x7f-\x84\x86-\x9f\u00ad\u0600
 export const HASH_INVISIBLE_ASTRAL = /\ud804[\udcbd\udccd]|\ud80d[\udc30-\udc3f]|\ud82f[\udca0-\udca3]|\ud834[\udd73-\udd7a]|\udb40[\udc01\udc20-\udc7f\udd00-\uddef]/g;
 const ASTRAL_FORMAT_LEAD = /[\ud804\ud80d\ud82f\ud834\udb40]/;
 const TURKIC_I = /i\u0307|\u0131/g;
+
+/**
+ * Turkish and Azerbaijani i in lowercased text: capital İ lowercases to i + combining dot above,
+ * and dotless ı is the lower case of I: both fold to i, so upper- and lower-case copies match.
+ */
+export function foldTurkicI(lowercased: string): string {
+  return lowercased.includes('\u0131') || lowercased.includes('\u0307') ? lowercased.replace(TURKIC_I, 'i') : lowercased;
+}
 // JavaScript's \s leaves out NEL (U+0085), a line break.
 const ANY_SPACE = /[\s\u0085]+/g;
 
@@ -121,8 +129,8 @@ const ANY_SPACE = /[\s\u0085]+/g;
  */
 export function hashForm(text: string, options: HashFormOptions = {}, pieceChars = PIECE_CHARS): string {
   const o = { ...HASH_DEFAULTS, ...options };
-  // One path for the whole text (they differ on ASCII controls), pieces cut after whitespace:
-  // every pass acts within words, and the space runs the pieces end and start with become one.
+  // One path for the whole text, pieces cut after whitespace: every pass acts within words,
+  // and the space runs the pieces end and start with become one.
   const ascii = !NON_ASCII.test(text);
   if (text.length <= pieceChars) return (ascii ? asciiHashPiece(text, o) : hashPiece(text, o)).trim();
   return inPieces(text, pieceChars, isSpace, (piece) => (ascii ? asciiHashPiece(piece, o) : hashPiece(piece, o)), joinSpaces).trim();
@@ -135,9 +143,7 @@ function hashPiece(text: string, o: Required<HashFormOptions>): string {
   let t = text.normalize('NFKC');
   if (o.lowercase) {
     t = t.toLowerCase();
-    // Turkish and Azerbaijani: capital İ lowercases to i + combining dot above, and lower-case
-    // dotless ı is the lower case of I: both fold to i, so upper- and lower-case copies match.
-    if (t.includes('\u0131') || t.includes('\u0307')) t = t.replace(TURKIC_I, 'i');
+    t = foldTurkicI(t);
   }
   if (o.foldPunctuation) t = t.replace(PUNCT_SYMBOL, ' ');
   if (o.foldDigits) t = t.replace(DIGIT, '0');
@@ -149,13 +155,17 @@ function hashPiece(text: string, o: Required<HashFormOptions>): string {
 // ASCII text: a few native passes (lowercase, one replace for every run of non-alphanumerics,
 // digits) run several times faster than a per-character loop in JavaScript.
 const ASCII_NON_ALNUM_RUN = /[^a-zA-Z0-9]+/g;
-const ASCII_SPACE_OR_CONTROL_RUN = /[\x00-\x20\x7f]+/g;
+const ASCII_SPACE_RUN = /[\x09-\x0d\x20]+/g;
 const ASCII_NONZERO_DIGIT = /[1-9]/g;
+// Dropped, as the general path's HASH_INVISIBLE drops them (and normalize's cleaning does): words join across them.
+const ASCII_CONTROL = /[\x00-\x08\x0e-\x1f\x7f]/g;
+const HAS_ASCII_CONTROL = /[\x00-\x08\x0e-\x1f\x7f]/;
 
 /** `hashForm` of ASCII text but the final trim. */
 function asciiHashPiece(text: string, o: Required<HashFormOptions>): string {
-  let t = o.lowercase ? text.toLowerCase() : text;
-  t = t.replace(o.foldPunctuation ? ASCII_NON_ALNUM_RUN : ASCII_SPACE_OR_CONTROL_RUN, ' ');
+  let t = HAS_ASCII_CONTROL.test(text) ? text.replace(ASCII_CONTROL, '') : text;
+  if (o.lowercase) t = t.toLowerCase();
+  t = t.replace(o.foldPunctuation ? ASCII_NON_ALNUM_RUN : ASCII_SPACE_RUN, ' ');
   if (o.foldDigits) t = t.replace(ASCII_NONZERO_DIGIT, '0');
   return t;
 }

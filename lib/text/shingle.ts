@@ -17,6 +17,7 @@
 // from a per-code-unit class table, so `shingleText(raw)` equals `shingleHashes(hashForm(raw))`
 // without building the hashing form string.
 import { internals, type Rec } from '../operator.ts';
+import { foldTurkicI } from './normalize.ts';
 
 export type ShingleUnit = 'word' | 'char';
 
@@ -66,12 +67,14 @@ const DIGIT = 3; // folded to "0"
 const UPPER = 4; // ASCII A-Z: folded to lowercase
 const SURROGATE = 5; // high surrogate: the code point decides
 
-// Raw ASCII text (hashForm's ASCII path with the default folding): every non-alphanumeric
-// ASCII character separates words, A-Z fold to a-z, 1-9 to 0.
+// Raw ASCII text (hashForm's ASCII path with the default folding): controls other than
+// whitespace are dropped, every other non-alphanumeric ASCII character separates words, A-Z
+// fold to a-z, 1-9 to 0.
 const ASCII_CLASS = new Uint8Array(65536);
 for (let c = 0; c < 128; c++) {
   const alnum = (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122);
-  ASCII_CLASS[c] = c >= 49 && c <= 57 ? DIGIT : c >= 65 && c <= 90 ? UPPER : alnum ? WORD : SEPARATOR;
+  const control = c <= 0x08 || (c >= 0x0e && c <= 0x1f) || c === 0x7f;
+  ASCII_CLASS[c] = control ? REMOVED : c >= 49 && c <= 57 ? DIGIT : c >= 65 && c <= 90 ? UPPER : alnum ? WORD : SEPARATOR;
 }
 
 // Text already in the hashing form (written by normalize, folded as its options said): only the
@@ -232,7 +235,7 @@ export function shingleHashes(hashText: string, opts: ShingleOptions): Uint32Arr
 export function shingleScratch(text: string, opts: ShingleOptions, raw: boolean): Uint32Array {
   if (!raw) return shingleWith(text, opts, HASH_FORM_CLASS);
   if (ASCII_ONLY.test(text)) return shingleWith(text, opts, ASCII_CLASS);
-  return shingleWith(text.normalize('NFKC').toLowerCase(), opts, unicodeTable());
+  return shingleWith(foldTurkicI(text.normalize('NFKC').toLowerCase()), opts, unicodeTable());
 }
 
 /** The sorted unique shingle hashes of `text`, in the scratch buffer (a view valid until the next call). */

@@ -198,6 +198,18 @@ t.test('explain says which shingles minhash signs: the shingle step before it, e
   t.match(own.stdout, /over the char 9-grams of the hashing form \(shingleSeed 0\), as no shingle step runs before it/);
 });
 
+t.test('a shingle step after minhash is refused before verify "exact" (it would compare other shingles than the signatures were made from)', async (t) => {
+  const late = path.join(dir, 'late-shingle.json');
+  writeFileSync(late, JSON.stringify({ steps: [{ op: 'normalize' }, { op: 'minhash' }, { op: 'shingle', n: 2 }, { op: 'lsh-band-join' }] }));
+  const r = cli(['lint', late]);
+  t.equal(r.code, 2, r.stderr);
+  t.match(r.stderr, /step 3 \(lsh-band-join\) verify: a shingle step comes after the minhash step: .*put shingle before minhash/);
+  const signature = path.join(dir, 'late-shingle-signature.json');
+  writeFileSync(signature, JSON.stringify({ steps: [{ op: 'normalize' }, { op: 'minhash' }, { op: 'shingle', n: 2 }, { op: 'lsh-band-join', verify: 'signature' }] }));
+  t.equal(cli(['lint', signature]).code, 0, 'verify "signature" does not use the shingles');
+  t.equal(cli(['lint', dedupPipeline('in-order.json', {}, {})]).code, 0);
+});
+
 t.test('emit "removed" accounts for the kept documents as dropped (not_duplicate)', async (t) => {
   const out = path.join(dir, 'removed-only.jsonl');
   const rejects = path.join(dir, 'removed-only.rejects.jsonl');

@@ -96,6 +96,15 @@ t.test('emit removed and all annotate dup_of with the first copy', async (t) => 
   t.equal(JSON.parse(JSON.stringify(all.output[0])).dup_of, null);
 });
 
+t.test('first-copy ids with lone surrogates are named as they were, in RAM and spilled', async (t) => {
+  const texts = readJsonl(new URL('kjv.jsonl', samples)).slice(0, 200).map((r) => r.text);
+  const recs = () => [...texts.map((text, i) => ({ id: `first-\udcff${i}`, text })), ...texts.map((text, i) => ({ id: `copy${i}`, text }))];
+  for (const memoryMB of [512, 0.004]) {
+    const run = await runOperator(exactDedup, { emit: 'removed', memoryMB }, recs());
+    t.same(run.output.map((r) => r.dup_of), texts.map((_, i) => `first-\udcff${i}`), `memoryMB ${memoryMB}`);
+  }
+});
+
 t.test('field mode compares another field; a record without it is an error naming it', async (t) => {
   const gcide = readJsonl(new URL('gcide.jsonl', samples)).slice(0, 400);
   const headwords = new Set<string>();

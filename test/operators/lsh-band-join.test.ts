@@ -111,6 +111,20 @@ t.test('emit modes and annotations', async (t) => {
   t.equal(all.output.length, base.length + 5);
 });
 
+t.test('ids with lone surrogates are named as they were, in RAM, spilled and from an against index', async (t) => {
+  const dir = tmp();
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const base = kjv.slice(0, 20);
+  const mk = (tag: string) => sketch([...base.map((r, i) => copy(r, `${tag}-\udcff${i}\ud800`)), ...base.map((r, i) => copy(r, `${tag}-copy${i}`))]);
+  for (const memoryMB of [1024, 0.01]) {
+    const run = await runOperator(lsh, { emit: 'all', memoryMB }, mk('a'));
+    t.same(run.output.slice(20).map((r) => [r.dup_of, r.cluster_id]), base.map((_, i) => [`a-\udcff${i}\ud800`, `a-\udcff${i}\ud800`]), `memoryMB ${memoryMB}`);
+  }
+  await runOperator(lsh, { writeIndex: 'lone.idx' }, mk('w').slice(0, 20), { baseDir: dir });
+  const against = await runOperator(lsh, { against: ['lone.idx'], emit: 'removed' }, sketch(base.map((r, i) => copy(r, `b${i}`))), { baseDir: dir });
+  t.same(against.output.map((r) => r.dup_of), base.map((_, i) => `w-\udcff${i}\ud800`));
+});
+
 t.test('keep priority: a later copy from the preferred source replaces an earlier one', async (t) => {
   const base = kjv.slice(0, 20);
   const recs = sketch([

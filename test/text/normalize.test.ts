@@ -26,6 +26,11 @@ t.test('hashForm folds case, punctuation and digits for ASCII and non-ASCII alik
   // The ASCII fast path and the general path agree.
   const ascii = 'The LORD is my shepherd; I shall not want. (Psalm 23:1)';
   t.equal(hashForm(ascii), hashForm(ascii + ' é').slice(0, -2));
+  // ... also on controls other than whitespace, which both drop (words join across them).
+  const controls = 'whether I\bI win\x01 or\x7flose\x1f.\ttab';
+  t.equal(hashForm(controls), 'whether ii win orlose tab');
+  t.equal(hashForm(controls), hashForm(controls + ' é').slice(0, -2));
+  t.equal(hashForm(controls, { foldPunctuation: false }), hashForm(controls + ' é', { foldPunctuation: false }).slice(0, -2));
 });
 
 t.test('Turkish upper- and lower-case copies hash alike: İ (i + dot above once lowercased) and dotless ı fold to i', async (t) => {

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { hashForm } from '../../lib/text/normalize.ts';
+import { hashForm, normalizeText } from '../../lib/text/normalize.ts';
 import { exactJaccard, recordShingles, shingleHashes, shingleScratch, shingleText } from '../../lib/text/shingle.ts';
 import { internals } from '../../lib/operator.ts';
 import { readJsonl } from '../../lib/testing.ts';
@@ -56,6 +56,23 @@ t.test('raw ASCII text shingles exactly like its hashing form, for every sample 
     }
   }
   t.equal(checked, samples.length * 2);
+});
+
+t.test('raw text shingles exactly like the hashing form of normalize with its defaults: controls dropped, Turkish i folded', async (t) => {
+  const texts = [
+    'It matters not whether you win or lose; what matters is whether I\bI win or lose.',
+    'ascii \x01with\x7f controls\x1f here and\ttabs\r\nand lines',
+    'İSTANBUL BÜYÜK BİR ŞEHİR, KAPISI AÇIK',
+    'istanbul büyük bir şehir, kapısı açık',
+    'Iğdır ILIK IŞIK \x02 ünlü',
+  ];
+  for (const text of texts) {
+    for (const opts of [{ unit: 'word', n: 2 }, { unit: 'char', n: 3 }] as const) {
+      t.same(shingleText(text, opts), shingleHashes(hashForm(normalizeText(text)), opts), `${opts.unit}: ${JSON.stringify(text)}`);
+    }
+  }
+  t.same(shingleText('whether I\bI win', { unit: 'word', n: 1 }), shingleText('whether II win', { unit: 'word', n: 1 }), 'a control joins the words around it');
+  t.same(shingleText(texts[2], { unit: 'word', n: 3 }), shingleText(texts[3], { unit: 'word', n: 3 }), 'Turkish upper- and lower-case copies');
 });
 
 t.test('non-ASCII text: NFKC, case and punctuation folding apply before shingling', async (t) => {

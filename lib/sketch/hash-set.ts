@@ -153,7 +153,8 @@ export class HashSet128 {
     if (at >= 0) return this.valueAt(at);
     if (this.spilledSize > 0) {
       const v = this.db!.getBinaryFast(this.lmdbKey(h));
-      if (v !== undefined) return this.o.values ? wtf8String(v) : '';
+      // A fast read's buffer is a view of a larger one whose `length` alone is the value's.
+      if (v !== undefined) return this.o.values ? wtf8String(v.subarray(0, v.length)) : '';
     }
     const bytes = this.o.values ? wtf8Bytes(value) : undefined;
     const valueBytes = bytes ? bytes.length : 0;

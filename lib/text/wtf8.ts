@@ -9,8 +9,9 @@ const decoder = new TextDecoder();
 
 const isWellFormed = (s: string): boolean => (s as unknown as { isWellFormed(): boolean }).isWellFormed();
 
-/** The WTF-8 bytes of `s` (its UTF-8 bytes when it has no lone surrogate). */
-export function wtf8Bytes(s: string): Uint8Array {
+/** The WTF-8 bytes of `value` (its UTF-8 bytes when it has no lone surrogate; not a string: of its String()). */
+export function wtf8Bytes(value: string): Uint8Array {
+  const s = typeof value === 'string' ? value : String(value);
   if (isWellFormed(s)) return encoder.encode(s);
   const out: number[] = [];
   for (let i = 0; i < s.length; i++) {

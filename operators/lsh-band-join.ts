@@ -421,8 +421,8 @@ export default defineOperator<LshBandJoinOptions>({
     // verify "exact" compares the shingle sets the records carry: those of the last shingle step,
     // which must be the one the signatures were made from.
     const ops = (upstream ?? []).map((s) => s.op);
-    const lateShingle = ops.lastIndexOf('shingle');
-    if (o.verify === 'exact' && lateShingle > ops.lastIndexOf('minhash') && ops.includes('minhash')) {
+    const minhashAt = ops.lastIndexOf('minhash');
+    if (o.verify === 'exact' && minhashAt >= 0 && ops.lastIndexOf('shingle') > minhashAt) {
       errors.push({ path: 'verify', message: 'a shingle step comes after the minhash step: verify "exact" would compare other shingles than the signatures were made from; put shingle before minhash (normalize -> shingle -> minhash -> lsh-band-join)' });
     }
     const perms = upstreamPerms(upstream);

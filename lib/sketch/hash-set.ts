@@ -10,11 +10,11 @@
 // - `HashSet128` keeps keys in an open-addressing table (linear probing, load <= 0.7) over a
 //   Uint32Array, 4 words per slot (16 bytes), all-zero meaning empty. Optionally each key has a
 //   string value (the id of the first copy), kept as WTF-8 (UTF-8 that keeps lone surrogates,
-//   lib/text/wtf8.ts) in one byte arena with an offsets array. The table grows by doubling while the peak during a resize (old + new arrays) and
-//   the arena fit the budget; when it cannot grow, every entry is written to LMDB (sorted by
-//   key, one transaction) and the table is cleared in place. A key lives in exactly one tier,
-//   so membership answers, and therefore dedup decisions, are the same whether or not the set
-//   spilled.
+//   lib/text/wtf8.ts) in one byte arena with an offsets array. The table grows by doubling
+//   while the peak during a resize (old + new arrays) and the arena fit the budget; when it
+//   cannot grow, every entry is written to LMDB (sorted by key, one transaction) and the table
+//   is cleared in place. A key lives in exactly one tier, so membership answers, and therefore
+//   dedup decisions, are the same whether or not the set spilled.
 import { copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';

@@ -1,5 +1,6 @@
 // The operator contract. Built-in and custom operators export the same descriptor.
 import type { OptionSchema } from './options.ts';
+import { hashForm, type HashFormOptions } from './text/normalize.ts';
 
 /** One document. `id` and `text` are required; every other field is carried through untouched. */
 export interface Rec {
@@ -17,6 +18,8 @@ export const INTERNAL: unique symbol = Symbol.for('mixstream.internal');
 export interface Internals {
   /** The hashing form written by `normalize` (lowercased, punctuation and digits folded). */
   hashText?: string;
+  /** The folding `hashText` was made with (`normalize`'s fold options, as JSON): `setText` makes it again. */
+  hashFold?: string;
   /** Shingle hashes written by `shingle`. */
   shingles?: Uint32Array;
   /** MinHash signature written by `minhash`. */
@@ -31,6 +34,17 @@ export function internals(rec: Rec): Internals {
 
 export function peekInternals(rec: Rec): Internals | undefined {
   return (rec as Rec & { [INTERNAL]?: Internals })[INTERNAL];
+}
+
+/**
+ * Replaces a record's text (a step that edits it, such as C4's line removal). The hashing form
+ * an earlier `normalize` made is made again from the new text with the same folding, so later
+ * steps (exact-dedup, shingle) compare what is emitted.
+ */
+export function setText(rec: Rec, text: string): void {
+  rec.text = text;
+  const ints = peekInternals(rec);
+  if (typeof ints?.hashText === 'string') ints.hashText = hashForm(text, ints.hashFold ? (JSON.parse(ints.hashFold) as HashFormOptions) : {});
 }
 
 export interface StepStats {

@@ -1,6 +1,6 @@
 // `filter`: drops (or annotates) records by heuristic rule sets (Gopher quality, Gopher
 // repetition, C4, FineWeb) and/or by a numeric field's range, with a named reason per drop.
-import { defineOperator, type Rec } from '../lib/operator.ts';
+import { defineOperator, setText, type Rec } from '../lib/operator.ts';
 import type { OptionError } from '../lib/options.ts';
 import { C4_LINE_DROPS } from '../lib/quality/c4.ts';
 import { createWorkerPool, inCallOrder, orderedTextStep, type WorkerPool } from '../lib/parallel.ts';
@@ -144,7 +144,7 @@ export default defineOperator<FilterOptions>({
         if (annotate) ctx.annotate(rec, o.annotateField, notes);
         if (drop && !reason && o.applyEdits && outcome.text !== rec.text) {
           ctx.stats.count('texts_edited');
-          rec.text = outcome.text;
+          setText(rec, outcome.text);
         }
       }
       if (drop && reason) {

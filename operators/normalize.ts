@@ -35,6 +35,7 @@ export default defineOperator<NormalizeOptions>({
   create(o, ctx) {
     const clean = { nfkc: o.nfkc, controls: o.controls, whitespace: o.whitespace, lines: o.lines };
     const fold = { lowercase: o.lowercase, foldPunctuation: o.foldPunctuation, foldDigits: o.foldDigits };
+    const foldJson = JSON.stringify(fold);
     return {
       process(batch) {
         const out = [];
@@ -45,7 +46,9 @@ export default defineOperator<NormalizeOptions>({
             continue;
           }
           const hashed = hashForm(cleaned, fold);
-          internals(rec).hashText = hashed;
+          const ints = internals(rec);
+          ints.hashText = hashed;
+          ints.hashFold = foldJson;
           if (o.rewrite === 'clean') rec.text = cleaned;
           else if (o.rewrite === 'hash') rec.text = hashed;
           if (o.hashField) ctx.annotate(rec, o.hashField, hashed);

@@ -3,7 +3,10 @@ import filter from '../../operators/filter.ts';
 import { RULE_SETS } from '../../lib/quality/rules.ts';
 import { resolveRuleOptions } from '../../lib/quality/rules.ts';
 import { readJsonl, runOperator } from '../../lib/testing.ts';
-import type { Rec } from '../../lib/operator.ts';
+import { internals, type Rec } from '../../lib/operator.ts';
+import { hashForm } from '../../lib/text/normalize.ts';
+import normalize from '../../operators/normalize.ts';
+import exactDedup from '../../operators/exact-dedup.ts';
 
 const load = (f: string) => readJsonl(new URL(`../../samples/${f}.jsonl`, import.meta.url));
 const corpus = () => [...load('handbook'), ...load('kjv'), ...load('gcide').slice(0, 300), ...load('fortunes').slice(0, 300)];
@@ -37,6 +40,20 @@ t.test('several rule sets: first failure wins, C4 rewrites the text of kept reco
   t.ok(reasons.has('too_few_sentences'));
   const noEdit = await runOperator(filter, { rules: ['c4'], applyEdits: false }, load('handbook'));
   for (const r of noEdit.output) t.equal(r.text, originals.get(r.id));
+});
+
+t.test('C4\'s edits make the hashing form again, with normalize\'s folding: later steps compare the emitted text', async (t) => {
+  const body = 'This is the first proper sentence of the article.\nHere is a second sentence from 2024 that ends well.\nA third sentence appears right here.\nThe fourth sentence is also present.\nFinally the fifth sentence closes it.';
+  const input = [
+    { id: 'd1', text: `Home | News | Sports\n${body}\nShare on Twitter` },
+    { id: 'd2', text: `Menu | Login\n${body}\nCopyright 2024` },
+  ];
+  const normalized = await runOperator(normalize, { foldDigits: false }, input);
+  const filtered = await runOperator(filter, { rules: ['c4'] }, normalized.output);
+  t.equal(filtered.output[0].text, filtered.output[1].text, 'C4 leaves the same text');
+  for (const rec of filtered.output) t.equal(internals(rec).hashText, hashForm(rec.text, { foldDigits: false }), `${rec.id}: the hashing form of the edited text, digits kept`);
+  const deduped = await runOperator(exactDedup, { emit: 'all' }, filtered.output);
+  t.same(deduped.output.map((r) => r.dup_of), [null, 'd1']);
 });
 
 t.test('annotate mode keeps everything and writes every reason', async (t) => {

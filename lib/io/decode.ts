@@ -368,14 +368,15 @@ export function plainValue(v: unknown): unknown {
       if (v instanceof Uint8Array) return Buffer.from(v).toString('base64');
       if (ArrayBuffer.isView(v)) return Array.from(v as unknown as ArrayLike<number | bigint>, plainValue);
       if (Array.isArray(v)) return v.map(plainValue);
+      // Arrow rows of a struct or map column give their fields by name through toJSON (their
+      // toArray has the values alone); list vectors give an array either way.
       const maybe = v as { toJSON?: () => unknown; toArray?: () => unknown[] };
-      if (typeof maybe.toArray === 'function' && !(Symbol.iterator in Object(v) && typeof maybe.toJSON === 'function' && !Array.isArray(maybe.toJSON()))) {
-        return maybe.toArray().map(plainValue);
-      }
-      const src = typeof maybe.toJSON === 'function' ? (maybe.toJSON() as Record<string, unknown>) : (v as Record<string, unknown>);
-      if (Array.isArray(src)) return src.map(plainValue);
+      const json = typeof maybe.toJSON === 'function' ? maybe.toJSON() : undefined;
+      const named = json !== null && typeof json === 'object' && !Array.isArray(json);
+      if (!named && typeof maybe.toArray === 'function') return maybe.toArray().map(plainValue);
+      if (Array.isArray(json)) return json.map(plainValue);
       const out: Record<string, unknown> = {};
-      for (const [k, x] of Object.entries(src)) out[k] = plainValue(x);
+      for (const [k, x] of Object.entries(named ? (json as Record<string, unknown>) : (v as Record<string, unknown>))) out[k] = plainValue(x);
       return out;
     }
     default:

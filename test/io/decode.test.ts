@@ -200,6 +200,27 @@ t.test('Arrow IPC streams', async (t) => {
   t.equal((await decode(file)).records.length, 50, 'Arrow IPC file format too');
 });
 
+t.test('Arrow struct columns keep their field names, nested in lists and structs', async (t) => {
+  const arrow = await import('apache-arrow');
+  const list = new arrow.List(new arrow.Field('item', new arrow.Utf8(), true));
+  const inner = new arrow.Struct([new arrow.Field('z', new arrow.Int32(), true)]);
+  const nested = new arrow.Struct([new arrow.Field('inner', inner, true), new arrow.Field('w', new arrow.Utf8(), true), new arrow.Field('tags', list, true)]);
+  const table = new arrow.Table({
+    id: arrow.vectorFromArray(['a', 'b']),
+    text: arrow.vectorFromArray(['one', 'two']),
+    tags: arrow.vectorFromArray([['x', 'y'], []], list),
+    meta: arrow.vectorFromArray([{ inner: { z: 1 }, w: 'p', tags: ['q'] }, { inner: { z: 2 }, w: 'r', tags: [] }], nested),
+  });
+  for (const format of ['file', 'stream'] as const) {
+    const { records, errors } = await decode(Buffer.from(arrow.tableToIPC(table, format)));
+    t.same(errors, []);
+    t.same(records, [
+      { id: 'a', text: 'one', tags: ['x', 'y'], meta: { inner: { z: 1 }, w: 'p', tags: ['q'] } },
+      { id: 'b', text: 'two', tags: [], meta: { inner: { z: 2 }, w: 'r', tags: [] } },
+    ], format);
+  }
+});
+
 t.test('unsupported compression is a clear error', async (t) => {
   const { errors, progress } = await decode(Buffer.from('BZh91AY&SY....'));
   t.equal(errors[0].reason, 'unsupported_compression');

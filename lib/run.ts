@@ -332,6 +332,12 @@ async function execute(opts: RunOptions, control: StopControl): Promise<RunRepor
         if (errorsPath) trimSideOutput(errorsPath, resumeFrom.side.errors);
         if (rejectsPath) trimSideOutput(rejectsPath, resumeFrom.side.rejects);
         if (!alreadyFinished) log(`mixstream: resuming from ${store.file} (checkpoint ${seq}: ${partsDone} part(s) written, ${inputsReport.filter((x) => x.complete).length} of ${inputs.length} input(s) done)`);
+        // A run stopped by --max-errors stays stopped under the same limit: going on would let
+        // each rerun read one more bad record.
+        if (!alreadyFinished && opts.maxErrors !== undefined && errorCount > opts.maxErrors) {
+          log(`mixstream: the run of ${store.file} stopped after ${errorCount} bad records, more than --max-errors ${opts.maxErrors}; it goes on only with a larger --max-errors`);
+          stop('max-errors');
+        }
       } else {
         store.clearWork();
         trimOutputDir(outputPath, 0);

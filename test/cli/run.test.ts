@@ -1,6 +1,6 @@
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { compress as zstdCompress, decompress as zstdDecompress } from 'zstd-napi';
@@ -152,6 +152,28 @@ t.test('--max-errors stops early with exit 4', async (t) => {
   const r = cli(['run', identity, input, '--max-errors', '10', '-q']);
   t.equal(r.code, 4);
   t.ok(lines(r.stdout).length < 2500, 'stopped before the end');
+});
+
+t.test('--max-errors with --checkpoint: the same command again stays stopped; a larger limit goes on to the uninterrupted output', async (t) => {
+  const input = path.join(dir, 'bad-every-100.jsonl');
+  writeFileSync(input, Array.from({ length: 2000 }, (_, i) => (i % 100 === 99 ? 'nope' : JSON.stringify({ id: `r${i}`, text: `record ${i}` }))).join('\n') + '\n');
+  const out = path.join(dir, 'max-errors-out') + '/';
+  const ckpt = path.join(dir, 'max-errors-ckpt');
+  const errors = path.join(dir, 'max-errors-errors.jsonl');
+  const run = (limit: string) => cli(['run', identity, input, '-o', out, '--checkpoint', ckpt, '--errors', errors, '--max-errors', limit, '-q']);
+  const records = () => lines(readdirSync(out).filter((f) => f.startsWith('part-')).sort().map((f) => zstdDecompress(readFileSync(path.join(out, f))).toString()).join(''));
+  t.equal(run('2').code, 4);
+  const first = { records: records().length, errors: lines(readFileSync(errors, 'utf8')).length };
+  t.equal(first.errors, 3, 'stopped at the third bad record');
+  for (let again = 0; again < 2; again++) {
+    const r = run('2');
+    t.equal(r.code, 4, r.stderr);
+    t.match(r.stderr, /stopped after 3 bad records, more than --max-errors 2; it goes on only with a larger --max-errors/);
+    t.same({ records: records().length, errors: lines(readFileSync(errors, 'utf8')).length }, first, 'nothing more read');
+  }
+  t.equal(run('100').code, 3, 'bad records, none over the limit');
+  t.same(records().map((r) => r.id), Array.from({ length: 2000 }, (_, i) => `r${i}`).filter((_, i) => i % 100 !== 99));
+  t.equal(lines(readFileSync(errors, 'utf8')).length, 20);
 });
 
 t.test('a missing input file is an error, not a crash', async (t) => {

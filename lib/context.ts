@@ -122,9 +122,9 @@ export function createStepContext(init: ContextInit): StepContext & { counters: 
       counters.dropped[reason] = (counters.dropped[reason] ?? 0) + 1;
       init.onDrop?.(rec, reason, stepIndex, init.op);
     },
-    error(rec, reason, message) {
+    error(rec, reason, message, where) {
       counters.errors[reason] = (counters.errors[reason] ?? 0) + 1;
-      init.onError?.({ step: stepIndex, op: init.op, reason, message, id: rec?.id, raw: rec });
+      init.onError?.({ step: stepIndex, op: init.op, ...(where ?? {}), reason, message, id: rec?.id, raw: rec ?? where?.raw });
     },
     annotate(rec, field, value) {
       if (Object.prototype.hasOwnProperty.call(rec, field) && !ownedFields(rec).has(field)) {

@@ -104,8 +104,11 @@ export interface StepContext {
   readonly stats: StepStats;
   /** A record leaves the stream on purpose: counted as `dropped_<reason>`, written to the rejects output if one is set. */
   drop(rec: Rec, reason: string): void;
-  /** A record cannot be processed: counted per reason as an error, written to the errors output, the run exits non-zero. */
-  error(rec: Rec | undefined, reason: string, message: string): void;
+  /**
+   * A record cannot be processed: counted per reason as an error, written to the errors output, the run exits non-zero.
+   * `where` adds what names the bad input when there is no record (a source step's file, line and raw line).
+   */
+  error(rec: Rec | undefined, reason: string, message: string, where?: { input?: string; line?: number; raw?: unknown; [key: string]: unknown }): void;
   /**
    * Sets an output field. Writing over a field the record came with is never silent: it is
    * counted (`overwrote_<field>`) and warned about once per step.

@@ -362,7 +362,7 @@ export default defineOperator<MixOptions>({
       throw stepOptionError(ctx, (e as Error).message);
     }
     let readers: SourceStream[] = [];
-    const errors = new FileErrors((e) => ctx.error(undefined, e.reason, `${e.input}${e.line !== undefined ? `:${e.line}` : ''}: ${e.message}`));
+    const errors = new FileErrors(({ reason, message, step: _step, op: _op, ...where }) => ctx.error(undefined, reason, `${where.input}${where.line !== undefined ? `:${where.line}` : ''}: ${message}`, where));
     /** The state after the last batch handed on: what a checkpoint taken before the next one records. */
     let lastYield: (Omit<MixState, 'errors'> & { errors: ErrorsMark | ErrorsState }) | undefined;
     /** State to continue from (restore). */

@@ -160,6 +160,7 @@ t.test('globs, compressed files and bad lines', async (t) => {
   t.equal(r.output.filter((x) => x.origin === 'kjv').length, 300);
   t.equal(r.errors.length, 1, 'the bad line is reported once');
   t.match(r.errors[0].message, /part-0\.jsonl:701/);
+  t.match(r.errors[0], { input: path.join(dir, 'f', 'part-0.jsonl'), line: 701, raw: '{broken', reason: 'invalid_json' }, 'the errors output names the file and line and keeps the raw line');
   // Record fields are carried through; `source` stays the record's own.
   t.ok(r.output.every((x) => x.source === 'fortunes' || x.source === 'kjv'));
 });

@@ -23,6 +23,12 @@ function typeName(v: unknown): string {
   return typeof v;
 }
 
+/** The `typeName` of the values a spec takes (undefined for any and oneOf). */
+function kindOf(spec: OptionSpec): string | undefined {
+  if (spec.type === 'integer') return 'number';
+  return spec.type === 'any' || spec.type === 'oneOf' ? undefined : spec.type;
+}
+
 /** A short human form of what a spec expects, used in errors and in `mixstream ops`. */
 export function describeSpec(spec: OptionSpec): string {
   switch (spec.type) {
@@ -93,12 +99,19 @@ function check(value: unknown, spec: OptionSpec, path: string, errors: OptionErr
       return out;
     }
     case 'oneOf': {
+      const tried: OptionError[][] = [];
       for (const variant of spec.variants) {
         const sub: OptionError[] = [];
         const v = check(value, variant, path, sub);
         if (sub.length === 0) return v;
+        tried.push(sub);
       }
-      errors.push({ path, message: expected() });
+      // A value of the kind only one variant takes is wrong within it: say where ({"set": "nope"}
+      // is an unknown set, not "not an object").
+      const kind = typeName(value);
+      const sameKind = spec.variants.flatMap((variant, i) => (kindOf(variant) === kind ? [i] : []));
+      if (sameKind.length === 1) errors.push(...tried[sameKind[0]]);
+      else errors.push({ path, message: expected() });
       return value;
     }
   }

@@ -168,11 +168,15 @@ export async function resolvePipeline(spec: unknown, registry: Registry, file = 
     }
     const optionErrors: OptionError[] = [];
     const options = validateOptions(given, descriptor.options, optionErrors);
-    if (optionErrors.length === 0 && descriptor.check) {
+    if (descriptor.check) {
+      // All errors at once: with options the schema refused, the check still runs, and adds what
+      // it finds at other paths (a check may also fail on values of the wrong type: then nothing).
+      const refused = optionErrors.map((e) => e.path);
       try {
-        optionErrors.push(...descriptor.check(options, upstreamOf(resolved)));
+        const found = descriptor.check(options, upstreamOf(resolved));
+        optionErrors.push(...found.filter((e) => !refused.some((r) => overlaps(r, e.path))));
       } catch (e) {
-        optionErrors.push({ path: '', message: (e as Error).message });
+        if (refused.length === 0) optionErrors.push({ path: '', message: (e as Error).message });
       }
     }
     for (const e of optionErrors) errors.push({ step: index, op, path: e.path, message: e.message });
@@ -239,6 +243,12 @@ export function realTarget(p: string, links = 0): string {
       rest.push(path.basename(at));
     }
   }
+}
+
+/** Whether one option path is the other or lies within it (`rules` and `rules[0].set`). */
+function overlaps(a: string, b: string): boolean {
+  const within = (x: string, y: string) => x === y || x.startsWith(`${y}.`) || x.startsWith(`${y}[`);
+  return within(a, b) || within(b, a);
 }
 
 /** Whether path `a` is `b` or lies inside it (both resolved, as `realTarget` gives them). */

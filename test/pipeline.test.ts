@@ -28,6 +28,18 @@ t.test('every error is reported at once, with step index, op and option path', a
   t.match(messages, /decode reads the inputs, so it can only be the first step/);
 });
 
+t.test('errors of a step\'s own check are reported beside its schema errors; a value only one variant could take is faulted within it', async (t) => {
+  const spec = { steps: [{ op: 'filter', rules: ['gopher-qualty', { set: 'nope' }, { set: 'c4', minNumSentences: 'x' }, { set: 'gopher-quality', disable: ['bogus_reason'] }, 3] }] };
+  const err = await resolvePipeline(spec, registry).catch((e) => e);
+  t.ok(err instanceof PipelineError);
+  const byPath = Object.fromEntries((err as PipelineError).errors.map((e) => [e.path, e.message]));
+  t.same(Object.keys(byPath).sort(), ['rules[0]', 'rules[1].set', 'rules[2].minNumSentences', 'rules[3].disable[0]', 'rules[4]'].sort());
+  t.match(byPath['rules[0]'], /^expected one of "gopher-quality" \| .*, got "gopher-qualty"$/);
+  t.match(byPath['rules[1].set'], /got "nope"$/);
+  t.match(byPath['rules[2].minNumSentences'], /expected integer/);
+  t.match(byPath['rules[4]'], /or object, got number 3$/);
+});
+
 t.test('a terminal step (partition) must be the last one', async (t) => {
   const err = await resolvePipeline({ steps: [{ op: 'partition', dir: 'out' }, { op: 'normalize' }] }, registry).catch((e) => e);
   t.ok(err instanceof PipelineError);

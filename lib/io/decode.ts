@@ -144,7 +144,7 @@ export class RecordChecker {
     const id = rec[o.idField];
     if (id === undefined || id === null || id === '') {
       if (o.missingId === 'error') {
-        this.fail(input, line, 'missing_id', `no "${o.idField}" field`, raw());
+        this.fail(input, line, 'missing_id', id === undefined ? `no "${o.idField}" field` : `"${o.idField}" is ${id === null ? 'null' : 'empty'}`, raw());
         return undefined;
       }
       rec[o.idField] = `${o.idName ?? path.basename(input)}:${line}`;
@@ -452,7 +452,7 @@ export async function* decodeParquet(file: string, input: string, opts: DecodeOp
 }
 
 /** Reads Arrow IPC (stream or file format), one record batch at a time. */
-export async function* decodeArrow(bytes: AsyncIterable<Buffer>, input: string, opts: DecodeOptions, sink: DecodeSink, progress: InputProgress): AsyncGenerator<Rec[]> {
+export async function* decodeArrow(bytes: AsyncIterable<Buffer>, input: string, opts: DecodeOptions, sink: DecodeSink, progress: InputProgress, file = false): AsyncGenerator<Rec[]> {
   const { RecordBatchReader } = await import('apache-arrow');
   const checker = new RecordChecker(opts, sink);
   let row = 0;
@@ -485,7 +485,9 @@ export async function* decodeArrow(bytes: AsyncIterable<Buffer>, input: string, 
     progress.complete = true;
   } catch (e) {
     progress.error = (e as Error).message;
-    checker.fail(input, row + 1, 'truncated_input', `Arrow stream ended early or is invalid: ${(e as Error).message}`, undefined);
+    // A file (not a stream) is read through its footer, at its end: cut short, none of it can be read.
+    const what = file ? 'Arrow IPC file is cut short or invalid (its footer, at the end, indexes every row)' : 'Arrow stream ended early or is invalid';
+    checker.fail(input, row + 1, 'truncated_input', `${what}: ${(e as Error).message}`, undefined);
   }
 }
 
@@ -562,7 +564,7 @@ export async function* decodeInput(source: InputSource, opts: DecodeOptions, sin
     return;
   }
   if (container === 'arrow-stream' || container === 'arrow-file') {
-    yield* decodeArrow(bytes, source.name, opts, sink, progress);
+    yield* decodeArrow(bytes, source.name, opts, sink, progress, inner.toString('latin1', 0, 6) === 'ARROW1');
     return;
   }
   yield* decodeNdjson(bytes, source.name, opts, sink, progress);

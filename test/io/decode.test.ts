@@ -159,6 +159,8 @@ t.test('missing ids are generated from the input name and line, or are errors wh
   t.same(strict.errors.map((e) => e.reason), ['missing_id']);
   const empty = await decode(Buffer.from('{"id":"","text":"one"}\n{"id":null,"text":"two"}\n'));
   t.same(empty.records.map((r) => r.id), ['in.jsonl:1', 'in.jsonl:2'], 'an empty or null id counts as missing');
+  const emptyStrict = await decode(Buffer.from('{"id":"","text":"one"}\n{"id":null,"text":"two"}\n{"text":"three"}\n'), { missingId: 'error' });
+  t.same(emptyStrict.errors.map((e) => e.message), ['"id" is empty', '"id" is null', 'no "id" field'], 'the message says which');
 });
 
 t.test('an id that is a number beyond a double is an error, not a null id', async (t) => {
@@ -198,6 +200,10 @@ t.test('Arrow IPC streams', async (t) => {
   t.ok(progress.complete);
   const file = Buffer.from(arrow.tableToIPC(table, 'file'));
   t.equal((await decode(file)).records.length, 50, 'Arrow IPC file format too');
+  const cut = await decode(file.subarray(0, file.length - 100));
+  t.same(cut.errors.map((e) => e.reason), ['truncated_input']);
+  t.match(cut.errors[0].message, /^Arrow IPC file is cut short or invalid \(its footer, at the end, indexes every row\)/);
+  t.notOk(cut.progress.complete);
 });
 
 t.test('Arrow struct columns keep their field names, nested in lists and structs', async (t) => {

@@ -178,6 +178,12 @@ export interface OperatorDescriptor<O = any> {
    * report inside one, are refused before anything is read.
    */
   writes?(options: O): { option: string; path: string }[];
+  /**
+   * Files or directories the step reads as it starts (a model, a filter, an index), by option
+   * (paths as given): a missing one is a pipeline error, so `lint` finds it too. `hint` says how
+   * to make it.
+   */
+  reads?(options: O): { option: string; path: string; hint?: string }[];
   /** Text for `mixstream explain`: what the step will do with these options (after the steps `upstream`). */
   explain?(options: O, upstream?: readonly UpstreamStep[]): string;
   create(options: O, ctx: StepContext): Step | Promise<Step>;

@@ -201,6 +201,14 @@ export async function resolvePipeline(spec: unknown, registry: Registry, file = 
     const how = before.path === w.path ? 'is also written by' : isWithin(w.path, before.path) ? 'is inside the path written by' : 'holds the path written by';
     errors.push({ step: w.step.index, op: w.step.op, path: w.option, message: `${w.given} ${how} step ${before.step.index} (${before.step.op}) as ${before.option}; give each step its own path` });
   });
+  // What steps read as they start is looked for now: a missing model or filter fails lint, not
+  // only the run.
+  for (const r of resolved) {
+    for (const f of r.descriptor.reads?.(r.options) ?? []) {
+      const at = path.resolve(baseDir, f.path);
+      if (!existsSync(at)) errors.push({ step: r.index, op: r.op, path: f.option, message: `${f.path} does not exist${at !== f.path ? ` (${at})` : ''}${f.hint ? `; ${f.hint}` : ''}` });
+    }
+  }
   if (errors.length) throw new PipelineError(file, errors);
 
   let decode: ResolvedStep;

@@ -75,6 +75,9 @@ export default defineOperator<DecontaminateOptions>({
     },
   },
   outputs: { contaminated_ngrams: 'annotate mode: number of n-gram positions of the text found in the filter (0 for clean documents)' },
+  reads(o) {
+    return [{ option: 'filter', path: o.filter, hint: `build it with "mixstream decont build evalsets/*.jsonl -o ${o.filter}"` }];
+  },
   explain(o) {
     return o.mode === 'drop'
       ? `drops documents with >= ${o.minMatches} word n-gram(s) found in ${o.filter}`

@@ -412,6 +412,9 @@ export default defineOperator<LshBandJoinOptions>({
   writes(o) {
     return o.writeIndex ? [{ option: 'writeIndex', path: o.writeIndex }] : [];
   },
+  reads(o) {
+    return o.against.flatMap((p, i) => (p === '' ? [] : [{ option: `against[${i}]`, path: p, hint: 'an index written by an earlier run with writeIndex' }]));
+  },
   check(o, upstream) {
     const errors: { path: string; message: string }[] = [];
     // Signatures come from a minhash step, or from a custom operator (referenced by path).

@@ -146,6 +146,12 @@ export default defineOperator<ScoreOptions>({
     }
     return errs;
   },
+  reads(o) {
+    return [
+      ...(o.model ? [{ option: 'model', path: o.model }] : []),
+      ...(o.tokenizer ? [{ option: 'tokenizer', path: o.tokenizer }] : []),
+    ];
+  },
   explain(o) {
     const by = o.model
       ? `the ONNX model ${o.model}${o.tokenizer ? ` with tokenizer ${o.tokenizer} (max ${o.maxLength} tokens)` : ' on hashed n-gram features'}`

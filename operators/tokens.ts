@@ -53,6 +53,9 @@ export default defineOperator<TokensOptions>({
   check(o) {
     return o.mode === 'estimate' && o.tokenizer ? [{ path: 'tokenizer', message: 'a tokenizer file is only used in mode "exact"; remove it or set mode: "exact"' }] : [];
   },
+  reads(o) {
+    return o.tokenizer ? [{ option: 'tokenizer', path: o.tokenizer }] : [];
+  },
   explain(o) {
     const what = o.mode === 'estimate' ? 'a character-class estimate' : o.tokenizer ? `the tokenizer ${o.tokenizer}` : `the ${o.encoding} encoding`;
     return `counts the tokens of text with ${what} into "${o.field}"`;

@@ -115,10 +115,10 @@ t.test('decont build and train-quality refuse an output they cannot write before
 
 t.test('option values that do not work with the files met are usage errors naming the step and option (exit 2)', async (t) => {
   const cases: [string, object, RegExp][] = [
-    ['missing-filter', { steps: [{ op: 'decontaminate', filter: path.join(dir, 'nope.bloom') }] }, /step 0 \(decontaminate\): option filter: cannot read .*nope\.bloom/],
+    ['missing-filter', { steps: [{ op: 'decontaminate', filter: path.join(dir, 'nope.bloom') }] }, /step 0 \(decontaminate\) filter: .*nope\.bloom does not exist; build it with \"mixstream decont build/],
     ['not-a-filter', { steps: [{ op: 'decontaminate', filter: path.join(SAMPLES, 'kjv.jsonl') }] }, /step 0 \(decontaminate\): option filter: /],
     ['mix-no-files', { steps: [{ op: 'mix', sources: [{ name: 'a', paths: [path.join(dir, 'nothing-*.jsonl')], weight: 1 }] }] }, /step 0 \(mix\): option sources\[0\]\.paths: no file matches/],
-    ['tokens-no-file', { steps: [{ op: 'tokens', mode: 'exact', tokenizer: path.join(dir, 'missing-tokenizer.json') }] }, /step 0 \(tokens\): option tokenizer: /],
+    ['tokens-no-file', { steps: [{ op: 'tokens', mode: 'exact', tokenizer: path.join(dir, 'missing-tokenizer.json') }] }, /step 0 \(tokens\) tokenizer: .*missing-tokenizer\.json does not exist/],
   ];
   for (const [name, spec, message] of cases) {
     const p = path.join(dir, `${name}.json`);
@@ -128,6 +128,8 @@ t.test('option values that do not work with the files met are usage errors namin
     t.equal(r.code, 2, `${name}: exit 2`);
     t.match(r.stderr, message, name);
     t.notOk(existsSync(path.join(dir, `${name}.jsonl`)), `${name}: no output`);
+    // A file a step reads as it starts is looked for by lint too.
+    if (message.source.includes('does not exist')) t.match(cli(['lint', p]), { code: 2, stderr: message }, `${name}: lint`);
   }
   const noSources = path.join(dir, 'mix-no-sources.json');
   writeFileSync(noSources, JSON.stringify({ steps: [{ op: 'mix' }] }));

@@ -42,5 +42,5 @@ t.test('a model that does not match its vectorizer config fails before reading, 
   writeFileSync(path.join(dir, 'missing.json'), JSON.stringify({ steps: [{ op: 'score', model: 'nope.onnx' }] }));
   const missing = cli(['run', path.join(dir, 'missing.json'), path.join(SAMPLES, 'kjv.jsonl')], { cwd: dir });
   t.equal(missing.code, 2, missing.stderr);
-  t.match(missing.stderr, /step 0 \(score\): option model: cannot read ONNX model .*nope\.onnx/);
+  t.match(missing.stderr, /step 0 \(score\) model: nope\.onnx does not exist \(.*nope\.onnx\)/);
 });

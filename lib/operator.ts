@@ -60,6 +60,11 @@ export interface UpstreamStep {
   readonly options: Readonly<Record<string, unknown>>;
 }
 
+/** The last step of operator `op` in `steps`, if any. */
+export function lastStep(steps: readonly UpstreamStep[], op: string): UpstreamStep | undefined {
+  return steps[steps.map((s) => s.op).lastIndexOf(op)];
+}
+
 /**
  * A step's options cannot work with the data or the files it meets at run time (a persisted
  * index built with other settings, a path that does not exist): the run stops with exit status 2,

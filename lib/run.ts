@@ -250,9 +250,10 @@ async function execute(opts: RunOptions, control: StopControl): Promise<RunRepor
   // Side records wait here until the batch they belong to is handed on.
   const decodeSide: SideRecord[] = [];
   const stepSide: SideRecord[][] = p.steps.map(() => []);
+  const overErrorLimit = () => opts.maxErrors !== undefined && errorCount > opts.maxErrors;
   const countError = () => {
     errorCount++;
-    if (opts.maxErrors !== undefined && errorCount > opts.maxErrors) stop('max-errors');
+    if (overErrorLimit()) stop('max-errors');
   };
   const decodeOptions: DecodeOptions = { ...DEFAULT_DECODE, ...(p.decode.options as Partial<DecodeOptions>), tmpDir };
   const decodeSink = {
@@ -334,7 +335,7 @@ async function execute(opts: RunOptions, control: StopControl): Promise<RunRepor
         if (!alreadyFinished) log(`mixstream: resuming from ${store.file} (checkpoint ${seq}: ${partsDone} part(s) written, ${inputsReport.filter((x) => x.complete).length} of ${inputs.length} input(s) done)`);
         // A run stopped by --max-errors stays stopped under the same limit: going on would let
         // each rerun read one more bad record.
-        if (!alreadyFinished && opts.maxErrors !== undefined && errorCount > opts.maxErrors) {
+        if (!alreadyFinished && overErrorLimit()) {
           log(`mixstream: the run of ${store.file} stopped after ${errorCount} bad records, more than --max-errors ${opts.maxErrors}; it goes on only with a larger --max-errors`);
           stop('max-errors');
         }

@@ -6,7 +6,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { isPathReference } from '../lib/registry.ts';
 import { realTarget } from '../lib/pipeline.ts';
-import { defineOperator, internals, peekInternals, stepOptionError, type Rec, type StepContext, type UpstreamStep } from '../lib/operator.ts';
+import { defineOperator, internals, lastStep, peekInternals, stepOptionError, type Rec, type StepContext, type UpstreamStep } from '../lib/operator.ts';
 import { LshIndex, LshIndexReader, balancedBands, bandKeys, candidateProbability, chooseBands, configureConnection, existingIndexState, claimIndexDir, indexCheckpoint, markIndexCheckpointed, releaseIndexDir, removeIndexFiles, storeCacheBytes, type IndexedDoc, type ProbeTask } from '../lib/sketch/lsh.ts';
 import { createWorkerPool, type WorkerPool } from '../lib/parallel.ts';
 import { estimateJaccard } from '../lib/sketch/minhash.ts';
@@ -63,11 +63,6 @@ function bandsMisfit(o: Pick<LshBandJoinOptions, 'bands' | 'rows'>, bands: numbe
 /** Whether `bands` x `rows` can be taken from a signature of `perms` values. */
 function bandsFit(bands: number, rows: number, perms: number): boolean {
   return bands >= 1 && rows >= 1 && bands * rows <= perms;
-}
-
-/** The last step of operator `op` in `steps`, if any. */
-function lastStep(steps: readonly UpstreamStep[], op: string): UpstreamStep | undefined {
-  return steps[steps.map((s) => s.op).lastIndexOf(op)];
 }
 
 /** The signature length the last `minhash` step of `upstream` gives, if there is one. */

@@ -1,5 +1,5 @@
 // `minhash`: a MinHash signature per record, from the shingles of an earlier `shingle` step (or its own).
-import { defineOperator } from '../lib/operator.ts';
+import { defineOperator, lastStep } from '../lib/operator.ts';
 import { createSignatureStage } from '../lib/signature-stage.ts';
 import type { MinHashScheme } from '../lib/sketch/minhash.ts';
 import type { ShingleUnit } from '../lib/text/shingle.ts';
@@ -37,7 +37,7 @@ export default defineOperator<MinHashOperatorOptions>({
   outputs: { '<emitField>': 'the MinHash signature, only when emitField is set' },
   explain(o, upstream) {
     const how = o.scheme === 'oph' ? 'one-permutation hashing with densification' : `${o.perms} multiply-add permutations`;
-    const shingleStep = [...(upstream ?? [])].reverse().find((s) => s.op === 'shingle');
+    const shingleStep = lastStep(upstream ?? [], 'shingle');
     const over = shingleStep
       ? `over the shingles of the shingle step before it (${String(shingleStep.options.unit)} ${String(shingleStep.options.n)}-grams; unit, n and shingleSeed here are not used)`
       : `over the ${o.unit} ${o.n}-grams of the hashing form (shingleSeed ${o.shingleSeed}), as no shingle step runs before it`;

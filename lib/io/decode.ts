@@ -564,7 +564,7 @@ export async function* decodeInput(source: InputSource, opts: DecodeOptions, sin
     return;
   }
   if (container === 'arrow-stream' || container === 'arrow-file') {
-    yield* decodeArrow(bytes, source.name, opts, sink, progress, inner.toString('latin1', 0, 6) === 'ARROW1');
+    yield* decodeArrow(bytes, source.name, opts, sink, progress, detectContainer(inner) === 'arrow-file');
     return;
   }
   yield* decodeNdjson(bytes, source.name, opts, sink, progress);

@@ -13,7 +13,9 @@ const dir = tmpdir();
 // between input chunks: small files give a run more places to stop).
 const inputs: string[] = [];
 {
-  const docs = ['fortunes.jsonl', 'gcide.jsonl', 'kjv.jsonl', 'handbook.jsonl', 'quality.jsonl'].flatMap((f) => lines(readFileSync(path.join(SAMPLES, f), 'utf8')));
+  // Three copies (ids apart): a run long enough that kills at random points after a checkpoint land before its end.
+  const once = ['fortunes.jsonl', 'gcide.jsonl', 'kjv.jsonl', 'handbook.jsonl', 'quality.jsonl'].flatMap((f) => lines(readFileSync(path.join(SAMPLES, f), 'utf8')));
+  const docs = [0, 1, 2].flatMap((copy) => once.map((d) => ({ ...d, id: `${d.id}#${copy}` })));
   const h = (s: string) => {
     let x = 2166136261;
     for (let i = 0; i < s.length; i++) x = Math.imul(x ^ s.charCodeAt(i), 16777619);

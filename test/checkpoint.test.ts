@@ -15,7 +15,8 @@ const inputs: string[] = [];
 {
   const sources = ['kjv.jsonl', 'handbook.jsonl', 'fortunes.jsonl', 'gcide.jsonl'].map((f) => readFileSync(path.join(SAMPLES, f), 'utf8').trim().split('\n'));
   const all: string[] = [];
-  for (let copy = 0; copy < 3; copy++) for (const src of sources) for (const l of src) all.push(JSON.stringify({ ...JSON.parse(l), id: `${JSON.parse(l).id}#${copy}` }));
+  // Six copies: long enough a run that a signal sent after its first checkpoint lands before its end.
+  for (let copy = 0; copy < 6; copy++) for (const src of sources) for (const l of src) all.push(JSON.stringify({ ...JSON.parse(l), id: `${JSON.parse(l).id}#${copy}` }));
   for (let i = 0; i < all.length; i += 997) all.splice(i, 0, `{"id":"bad-${i}", "text": `);
   const third = Math.ceil(all.length / 3);
   const parts = [all.slice(0, third), all.slice(third, 2 * third), all.slice(2 * third)].map((p) => p.join('\n') + '\n');

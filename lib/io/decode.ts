@@ -11,7 +11,7 @@ import zlib from 'node:zlib';
 import { decompress as zstdDecompress } from 'zstd-napi';
 import type { ErrorEntry } from '../context.ts';
 import type { Rec } from '../operator.ts';
-import { decompressor, detectCompression, detectContainer, peek } from './compression.ts';
+import { decompressed, detectCompression, detectContainer, peek } from './compression.ts';
 
 export interface DecodeOptions {
   /** `auto` detects Parquet and Arrow by magic bytes and reads everything else as NDJSON. */
@@ -189,7 +189,11 @@ export async function* decodeNdjson(
   progress: InputProgress,
 ): AsyncGenerator<Rec[]> {
   const checker = new RecordChecker(opts, sink);
-  let carry: Buffer | undefined;
+  // The open line's bytes so far, as copies of the chunks it spans: joined once, when its end
+  // arrives (joining at each chunk copied a line of n MiB n times over, and the garbage of a
+  // long line reached ten times its size before the collector ran).
+  let carry: Buffer[] = [];
+  let carryBytes = 0;
   let lineNo = 0;
   let offset = 0; // byte offset of the start of `carry` / next line
   let skipping: { line: number; offset: number; bytes: number; head: Buffer } | undefined;
@@ -199,6 +203,17 @@ export async function* decodeNdjson(
   let openBytes = 0;
   let first = true;
   const stopRequested = () => sink.shouldStop?.() === true;
+  // The first bytes of the carried line and then of `next`, for the errors output of a line too long to keep.
+  const carriedHead = (next: Buffer): Buffer => {
+    const parts: Buffer[] = [];
+    let n = 0;
+    for (const part of [...carry, next]) {
+      if (n > RAW_LIMIT) break;
+      parts.push(part.subarray(0, RAW_LIMIT + 4));
+      n += parts[parts.length - 1].length;
+    }
+    return Buffer.from(utf8Head(Buffer.concat(parts), RAW_LIMIT));
+  };
   const skipLines = opts.skipLines ?? 0;
 
   const parseLine = (str: string, line: number) => {
@@ -292,7 +307,8 @@ export async function* decodeNdjson(
           continue;
         }
         skipping.bytes += nl;
-        checker.fail(input, skipping.line, 'record_too_large', `line of ${skipping.bytes} bytes exceeds maxRecordBytes ${opts.maxRecordBytes}; skipped (its bytes start at offset ${skipping.offset})`, skipping.head, {
+        // A resumed run counts past the lines an earlier one consumed, reported then.
+        if (skipping.line > skipLines) checker.fail(input, skipping.line, 'record_too_large', `line of ${skipping.bytes} bytes exceeds maxRecordBytes ${opts.maxRecordBytes}; skipped (its bytes start at offset ${skipping.offset})`, skipping.head, {
           rawTruncated: true,
           offset: skipping.offset,
           bytes: skipping.bytes,
@@ -300,17 +316,33 @@ export async function* decodeNdjson(
         skipping = undefined;
         offset += nl + 1;
         buf = buf.subarray(nl + 1);
-      } else if (carry) {
+      } else if (carryBytes > 0) {
         // Complete the carried partial line with this chunk's first line, without copying the whole chunk.
         const nl = buf.indexOf(10);
-        if (nl < 0 || carry.length + nl > opts.maxRecordBytes) {
-          buf = Buffer.concat([carry, buf]);
+        const open = carryBytes + (nl < 0 ? buf.length : nl);
+        if (open > opts.maxRecordBytes) {
+          const head = carriedHead(nl < 0 ? buf : buf.subarray(0, nl));
+          lineNo++;
+          if (nl < 0) {
+            skipping = { line: lineNo, offset, bytes: open, head };
+          } else if (lineNo > skipLines) {
+            checker.fail(input, lineNo, 'record_too_large', `line of ${open} bytes exceeds maxRecordBytes ${opts.maxRecordBytes}`, head, { rawTruncated: true, offset, bytes: open });
+          }
+          offset += nl < 0 ? open : open + 1;
+          buf = nl < 0 ? buf.subarray(buf.length) : buf.subarray(nl + 1);
+        } else if (nl < 0) {
+          carry.push(Buffer.from(buf));
+          carryBytes += buf.length;
+          buf = buf.subarray(buf.length);
         } else {
-          handleLines(Buffer.concat([carry, buf.subarray(0, nl + 1)]));
-          offset += carry.length + nl + 1;
+          handleLines(Buffer.concat([...carry, buf.subarray(0, nl + 1)]));
+          offset += open + 1;
           buf = buf.subarray(nl + 1);
         }
-        carry = undefined;
+        if (nl >= 0 || skipping) {
+          carry = [];
+          carryBytes = 0;
+        }
       }
       const last = buf.lastIndexOf(10);
       if (last >= 0) {
@@ -323,7 +355,8 @@ export async function* decodeNdjson(
         skipping = { line: lineNo, offset, bytes: buf.length, head: Buffer.from(utf8Head(buf, RAW_LIMIT)) };
         offset += buf.length;
       } else if (buf.length) {
-        carry = Buffer.from(buf); // copy: the chunk it points into can be reused
+        carry = [Buffer.from(buf)]; // copy: the chunk it points into can be reused
+        carryBytes = buf.length;
       }
       // Hand on what each chunk completed: a trickling source (a slow pipe) is not held back waiting for a full batch.
       yield* flushBatch();
@@ -338,16 +371,16 @@ export async function* decodeNdjson(
     if (sink.shouldStop?.()) return;
     // A stream error (truncated gzip/zstd, read failure): keep what was read, report the rest.
     progress.error = (e as Error).message;
-    const partial = carry && carry.length ? carry : undefined;
+    const partial = carryBytes > 0 ? Buffer.concat(carry) : undefined;
     checker.fail(input, partial ? lineNo + 1 : undefined, 'truncated_input', `input ended early: ${(e as Error).message}${partial ? '; the last, incomplete line is attached' : ''}`, partial, { offset });
     return;
   }
   if (skipping) {
-    checker.fail(input, skipping.line, 'record_too_large', `line of ${skipping.bytes} bytes exceeds maxRecordBytes ${opts.maxRecordBytes}; skipped`, skipping.head, { rawTruncated: true, offset: skipping.offset, bytes: skipping.bytes });
-  } else if (carry && carry.length) {
+    if (skipping.line > skipLines) checker.fail(input, skipping.line, 'record_too_large', `line of ${skipping.bytes} bytes exceeds maxRecordBytes ${opts.maxRecordBytes}; skipped`, skipping.head, { rawTruncated: true, offset: skipping.offset, bytes: skipping.bytes });
+  } else if (carryBytes > 0) {
     // The last line has no newline: still a record.
     lineNo++;
-    const lineBuf = carry;
+    const lineBuf = Buffer.concat(carry);
     if (lineNo <= skipLines) {
       // consumed by an earlier run
     } else if (isUtf8(lineBuf)) parseLine(lineBuf.toString('utf8'), lineNo);
@@ -451,14 +484,20 @@ export async function* decodeParquet(file: string, input: string, opts: DecodeOp
   }
 }
 
-/** Reads Arrow IPC (stream or file format), one record batch at a time. */
-export async function* decodeArrow(bytes: AsyncIterable<Buffer>, input: string, opts: DecodeOptions, sink: DecodeSink, progress: InputProgress, file = false): AsyncGenerator<Rec[]> {
+/**
+ * Reads Arrow IPC (stream or file format), one record batch at a time. A file is read as the
+ * stream it holds (lib/io/arrow-ipc.ts), from `seekableFile` for its footer: cut short, every
+ * row before the cut is still read.
+ */
+export async function* decodeArrow(bytes: AsyncIterable<Buffer>, input: string, opts: DecodeOptions, sink: DecodeSink, progress: InputProgress, seekableFile?: string): AsyncGenerator<Rec[]> {
   const { RecordBatchReader } = await import('apache-arrow');
+  const { fileAsStream, readFooter } = await import('./arrow-ipc.ts');
   const checker = new RecordChecker(opts, sink);
+  const footer = seekableFile ? await readFooter(seekableFile) : undefined;
   let row = 0;
   try {
-    const reader = await RecordBatchReader.from(bytes as AsyncIterable<Uint8Array>);
-    for await (const rb of reader) {
+    const batches = await RecordBatchReader.from((seekableFile ? fileAsStream(bytes, footer) : bytes) as AsyncIterable<Uint8Array>);
+    for await (const rb of batches) {
       const fields = rb.schema.fields.map((f) => f.name);
       const columns = fields.map((_, i) => rb.getChildAt(i));
       let batch: PositionedBatch = [];
@@ -482,12 +521,14 @@ export async function* decodeArrow(bytes: AsyncIterable<Buffer>, input: string, 
       yield batch;
       if (sink.shouldStop?.()) return;
     }
+    // A file ends with its footer after the stream part: without one, it was cut (at a message's end).
+    if (seekableFile && !footer) throw new Error('no footer at its end');
     progress.complete = true;
   } catch (e) {
     progress.error = (e as Error).message;
-    // A file (not a stream) is read through its footer, at its end: cut short, none of it can be read.
-    const what = file ? 'Arrow IPC file is cut short or invalid (its footer, at the end, indexes every row)' : 'Arrow stream ended early or is invalid';
-    checker.fail(input, row + 1, 'truncated_input', `${what}: ${(e as Error).message}`, undefined);
+    // Every row before the break was emitted; the error names where the input stopped making sense.
+    const what = seekableFile ? 'Arrow IPC file is cut short or invalid' : 'Arrow stream ended early or is invalid';
+    checker.fail(input, row + 1, 'truncated_input', `${what} after ${row} rows: ${(e as Error).message}`, undefined);
   }
 }
 
@@ -532,12 +573,7 @@ export async function* decodeInput(source: InputSource, opts: DecodeOptions, sin
     raw.destroy();
     return;
   }
-  let bytes: AsyncIterable<Buffer> = wire;
-  if (compression !== 'none') {
-    const d = decompressor(compression);
-    Readable.from(wire).on('error', (e) => d.destroy(e)).pipe(d);
-    bytes = d;
-  }
+  let bytes = decompressed(compression, wire);
   let container: ReturnType<typeof detectContainer> = 'ndjson';
   let inner: Buffer;
   try {
@@ -564,7 +600,15 @@ export async function* decodeInput(source: InputSource, opts: DecodeOptions, sin
     return;
   }
   if (container === 'arrow-stream' || container === 'arrow-file') {
-    yield* decodeArrow(bytes, source.name, opts, sink, progress, detectContainer(inner) === 'arrow-file');
+    const isFile = detectContainer(inner) === 'arrow-file';
+    let seekable = compression === 'none' ? source.file : undefined;
+    if (isFile && !seekable) {
+      // Its footer is at the end: read from a copy.
+      if (!opts.tmpDir) throw new Error('decodeInput: tmpDir is required to read an Arrow file from a stream');
+      seekable = await spool(bytes, opts.tmpDir, source.name);
+      bytes = createReadStream(seekable, { highWaterMark: 1 << 20 });
+    }
+    yield* decodeArrow(bytes, source.name, opts, sink, progress, isFile ? seekable : undefined);
     return;
   }
   yield* decodeNdjson(bytes, source.name, opts, sink, progress);

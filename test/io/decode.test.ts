@@ -1,7 +1,7 @@
 import t from 'tap';
 import { Readable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { compress as zstdCompress } from 'zstd-napi';
 import type { ErrorEntry } from '../../lib/context.ts';
@@ -130,6 +130,27 @@ t.test('an over-long line is skipped without buffering it, across many chunks', 
   t.equal(errors[0].bytes, 300_022);
 });
 
+t.test('a line spanning many chunks: whole under the limit, reported with its head and offset over it, and not again on resume', async (t) => {
+  const ru = 'В начале сотворил Бог небо и землю. ';
+  const under = JSON.stringify({ id: 'under', text: ru.repeat(120) }) + '\n';
+  const over = JSON.stringify({ id: 'over', text: ru.repeat(160) }) + '\n';
+  const limit = 10_000;
+  t.ok(Buffer.byteLength(under) < limit && Buffer.byteLength(over) - 1 > limit && Buffer.byteLength(over) - 1 < limit + 997);
+  const input = Buffer.from('{"id":"a","text":"ok"}\n' + under + over + '{"id":"b","text":"ok"}\n');
+  // 997-byte chunks: the over-long line's end arrives in the chunk that takes it past the limit,
+  // and chunk edges fall inside multi-byte characters.
+  for (const chunk of [997, 333]) {
+    const { records, errors } = await decode(input, { maxRecordBytes: limit }, chunk);
+    t.same(records.map((r) => r.id), ['a', 'under', 'b'], `chunk ${chunk}`);
+    t.equal(records[1].text, ru.repeat(120));
+    t.same(errors.map((e) => [e.reason, e.line, e.offset, e.bytes]), [['record_too_large', 3, 23 + Buffer.byteLength(under), Buffer.byteLength(over) - 1]]);
+    t.ok(over.startsWith(errors[0].raw as string) && Buffer.byteLength(errors[0].raw as string) > 4090, 'the head is the start of the line, cut between characters');
+    const resumed = await decode(input, { maxRecordBytes: limit, skipLines: 3 }, chunk);
+    t.same(resumed.records.map((r) => r.id), ['b']);
+    t.same(resumed.errors, [], 'a resumed run does not report again a line an earlier run consumed');
+  }
+});
+
 t.test('gzip and zstd are detected by magic bytes', async (t) => {
   for (const [name, packed] of [['gzip', gzipSync(kjv)], ['zstd', zstdCompress(kjv)]] as const) {
     const { records, errors, progress } = await decode(packed as Buffer);
@@ -202,8 +223,55 @@ t.test('Arrow IPC streams', async (t) => {
   t.equal((await decode(file)).records.length, 50, 'Arrow IPC file format too');
   const cut = await decode(file.subarray(0, file.length - 100));
   t.same(cut.errors.map((e) => e.reason), ['truncated_input']);
-  t.match(cut.errors[0].message, /^Arrow IPC file is cut short or invalid \(its footer, at the end, indexes every row\)/);
+  t.match(cut.errors[0].message, /^Arrow IPC file is cut short or invalid after 0 rows: its schema is only in its footer, which is missing/, 'arrow-js writes the schema into the footer alone');
   t.notOk(cut.progress.complete);
+});
+
+t.test('Arrow IPC files are read batch by batch as the stream they hold, from a path, a pipe or zstd; cut short, the rows before the cut are kept', async (t) => {
+  const arrow = await import('apache-arrow');
+  const docs = kjv.toString().trim().split('\n').map((l) => JSON.parse(l));
+  const whole = arrow.tableFromArrays({ id: arrow.vectorFromArray(docs.map((d) => d.id), new arrow.Utf8()), text: arrow.vectorFromArray(docs.map((d) => d.text), new arrow.Utf8()) });
+  const rb = whole.batches[0];
+  const table = new arrow.Table(Array.from({ length: Math.ceil(rb.numRows / 10) }, (_, i) => rb.slice(i * 10, i * 10 + 10)));
+  t.ok(table.batches.length > 5);
+  const expected = docs.map((d) => ({ id: d.id, text: d.text }));
+  const file = Buffer.from(arrow.tableToIPC(table, 'file'));
+  const stream = Buffer.from(arrow.tableToIPC(table, 'stream'));
+  const dir = tmpdir();
+  const onDisk = path.join(dir, 'kjv.arrow');
+  writeFileSync(onDisk, file);
+  for (const [name, bytes, at] of [['piped', file, undefined], ['from its path', file, onDisk], ['zstd', zstdCompress(file), undefined]] as const) {
+    const { records, errors, progress } = await decode(bytes as Buffer, {}, 4096, at);
+    t.same(errors, [], name);
+    t.same(records, expected, name);
+    t.ok(progress.complete);
+  }
+  // Writers other than arrow-js (pyarrow) put the schema first, as in a stream: a cut file still gives its first batches.
+  const schemaFirst = Buffer.concat([Buffer.from('ARROW1\0\0'), stream]);
+  for (const [what, end] of [['within a batch', Math.floor(schemaFirst.length / 2)], ['at the end of its stream part, before the footer', schemaFirst.length]] as const) {
+    const { records, errors, progress } = await decode(schemaFirst.subarray(0, end), {}, 4096);
+    t.ok(records.length > 0 && records.length % 10 === 0, `${what}: whole batches (${records.length} rows)`);
+    t.same(records, expected.slice(0, records.length));
+    t.same(errors.map((e) => [e.reason, e.line]), [['truncated_input', records.length + 1]], what);
+    t.match(errors[0].message, new RegExp(`^Arrow IPC file is cut short or invalid after ${records.length} rows`));
+    t.notOk(progress.complete);
+  }
+});
+
+t.test('zstd input is decompressed as it is read, not a whole input chunk at once', async (t) => {
+  const { decompressed } = await import('../../lib/io/compression.ts');
+  // 256 MB of one repeated line compresses to a few kB: a single read of the compressed input.
+  const line = Buffer.from('{"text":"' + 'a'.repeat(1000) + '"}\n');
+  const packed = zstdCompress(Buffer.concat(Array.from({ length: 256 * 1024 }, () => line)));
+  t.ok(packed.length < 1 << 20);
+  const before = process.memoryUsage().arrayBuffers;
+  const it = decompressed('zstd', Readable.from([packed]))[Symbol.asyncIterator]();
+  const first = await it.next();
+  t.ok(!first.done && first.value.length <= 1 << 20);
+  t.ok(process.memoryUsage().arrayBuffers - before < 64 << 20, 'the first output buffer did not make all of the output');
+  let total = first.value!.length;
+  for (let r = await it.next(); !r.done; r = await it.next()) total += r.value.length;
+  t.equal(total, 256 * 1024 * line.length);
 });
 
 t.test('Arrow struct columns keep their field names, nested in lists and structs', async (t) => {

@@ -38,6 +38,8 @@ export interface DecodeOptions {
   skipLines?: number;
   /** The name generated ids start with (`<name>:<line>`); default the input's file name. */
   idName?: string;
+  /** Uncompressed bytes of a Parquet row group decoded at once; larger groups are read in slices of rows (default 16 MiB). */
+  parquetSliceBytes?: number;
 }
 
 /** Lines (or rows) of its input consumed up to and including a batch; set on the batch that completes a read. */
@@ -430,13 +432,20 @@ export async function* decodeParquet(file: string, input: string, opts: DecodeOp
   const handle = await open(file, 'r');
   try {
     const { size } = await handle.stat();
+    // A large row group is read in slices of rows, each of which asks for the group's column
+    // chunks again: the ranges read are kept until the next group.
+    let kept: { start: number; bytes: ArrayBuffer }[] = [];
     const asyncBuffer = {
       byteLength: size,
       async slice(start: number, end?: number): Promise<ArrayBuffer> {
         const stop = end ?? size;
+        const hit = kept.find((k) => start >= k.start && stop <= k.start + k.bytes.byteLength);
+        if (hit) return start === hit.start && stop === hit.start + hit.bytes.byteLength ? hit.bytes : hit.bytes.slice(start - hit.start, stop - hit.start);
         const buf = Buffer.allocUnsafe(stop - start);
         await handle.read(buf, 0, buf.length, start);
-        return buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.length) as ArrayBuffer;
+        const bytes = buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.length) as ArrayBuffer;
+        kept.push({ start, bytes });
+        return bytes;
       },
     };
     let metadata;
@@ -447,36 +456,45 @@ export async function* decodeParquet(file: string, input: string, opts: DecodeOp
       progress.error = (e as Error).message;
       return;
     }
+    kept = []; // the footer's bytes
     let row = 0;
     for (const group of metadata.row_groups) {
-      const n = Number(group.num_rows);
-      let rows: Record<string, unknown>[];
-      try {
-        rows = (await parquetReadObjects({ file: asyncBuffer, metadata, rowStart: row, rowEnd: row + n, compressors: parquetCompressors })) as Record<string, unknown>[];
-      } catch (e) {
-        checker.fail(input, row + 1, 'invalid_parquet', `cannot read row group at row ${row}: ${(e as Error).message}`, undefined);
-        progress.error = (e as Error).message;
-        return;
-      }
-      let batch: PositionedBatch = [];
-      for (let i = 0; i < rows.length; i++) {
-        if (row + i + 1 <= (opts.skipLines ?? 0)) continue;
-        const value = plainValue(rows[i]);
-        const rec = checker.check(value, input, row + i + 1, () => value);
-        if (rec) {
-          batch.push(rec);
-          progress.records++;
+      const groupEnd = row + Number(group.num_rows);
+      // Rows as objects take a few times their bytes: a row group far larger than that budget
+      // (pyarrow writes up to 1Mi rows in one) is decoded a slice of rows at a time.
+      const rowBytes = Number(group.total_byte_size) / Math.max(1, Number(group.num_rows));
+      const sliceRows = Math.max(opts.parquetSliceBytes === undefined ? 1024 : 1, Math.floor((opts.parquetSliceBytes ?? 16 * 1024 * 1024) / Math.max(1, rowBytes)));
+      while (row < groupEnd) {
+        const sliceEnd = Math.min(groupEnd, row + sliceRows);
+        let rows: Record<string, unknown>[];
+        try {
+          rows = (await parquetReadObjects({ file: asyncBuffer, metadata, rowStart: row, rowEnd: sliceEnd, compressors: parquetCompressors })) as Record<string, unknown>[];
+        } catch (e) {
+          checker.fail(input, row + 1, 'invalid_parquet', `cannot read the row group with row ${row + 1}: ${(e as Error).message}`, undefined);
+          progress.error = (e as Error).message;
+          return;
         }
-        if (batch.length >= opts.batchRecords) {
-          batch[POSITION] = row + i + 1;
-          yield batch;
-          batch = [];
+        let batch: PositionedBatch = [];
+        for (let i = 0; i < rows.length; i++) {
+          if (row + i + 1 <= (opts.skipLines ?? 0)) continue;
+          const value = plainValue(rows[i]);
+          const rec = checker.check(value, input, row + i + 1, () => value);
+          if (rec) {
+            batch.push(rec);
+            progress.records++;
+          }
+          if (batch.length >= opts.batchRecords) {
+            batch[POSITION] = row + i + 1;
+            yield batch;
+            batch = [];
+          }
         }
+        batch[POSITION] = row + rows.length;
+        yield batch;
+        row = sliceEnd;
+        if (sink.shouldStop?.()) return;
       }
-      batch[POSITION] = row + rows.length;
-      yield batch;
-      row += n;
-      if (sink.shouldStop?.()) return;
+      kept = [];
     }
     progress.complete = true;
   } finally {

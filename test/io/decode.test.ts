@@ -207,6 +207,16 @@ t.test('Parquet files: text column plus the others, row group by row group', asy
   t.ok(fromFile.progress.complete);
   const fromStream = await decode(Buffer.from(buf), {}, 5000);
   t.same(fromStream.records, fromFile.records, 'a non-seekable Parquet stream is spooled and read the same');
+  // A row group larger than the slice budget is read a few rows at a time: the same rows, numbered alike.
+  const sliced = await decode(Buffer.from(buf), { parquetSliceBytes: 3 * Buffer.byteLength(docs[0].text), batchRecords: 5 }, 1 << 16, file);
+  t.same(sliced.records, fromFile.records, 'read in slices of rows');
+  const resumed = await decode(Buffer.from(buf), { parquetSliceBytes: 3 * Buffer.byteLength(docs[0].text), skipLines: 21 }, 1 << 16, file);
+  t.same(resumed.records, fromFile.records.slice(21), 'a resumed read skips rows across slices');
+  const broken = Buffer.from(buf);
+  broken.fill(0x55, 4, 200); // the first row group's pages
+  const bad = await decode(broken, { parquetSliceBytes: 3 * Buffer.byteLength(docs[0].text) }, 1 << 16);
+  t.same(bad.errors.map((e) => [e.reason, e.line]), [['invalid_parquet', 1]]);
+  t.match(bad.errors[0].message, /^cannot read the row group with row 1: /);
 });
 
 t.test('Arrow IPC streams', async (t) => {
@@ -230,7 +240,7 @@ t.test('Arrow IPC streams', async (t) => {
 t.test('Arrow IPC files are read batch by batch as the stream they hold, from a path, a pipe or zstd; cut short, the rows before the cut are kept', async (t) => {
   const arrow = await import('apache-arrow');
   const docs = kjv.toString().trim().split('\n').map((l) => JSON.parse(l));
-  const whole = arrow.tableFromArrays({ id: arrow.vectorFromArray(docs.map((d) => d.id), new arrow.Utf8()), text: arrow.vectorFromArray(docs.map((d) => d.text), new arrow.Utf8()) });
+  const whole = new arrow.Table({ id: arrow.vectorFromArray(docs.map((d) => d.id), new arrow.Utf8()), text: arrow.vectorFromArray(docs.map((d) => d.text), new arrow.Utf8()) });
   const rb = whole.batches[0];
   const table = new arrow.Table(Array.from({ length: Math.ceil(rb.numRows / 10) }, (_, i) => rb.slice(i * 10, i * 10 + 10)));
   t.ok(table.batches.length > 5);

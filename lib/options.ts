@@ -2,10 +2,10 @@
 // and the typed options an operator receives.
 
 export type OptionSpec =
-  | { type: 'string'; description: string; default?: string; enum?: readonly string[]; required?: boolean }
+  | { type: 'string'; description: string; default?: string; enum?: readonly string[]; nonEmpty?: boolean; required?: boolean }
   | { type: 'number' | 'integer'; description: string; default?: number; min?: number; max?: number; exclusiveMin?: boolean; required?: boolean }
   | { type: 'boolean'; description: string; default?: boolean; required?: boolean }
-  | { type: 'array'; description: string; items: OptionSpec; default?: unknown[]; minItems?: number; required?: boolean }
+  | { type: 'array'; description: string; items: OptionSpec; default?: unknown[]; minItems?: number; unique?: boolean; required?: boolean }
   | { type: 'object'; description: string; properties?: Record<string, OptionSpec>; additional?: OptionSpec; default?: Record<string, unknown>; required?: boolean }
   | { type: 'any'; description: string; default?: unknown; required?: boolean }
   | { type: 'oneOf'; description: string; variants: readonly OptionSpec[]; default?: unknown; required?: boolean };
@@ -50,8 +50,15 @@ export function describeSpec(spec: OptionSpec): string {
   }
 }
 
+/** A value as an error message shows it: its kind and its JSON (null, NaN and infinities by name). */
+function shown(value: unknown): string {
+  if (value === null) return 'null';
+  if (typeof value === 'number' && !Number.isFinite(value)) return `number ${value}`;
+  return `${typeName(value)} ${JSON.stringify(value)?.slice(0, 60)}`;
+}
+
 function check(value: unknown, spec: OptionSpec, path: string, errors: OptionError[]): unknown {
-  const expected = () => `expected ${describeSpec(spec)}, got ${typeName(value)} ${JSON.stringify(value)?.slice(0, 60)}`;
+  const expected = () => `expected ${describeSpec(spec)}, got ${shown(value)}`;
   switch (spec.type) {
     case 'any':
       return value;
@@ -60,6 +67,8 @@ function check(value: unknown, spec: OptionSpec, path: string, errors: OptionErr
         errors.push({ path, message: expected() });
       } else if (spec.enum && !spec.enum.includes(value)) {
         errors.push({ path, message: `expected one of ${describeSpec(spec)}, got ${JSON.stringify(value)}` });
+      } else if (spec.nonEmpty && value === '') {
+        errors.push({ path, message: 'expected a non-empty string, got ""' });
       }
       return value;
     case 'number':
@@ -83,6 +92,12 @@ function check(value: unknown, spec: OptionSpec, path: string, errors: OptionErr
       }
       if (spec.minItems !== undefined && value.length < spec.minItems) {
         errors.push({ path, message: `expected at least ${spec.minItems} item(s), got ${value.length}` });
+      }
+      if (spec.unique) {
+        value.forEach((item, i) => {
+          const first = value.findIndex((x) => JSON.stringify(x) === JSON.stringify(item));
+          if (first < i) errors.push({ path: `${path}[${i}]`, message: `${JSON.stringify(item)} is listed already (${path}[${first}]); list each value once` });
+        });
       }
       return value.map((item, i) => check(item, spec.items, `${path}[${i}]`, errors));
     }

@@ -19,8 +19,8 @@ export default defineOperator<DecodeOperatorOptions>({
   options: {
     format: { type: 'string', enum: ['auto', 'ndjson', 'parquet', 'arrow'], default: DEFAULT_DECODE.format, description: 'input format; auto detects by magic bytes' },
     maxRecordBytes: { type: 'integer', min: 1, default: DEFAULT_DECODE.maxRecordBytes, description: 'longest accepted line in bytes; longer lines are skipped as record_too_large errors without being buffered' },
-    textField: { type: 'string', default: DEFAULT_DECODE.textField, description: 'field holding the document text (copied to "text" when different, replacing a "text" the record had: counted as overwrote_text and warned about once)' },
-    idField: { type: 'string', default: DEFAULT_DECODE.idField, description: 'field holding the document id (copied to "id" as a string when different, replacing an "id" the record had: counted as overwrote_id and warned about once)' },
+    textField: { type: 'string', nonEmpty: true, default: DEFAULT_DECODE.textField, description: 'field holding the document text (copied to "text" when different, replacing a "text" the record had: counted as overwrote_text and warned about once)' },
+    idField: { type: 'string', nonEmpty: true, default: DEFAULT_DECODE.idField, description: 'field holding the document id (copied to "id" as a string when different, replacing an "id" the record had: counted as overwrote_id and warned about once)' },
     missingId: { type: 'string', enum: ['generate', 'error'], default: DEFAULT_DECODE.missingId, description: 'records without an id: generate "<input file name>:<line>" or count a missing_id error' },
     batchRecords: { type: 'integer', min: 1, max: 1_000_000, default: DEFAULT_DECODE.batchRecords, description: 'records per batch handed to the next step' },
     batchBytes: {

@@ -67,7 +67,7 @@ export default defineOperator<FilterOptions>({
     },
     mode: { type: 'string', enum: ['drop', 'annotate'], default: 'drop', description: '"drop" removes failing records; "annotate" keeps every record and writes the results' },
     annotate: { type: 'boolean', default: false, description: 'write rule results to `annotateField` (always on in annotate mode)' },
-    annotateField: { type: 'string', default: 'quality_rules', description: 'output field for rule results: {<rule set>: {pass, reasons, metrics}}' },
+    annotateField: { type: 'string', nonEmpty: true, default: 'quality_rules', description: 'output field for rule results: {<rule set>: {pass, reasons, metrics}}' },
     metrics: { type: 'boolean', default: true, description: 'include the measured metrics in the annotation' },
     applyEdits: { type: 'boolean', default: true, description: 'in drop mode, replace text with the lines C4 keeps (as C4 and datatrove do)' },
     field: { type: 'string', description: 'numeric field to filter on (e.g. quality_score)' },

@@ -29,7 +29,7 @@ export default defineOperator<MinHashOperatorOptions>({
     seed: { type: 'integer', min: 0, max: 4294967295, default: 1, description: 'seed of the hash functions: the same seed gives the same signatures on every machine' },
     scheme: { type: 'string', enum: ['classic', 'oph'], default: 'oph', description: '"classic": perms independent permutations; "oph": one-permutation hashing with densification (faster)' },
     workers: { type: 'integer', min: 0, description: 'worker threads (default: the run\'s --workers, all cores); 0 computes in the main thread' },
-    emitField: { type: 'string', description: 'also write the signature (array of perms unsigned 32-bit integers) to this output field' },
+    emitField: { type: 'string', nonEmpty: true, description: 'also write the signature (array of perms unsigned 32-bit integers) to this output field' },
     unit: { type: 'string', enum: ['word', 'char'], default: 'word', description: 'shingle unit when no `shingle` step ran before' },
     n: { type: 'integer', min: 1, max: 64, default: 5, description: 'shingle size when no `shingle` step ran before' },
     shingleSeed: { type: 'integer', min: 0, max: 4294967295, default: 0, description: 'shingle hash seed when no `shingle` step ran before' },

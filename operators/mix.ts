@@ -321,7 +321,7 @@ export default defineOperator<MixOptions>({
     totalTokens: { type: 'number', min: 0, exclusiveMin: true, description: 'output size in tokens (default: with shares, the largest source used once at its share, or with upsample: false, the most no source repeats for; with weights, the weighted sizes)' },
     seed: { type: 'integer', min: 0, max: 0xffffffff, default: 0, description: 'seed of the samples (which documents a partial pass takes)' },
     upsample: { type: 'boolean', default: true, description: 'repeat a source that is too small for its target; false makes that an error' },
-    tokenField: { type: 'string', default: 'token_count', description: 'field with a record\'s token count (when absent, tokens are estimated)' },
+    tokenField: { type: 'string', nonEmpty: true, default: 'token_count', description: 'field with a record\'s token count (when absent, tokens are estimated)' },
     field: { type: 'string', default: 'mix_source', description: 'output field with the source name' },
     batchSize: { type: 'integer', min: 1, default: 1024, description: 'records per batch handed to the next step' },
   },

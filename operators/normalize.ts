@@ -29,7 +29,7 @@ export default defineOperator<NormalizeOptions>({
     foldPunctuation: { type: 'boolean', default: true, description: 'hashing form: punctuation and symbols become word boundaries' },
     foldDigits: { type: 'boolean', default: true, description: 'hashing form: every digit becomes 0' },
     rewrite: { type: 'string', enum: ['clean', 'hash', 'none'], default: 'clean', description: 'what the emitted "text" becomes: the cleaned text, the hashing form, or unchanged' },
-    hashField: { type: 'string', description: 'also write the hashing form to this output field (off by default: it stays internal)' },
+    hashField: { type: 'string', nonEmpty: true, description: 'also write the hashing form to this output field (off by default: it stays internal)' },
   },
   outputs: { text: 'rewritten per `rewrite`', '<hashField>': 'the hashing form, when hashField is set' },
   create(o, ctx) {

@@ -523,7 +523,7 @@ export default defineOperator<PartitionOptions>({
     maxOpenPartitions: { type: 'integer', min: 1, default: 64, description: 'open shards at most (least recently used partitions are closed first)' },
     frameBytes: { type: 'integer', min: 1024, default: 1024 * 1024, description: 'uncompressed bytes buffered per open partition before a zstd frame is written' },
     missing: { type: 'string', default: 'NA', description: 'partition value for records without the field (the paper\'s "NA")' },
-    tokenField: { type: 'string', default: 'token_count', description: 'field with the token count (when absent, tokens are estimated)' },
+    tokenField: { type: 'string', nonEmpty: true, default: 'token_count', description: 'field with the token count (when absent, tokens are estimated)' },
     overwrite: { type: 'boolean', default: false, description: 'replace an existing output directory that has a manifest.json' },
   },
   outputs: {},

@@ -70,7 +70,7 @@ export default defineOperator<ReservoirOptions>({
     weight: { type: 'string', default: '1', description: 'a field name or an expression of fields: numbers, + - * / ^, parentheses, min max log exp sqrt abs (e.g. "quality_score ^ 2")' },
     seed: { type: 'integer', default: 0, description: 'random seed; a record\'s draw depends only on (seed, id), so the sample does not depend on input order' },
     memoryMB: { type: 'number', min: 0, default: 256, description: 'memory for sampled records; bodies beyond it are spilled to disk' },
-    tokensField: { type: 'string', default: 'token_count', description: 'token count field (from `tokens`); records without it use the estimate' },
+    tokensField: { type: 'string', nonEmpty: true, default: 'token_count', description: 'token count field (from `tokens`); records without it use the estimate' },
   },
   outputs: {},
   check(o) {

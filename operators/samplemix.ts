@@ -58,7 +58,7 @@ export default defineOperator<SampleMixOptions>({
     iterations: { type: 'integer', min: 0, default: 5, description: 'Lloyd iterations on the fitting sample' },
     seed: { type: 'integer', default: 0, description: 'seed of the clustering and of the randomized rounding' },
     memoryMB: { type: 'number', min: 0, default: 256, description: 'memory for held records; the rest is spilled to disk until the end of input' },
-    tokensField: { type: 'string', default: 'token_count', description: 'token count field (from `tokens`); records without it use the estimate' },
+    tokensField: { type: 'string', nonEmpty: true, default: 'token_count', description: 'token count field (from `tokens`); records without it use the estimate' },
   },
   outputs: {
     sampling_count: 'times the record is emitted (its copies all carry the same count)',

@@ -26,7 +26,7 @@ export default defineOperator<ShingleOperatorOptions>({
     n: { type: 'integer', min: 1, max: 64, default: 5, description: 'words or characters per shingle' },
     seed: { type: 'integer', min: 0, max: 4294967295, default: 0, description: 'seed of the shingle hash (MurmurHash3 over per-word FNV-1a hashes)' },
     workers: { type: 'integer', min: 0, description: 'worker threads (default: the run\'s --workers, all cores); 0 computes in the main thread' },
-    emitField: { type: 'string', description: 'also write the shingle hashes (sorted array of unsigned 32-bit integers) to this output field' },
+    emitField: { type: 'string', nonEmpty: true, description: 'also write the shingle hashes (sorted array of unsigned 32-bit integers) to this output field' },
   },
   outputs: { '<emitField>': 'the sorted shingle hashes, only when emitField is set' },
   explain(o) {

@@ -35,3 +35,20 @@ t.test('closest suggests near names', async (t) => {
   t.same(closest('minhsh', ['minhash', 'shingle', 'normalize']), ['minhash']);
   t.same(closest('zzzzzzzzzz', ['minhash']), []);
 });
+
+t.test('null, NaN and infinities are named as such; empty field names and repeated list values are refused', async (t) => {
+  const errors: OptionError[] = [];
+  const fields: OptionSchema = {
+    ...schema,
+    priority: { type: 'array', description: 'order', items: { type: 'string', description: 'name' }, unique: true },
+    field: { type: 'string', description: 'an output field', nonEmpty: true },
+  };
+  validateOptions({ threshold: null, perms: Number.NaN, keep: Number.POSITIVE_INFINITY, priority: ['a', 'b', 'a'], field: '' }, fields, errors);
+  const byPath = Object.fromEntries(errors.map((e) => [e.path, e.message]));
+  t.equal(byPath.threshold, 'expected number (>= 0, <= 1), got null');
+  t.equal(byPath.perms, 'expected integer (>= 1), got number NaN');
+  t.equal(byPath.keep, 'expected "first" | "priority", got number Infinity');
+  t.equal(byPath['priority[2]'], '"a" is listed already (priority[0]); list each value once');
+  t.equal(byPath.field, 'expected a non-empty string, got ""');
+  t.equal(errors.length, 5);
+});

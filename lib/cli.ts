@@ -232,16 +232,18 @@ export function buildCli(argv: string[], registry = defaultRegistry()): Argv {
         const errorsFile = sidePath(args.errors, pipeline.spec.errors);
         const rejectsFile = sidePath(args.rejects, pipeline.spec.rejects);
         // The files the run writes (with --checkpoint the output is a directory of parts).
+        // Each named as the user gave it: a flag, or the pipeline file's key.
+        const outputName = args.output !== undefined ? '-o' : 'sink';
         const files: [string, string | undefined][] = [
-          ['-o', args.checkpoint === undefined ? output : undefined],
-          ['--errors', errorsFile],
-          ['--rejects', rejectsFile],
+          [outputName, args.checkpoint === undefined ? output : undefined],
+          [args.errors !== undefined ? '--errors' : 'errors', errorsFile],
+          [args.rejects !== undefined ? '--rejects' : 'rejects', rejectsFile],
           ['--report', args.report],
         ];
         checkDistinct(files);
         const runInputs = (args.inputs as string[] | undefined)?.length ? (args.inputs as string[]).map((x) => (x === STDIN_ARG ? '-' : x)) : undefined;
         checkNotInput(files, runInputs ?? pipeline.inputs);
-        checkNotWrittenBySteps([...files, ['-o', args.checkpoint !== undefined ? output : undefined], ['--checkpoint', args.checkpoint]], writtenPaths(pipeline));
+        checkNotWrittenBySteps([...files, [outputName, args.checkpoint !== undefined ? output : undefined], ['--checkpoint', args.checkpoint]], writtenPaths(pipeline));
         checkWritable([
           [output, args.checkpoint !== undefined ? 'dir' : 'file'],
           [errorsFile, 'file'],

@@ -186,9 +186,10 @@ export interface OperatorDescriptor<O = any> {
   /**
    * Files or directories the step reads as it starts (a model, a filter, an index), by option
    * (paths as given): a missing one is a pipeline error, so `lint` finds it too. `hint` says how
-   * to make it.
+   * to make it; `check`, given where it is, says what is wrong with one that exists (an index
+   * built with other settings), if anything.
    */
-  reads?(options: O): { option: string; path: string; hint?: string }[];
+  reads?(options: O, upstream?: readonly UpstreamStep[]): { option: string; path: string; hint?: string; check?: (at: string) => string | undefined }[];
   /** Text for `mixstream explain`: what the step will do with these options (after the steps `upstream`). */
   explain?(options: O, upstream?: readonly UpstreamStep[]): string;
   create(options: O, ctx: StepContext): Step | Promise<Step>;

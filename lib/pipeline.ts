@@ -134,6 +134,7 @@ export async function resolvePipeline(spec: unknown, registry: Registry, file = 
   if (p.sink !== undefined && typeof sink !== 'string') errors.push({ path: 'sink', message: 'expected a path or {"path": "..."}' });
 
   const resolved: ResolvedStep[] = [];
+  const refusedSteps = new Set<number>();
   for (let index = 0; index < p.steps.length; index++) {
     const step = p.steps[index] as StepSpec;
     if (step === null || typeof step !== 'object' || Array.isArray(step)) {
@@ -180,11 +181,15 @@ export async function resolvePipeline(spec: unknown, registry: Registry, file = 
       }
     }
     for (const e of optionErrors) errors.push({ step: index, op, path: e.path, message: e.message });
+    if (optionErrors.length) refusedSteps.add(index);
     if (descriptor.name === 'decode' && index !== 0) {
       errors.push({ step: index, op, path: 'op', message: 'decode reads the inputs, so it can only be the first step' });
     }
     resolved.push({ index, op, descriptor, options });
   }
+  // What a step reads and writes is asked of it only when its options are what the schema says
+  // (`against: "x.idx"` is a type error, not a list to look through).
+  const checked = resolved.filter((r) => !refusedSteps.has(r.index));
   for (const r of resolved) {
     if (r.index > 0 && r.descriptor.name !== 'decode' && resolved.length && isSourceOnly(r.descriptor)) {
       errors.push({ step: r.index, op: r.op, path: 'op', message: `${r.op} generates records, so it can only be the first step` });
@@ -194,19 +199,40 @@ export async function resolvePipeline(spec: unknown, registry: Registry, file = 
     }
   }
   // Two steps writing one file or directory (or one inside the other) would write over each other.
-  const writes = stepWrites(resolved, baseDir);
+  const writes = stepWrites(checked, baseDir);
   writes.forEach((w, k) => {
     const before = writes.slice(0, k).find((o) => isWithin(w.path, o.path) || isWithin(o.path, w.path));
     if (!before) return;
     const how = before.path === w.path ? 'is also written by' : isWithin(w.path, before.path) ? 'is inside the path written by' : 'holds the path written by';
     errors.push({ step: w.step.index, op: w.step.op, path: w.option, message: `${w.given} ${how} step ${before.step.index} (${before.step.op}) as ${before.option}; give each step its own path` });
   });
+  // The files the pipeline file names (its sink, errors and rejects) are not a step's either.
+  for (const [key, given] of [['sink', sink], ['errors', p.errors], ['rejects', p.rejects]] as const) {
+    if (typeof given !== 'string' || given === '' || given === '-') continue;
+    const at = realTarget(path.resolve(baseDir, given));
+    const w = writes.find((o) => isWithin(at, o.path) || isWithin(o.path, at));
+    if (w) errors.push({ path: key, message: `${given} ${isWithin(at, w.path) ? `is ${at === w.path ? '' : 'inside '}the path` : 'holds the path'} step ${w.step.index} (${w.step.op}) writes as ${w.option}; give ${key} another path` });
+  }
   // What steps read as they start is looked for now: a missing model or filter fails lint, not
   // only the run.
-  for (const r of resolved) {
-    for (const f of r.descriptor.reads?.(r.options) ?? []) {
+  for (const r of checked) {
+    const seen: { option: string; real: string }[] = [];
+    for (const f of r.descriptor.reads?.(r.options, upstreamOf(resolved.slice(0, resolved.indexOf(r)))) ?? []) {
       const at = path.resolve(baseDir, f.path);
-      if (!existsSync(at)) errors.push({ step: r.index, op: r.op, path: f.option, message: `${f.path} does not exist${at !== f.path ? ` (${at})` : ''}${f.hint ? `; ${f.hint}` : ''}` });
+      if (!existsSync(at)) {
+        errors.push({ step: r.index, op: r.op, path: f.option, message: `${f.path} does not exist${at !== f.path ? ` (${at})` : ''}${f.hint ? `; ${f.hint}` : ''}` });
+        continue;
+      }
+      const real = realTarget(at);
+      const again = seen.find((x) => x.real === real);
+      const written = writes.find((w) => isWithin(real, w.path) || isWithin(w.path, real));
+      if (again) errors.push({ step: r.index, op: r.op, path: f.option, message: `${f.path} is what ${again.option} names already (${real}); list it once` });
+      else if (written) errors.push({ step: r.index, op: r.op, path: f.option, message: `${f.path} is ${real === written.path ? '' : isWithin(real, written.path) ? 'inside ' : 'around '}the path step ${written.step.index} (${written.step.op}) writes as ${written.option}; a step cannot read what the run writes` });
+      else {
+        const problem = f.check?.(at);
+        if (problem) errors.push({ step: r.index, op: r.op, path: f.option, message: problem });
+      }
+      seen.push({ option: f.option, real });
     }
   }
   if (errors.length) throw new PipelineError(file, errors);

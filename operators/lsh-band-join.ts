@@ -7,7 +7,7 @@ import Database from 'better-sqlite3';
 import { isPathReference } from '../lib/registry.ts';
 import { realTarget } from '../lib/pipeline.ts';
 import { defineOperator, internals, lastStep, peekInternals, stepOptionError, type Rec, type StepContext, type UpstreamStep } from '../lib/operator.ts';
-import { LshIndex, LshIndexReader, balancedBands, bandKeys, candidateProbability, chooseBands, configureConnection, existingIndexState, claimIndexDir, indexCheckpoint, markIndexCheckpointed, releaseIndexDir, removeIndexFiles, storeCacheBytes, type IndexedDoc, type ProbeTask } from '../lib/sketch/lsh.ts';
+import { LshIndex, LshIndexReader, readIndexParams, balancedBands, bandKeys, candidateProbability, chooseBands, configureConnection, existingIndexState, claimIndexDir, indexCheckpoint, markIndexCheckpointed, releaseIndexDir, removeIndexFiles, storeCacheBytes, type IndexParams, type IndexedDoc, type ProbeTask } from '../lib/sketch/lsh.ts';
 import { createWorkerPool, type WorkerPool } from '../lib/parallel.ts';
 import { estimateJaccard } from '../lib/sketch/minhash.ts';
 import { syncPath } from '../lib/io/durable.ts';
@@ -112,6 +112,29 @@ export function signatureFamily(upstream: readonly UpstreamStep[]): string | und
 function familyDifference(a: string, b: string): string {
   const pa = a.split(' '), pb = b.split(' ');
   return pa.map((x, i) => (x === pb[i] ? '' : `${pb[i]} there, ${x} here`)).filter(Boolean).join('; ');
+}
+
+/**
+ * What makes the index of `params` (listed as against[i]) unusable by this step, or undefined: no
+ * shingle sets for verify "exact", signatures of other settings, or (once the signature length
+ * `perms` is known) other bands and rows. Checked by the pipeline check (`lint`) and as the step
+ * starts.
+ */
+function againstProblem(o: LshBandJoinOptions, i: number, params: IndexParams, family: string | undefined, perms: number | undefined): string | undefined {
+  const p = o.against[i];
+  if (o.verify === 'exact' && !params.shingles) {
+    return `${p} was written without shingle sets (verify "signature" or "none"); use verify "signature" or rebuild it with verify "exact"`;
+  }
+  const theirs = params.family;
+  if (family && theirs && theirs !== family) {
+    return `${p} holds signatures made with other settings (${familyDifference(family, theirs)}), so no document here could match one there: use the normalize, shingle and minhash options of the run that wrote it`;
+  }
+  if (perms === undefined) return undefined;
+  if (params.perms !== perms) return `${p} holds signatures of ${params.perms} perms, this step's have ${perms}: use minhash perms ${params.perms}`;
+  const { bands, rows } = resolveBands(o, perms);
+  if (params.bands === bands && params.rows === rows) return undefined;
+  const ours = o.bands === undefined && o.rows === undefined ? `this step's threshold ${o.threshold} chooses ${bands} x ${rows}` : `this step sets ${bands} x ${rows}`;
+  return `${p} was built with ${params.bands} bands x ${params.rows} rows (threshold ${params.threshold}), ${ours}: set bands: ${params.bands} and rows: ${params.rows} to join against it (P(candidate) at ${o.threshold} = ${candidateProbability(o.threshold, params.bands, params.rows).toFixed(4)})`;
 }
 
 interface Match {
@@ -392,8 +415,8 @@ export default defineOperator<LshBandJoinOptions>({
     rows: { type: 'integer', min: 1, description: 'rows per band (default: chosen with bands; bands x rows must be <= perms)' },
     verify: { type: 'string', enum: ['exact', 'signature', 'none'], default: 'exact', description: VERIFY_DOC },
     keep: { type: 'string', enum: ['first', 'priority'], default: 'first', description: 'which copy of a cluster survives: the first seen, or the one whose priorityField value comes first in `priority`' },
-    priorityField: { type: 'string', default: 'source', description: 'record field compared against `priority` (keep "priority")' },
-    priority: { type: 'array', items: { type: 'string', description: 'a value of priorityField' }, minItems: 1, description: 'preferred values of priorityField, best first; other values (and records without the field) rank after all of them, counted as priority_unlisted; a number in the field matches its decimal form ("2")' },
+    priorityField: { type: 'string', nonEmpty: true, default: 'source', description: 'record field compared against `priority` (keep "priority")' },
+    priority: { type: 'array', items: { type: 'string', description: 'a value of priorityField' }, minItems: 1, unique: true, description: 'preferred values of priorityField, best first; other values (and records without the field) rank after all of them, counted as priority_unlisted; a number in the field matches its decimal form ("2")' },
     against: { type: 'array', items: { type: 'string', description: 'index directory' }, default: [], description: 'indexes written by earlier runs (writeIndex): documents duplicating them are removed; their documents always win' },
     writeIndex: { type: 'string', description: 'directory to persist the index of the kept documents into (one SQLite file, index.sqlite), for later runs\' `against`' },
     emit: { type: 'string', enum: ['kept', 'removed', 'all'], default: 'kept', description: '"kept": removed documents are dropped (reason near_duplicate; annotated, so a rejects output shows what they duplicate); "removed": only removed documents, annotated (kept ones are dropped with reason not_duplicate); "all": every document, annotated' },
@@ -407,8 +430,16 @@ export default defineOperator<LshBandJoinOptions>({
   writes(o) {
     return o.writeIndex ? [{ option: 'writeIndex', path: o.writeIndex }] : [];
   },
-  reads(o) {
-    return o.against.flatMap((p, i) => (p === '' ? [] : [{ option: `against[${i}]`, path: p, hint: 'an index written by an earlier run with writeIndex' }]));
+  reads(o, upstream) {
+    // An index's settings are read from it (a small read): lint finds one the run would refuse.
+    const check = (i: number) => (at: string) => {
+      try {
+        return againstProblem(o, i, readIndexParams(at), upstream ? signatureFamily(upstream) : undefined, upstreamPerms(upstream));
+      } catch (e) {
+        return (e as Error).message;
+      }
+    };
+    return o.against.flatMap((p, i) => (p === '' ? [] : [{ option: `against[${i}]`, path: p, hint: 'an index written by an earlier run with writeIndex', check: check(i) }]));
   },
   check(o, upstream) {
     const errors: { path: string; message: string }[] = [];
@@ -444,7 +475,8 @@ export default defineOperator<LshBandJoinOptions>({
     const perms = given ?? EXPLAIN_PERMS;
     const { bands, rows } = resolveBands(o, perms);
     const sims = [0.5, 0.6, 0.7, 0.75, 0.8, o.threshold, 0.9, 0.95].filter((v, i, a) => a.indexOf(v) === i).sort((a, b) => a - b);
-    const curve = sims.map((s) => `    s = ${s.toFixed(2)}: P(candidate) = ${candidateProbability(s, bands, rows).toFixed(4)}`).join('\n');
+    // Two decimals unless they would round the point (a threshold of 0.999 is not 1.00).
+    const curve = sims.map((s) => `    s = ${Number(s.toFixed(2)) === s ? s.toFixed(2) : String(s)}: P(candidate) = ${candidateProbability(s, bands, rows).toFixed(4)}`).join('\n');
     const bal = balancedBands(o.threshold, perms);
     const balanced = bal.bands !== bands || bal.rows !== rows ? ` (the "balanced" ${bal.bands} x ${bal.rows} for this threshold would catch ${(candidateProbability(o.threshold, bal.bands, bal.rows) * 100).toFixed(0)}% at the threshold)` : '';
     const low = lowCatchWarning(o, bands, rows);
@@ -513,14 +545,9 @@ function createJoin(o: LshBandJoinOptions, ctx: StepContext) {
         throw invalid(`against[${i}]: ${(e as Error).message}`);
       }
       readers.push(r);
-      if (o.verify === 'exact' && !r.params.shingles) {
-        throw invalid(`against[${i}]: ${p} was written without shingle sets (verify "signature" or "none"); use verify "signature" or rebuild it with verify "exact"`);
-      }
-      const theirs = r.params.family;
-      if (family && theirs && theirs !== family) {
-        throw invalid(`against[${i}]: ${p} holds signatures made with other settings (${familyDifference(family, theirs)}), so no document here could match one there: use the normalize, shingle and minhash options of the run that wrote it`);
-      }
-      if (family && !theirs) ctx.log(`warning: against[${i}]: ${p} does not record the normalize, shingle and minhash options it was built with; they must be this pipeline's for its documents to match`);
+      const problem = againstProblem(o, i, r.params, family, undefined);
+      if (problem) throw invalid(`against[${i}]: ${problem}`);
+      if (family && !r.params.family) ctx.log(`warning: against[${i}]: ${p} does not record the normalize, shingle and minhash options it was built with; they must be this pipeline's for its documents to match`);
     });
   } catch (e) {
     for (const r of readers) r.close();
@@ -529,16 +556,9 @@ function createJoin(o: LshBandJoinOptions, ctx: StepContext) {
 
   /** The `against` indexes must have this step's bands and rows (band keys are compared as they are). */
   function checkAgainstBands(perms: number): void {
-    const { bands, rows } = resolveBands(o, perms);
     readers.forEach((r, i) => {
-      const p = r.params;
-      const where = `against[${i}]: ${o.against[i]}`;
-      if (p.perms !== perms) {
-        throw invalid(`${where} holds signatures of ${p.perms} perms, this step's have ${perms}: use minhash perms ${p.perms}`);
-      }
-      if (p.bands === bands && p.rows === rows) return;
-      const ours = o.bands === undefined && o.rows === undefined ? `this step's threshold ${o.threshold} chooses ${bands} x ${rows}` : `this step sets ${bands} x ${rows}`;
-      throw invalid(`${where} was built with ${p.bands} bands x ${p.rows} rows (threshold ${p.threshold}), ${ours}: set bands: ${p.bands} and rows: ${p.rows} to join against it (P(candidate) at ${o.threshold} = ${candidateProbability(o.threshold, p.bands, p.rows).toFixed(4)})`);
+      const problem = againstProblem(o, i, r.params, undefined, perms);
+      if (problem) throw invalid(`against[${i}]: ${problem}`);
     });
   }
   // Known from the pipeline: checked as the step starts, before anything is read.

@@ -689,11 +689,17 @@ class Store {
   }
 
   loadMeta(dir: string): StoreMeta {
+    const meta = this.readMeta(dir);
+    this.adopt(meta);
+    return meta;
+  }
+
+  /** The index's metadata record, checked to be of this format. */
+  readMeta(dir: string): StoreMeta {
     const text = this.getMeta.get('index') as string | undefined;
     const meta = text === undefined ? undefined : (JSON.parse(text) as StoreMeta);
     if (!meta) throw new Error(`${dir} is not a mixstream LSH index (no "${FORMAT}" metadata; was it written with writeIndex and finished?)`);
     if (meta.format !== FORMAT) throw new Error(`${dir} is an LSH index of format "${meta.format}"; this version reads "${FORMAT}": rebuild it with writeIndex`);
-    this.adopt(meta);
     return meta;
   }
 
@@ -1411,6 +1417,16 @@ export function removeIndexFiles(dir: string): void {
 }
 
 /** A persisted index opened read-only (`against`). */
+/** The settings of the index persisted in `dir`, from its metadata alone (its filters are not loaded). */
+export function readIndexParams(dir: string): IndexParams {
+  const store = new Store(dir, true, false, 256 * 1024);
+  try {
+    return store.readMeta(dir).params;
+  } finally {
+    store.close();
+  }
+}
+
 export class LshIndexReader {
   readonly params: IndexParams;
   readonly docs: number;

@@ -66,13 +66,13 @@ t.test('against refuses an index whose signatures were made with other minhash s
   // One index listed twice (by two spellings of its path) is refused, naming both entries.
   const twice = cli(['run', dedupPipeline('twice.json', { seed: 1 }, { against: [idx, path.join(dir, '.', 'kjv-seed1.idx')] }), kjv, '-o', path.join(dir, 'twice.jsonl')]);
   t.equal(twice.code, 2, twice.stderr);
-  t.match(twice.stderr, /against\[1\]: .*kjv-seed1\.idx is the index of against\[0\] \(.*kjv-seed1\.idx\) again; list each index once/);
+  t.match(twice.stderr, /against\[1\]: .*kjv-seed1\.idx is what against\[0\] names already \(.*kjv-seed1\.idx\); list it once/);
   // ... and through a symbolic link to it.
   const link = path.join(dir, 'kjv-link.idx');
   symlinkSync(idx, link);
   const linked = cli(['run', dedupPipeline('twice-link.json', { seed: 1 }, { against: [idx, link] }), kjv, '-o', path.join(dir, 'twice-link.jsonl')]);
   t.equal(linked.code, 2, linked.stderr);
-  t.match(linked.stderr, /against\[1\]: .*kjv-link\.idx is the index of against\[0\] \(.*kjv-seed1\.idx\) again; list each index once/);
+  t.match(linked.stderr, /against\[1\]: .*kjv-link\.idx is what against\[0\] names already \(.*kjv-seed1\.idx\); list it once/);
   // No normalize step: shingles over the text folded by default, as normalize's defaults fold it.
   const bare = path.join(dir, 'no-normalize.json');
   writeFileSync(bare, JSON.stringify({ steps: [{ op: 'shingle', unit: 'word', n: 5 }, { op: 'minhash', seed: 1 }, { op: 'lsh-band-join', against: [idx] }] }));
@@ -122,9 +122,57 @@ t.test('an against path that is not a finished index says what it is', async (t)
   for (const [against, message] of cases) {
     const r = cli(['run', dedupPipeline('against-path.json', {}, { against: [against] }), kjv, '-o', path.join(dir, 'ap.jsonl')]);
     t.equal(r.code, 2, r.stderr);
-    t.match(r.stderr, /step 3 \(lsh-band-join\): against\[0\]: /);
+    t.match(r.stderr, /step 3 \(lsh-band-join\) against\[0\]: /);
     t.match(r.stderr, message);
+    const lint = cli(['lint', path.join(dir, 'against-path.json')]);
+    t.equal(lint.code, 2, 'lint reads what the path holds too');
+    t.match(lint.stderr, message);
   }
+});
+
+t.test('lint refuses what the run would: against of the wrong type, listed twice, the writeIndex of the run, other bands; pipeline outputs inside writeIndex', async (t) => {
+  const kjv = path.join(SAMPLES, 'kjv.jsonl');
+  const idx = path.join(dir, 'lint.idx');
+  t.equal(cli(['run', dedupPipeline('lint-write.json', {}, { writeIndex: idx }), kjv, '-o', path.join(dir, 'lint-w.jsonl'), '-q']).code, 0);
+  const cases: [string, object, RegExp][] = [
+    ['string', { against: idx }, /step 3 \(lsh-band-join\) against: expected array of string, got string/],
+    ['null', { against: null }, /step 3 \(lsh-band-join\) against: expected array of string, got null/],
+    ['number', { against: [1] }, /step 3 \(lsh-band-join\) against\[0\]: expected string, got number 1/],
+    ['twice', { against: [idx, `${idx}/`] }, /against\[1\]: .*lint\.idx\/ is what against\[0\] names already/],
+    ['own', { against: [idx], writeIndex: idx }, /against\[0\]: .*lint\.idx is the path step 3 \(lsh-band-join\) writes as writeIndex; a step cannot read what the run writes/],
+    ['bands', { threshold: 0.7, against: [idx] }, /against\[0\]: .*lint\.idx was built with 16 bands x 8 rows \(threshold 0\.85\), this step's threshold 0\.7 chooses/],
+    ['priority', { keep: 'priority', priority: ['a', 'b', 'a'] }, /priority\[2\]: "a" is listed already \(priority\[0\]\)/],
+  ];
+  for (const [name, join, message] of cases) {
+    const file = dedupPipeline(`lint-${name}.json`, {}, join);
+    for (const command of ['lint', 'explain']) {
+      const r = cli([command, file]);
+      t.equal(r.code, 2, `${name}: ${command}`);
+      t.match(r.stderr, message, `${name}: ${command}`);
+      t.notMatch(r.stderr, /\n\s+at |is not a function/, 'no internal error');
+    }
+  }
+  const indexDir = path.join(dir, 'wi');
+  for (const key of ['sink', 'errors', 'rejects']) {
+    const file = path.join(dir, `lint-${key}.json`);
+    writeFileSync(file, JSON.stringify({ [key]: 'wi/inside.jsonl', steps: [{ op: 'normalize' }, { op: 'shingle' }, { op: 'minhash' }, { op: 'lsh-band-join', writeIndex: 'wi' }] }));
+    const r = cli(['lint', file]);
+    t.equal(r.code, 2, key);
+    t.match(r.stderr, new RegExp(`pipeline ${key}: wi/inside\\.jsonl is inside the path step 3 \\(lsh-band-join\\) writes as writeIndex; give ${key} another path`));
+    t.equal(cli(['run', file, kjv]).code, 2);
+    t.notOk(existsSync(indexDir), 'nothing written');
+  }
+  const emptyField = path.join(dir, 'lint-emit.json');
+  writeFileSync(emptyField, JSON.stringify({ steps: [{ op: 'normalize' }, { op: 'shingle' }, { op: 'minhash', emitField: '' }] }));
+  t.match(cli(['lint', emptyField]), { code: 2, stderr: /step 2 \(minhash\) emitField: expected a non-empty string, got ""/ });
+});
+
+t.test('explain prints a threshold with the decimals it has', async (t) => {
+  const r = cli(['explain', dedupPipeline('thr0999.json', {}, { threshold: 0.999 })]);
+  t.equal(r.code, 0, r.stderr);
+  t.match(r.stdout, /s = 0\.999: P\(candidate\) = 0\.9\d+/);
+  t.match(r.stdout, /s = 0\.95: P\(candidate\)/);
+  t.notMatch(r.stdout, /s = 1\.00/);
 });
 
 t.test('explain compares with the balanced split for the threshold and warns when given bands miss most pairs', async (t) => {

@@ -48,6 +48,7 @@ export default defineOperator<ExactDedupOptions>({
     const set = new HashSet128({ memoryBytes: o.memoryMB * 2 ** 20, values: withIds, dir: () => path.join(ctx.tmpDir, 'exact-dedup') });
     const h = new Uint32Array(4);
     let spills = 0;
+    let remaps = 0;
 
     /** What is compared, or undefined (after reporting) when the record has no such string. */
     function content(rec: Rec): string | undefined {
@@ -88,6 +89,10 @@ export default defineOperator<ExactDedupOptions>({
         if (set.spills > spills) {
           ctx.stats.count('spills', set.spills - spills);
           spills = set.spills;
+        }
+        if (set.remaps > remaps) {
+          ctx.stats.count('spill_file_remaps', set.remaps - remaps);
+          remaps = set.remaps;
         }
         return out;
       },

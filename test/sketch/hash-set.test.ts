@@ -1,6 +1,6 @@
 import t from 'tap';
 import path from 'node:path';
-import { HashSet128, hash128 } from '../../lib/sketch/hash-set.ts';
+import { HashSet128, fileBackedResidentBytes, hash128 } from '../../lib/sketch/hash-set.ts';
 import { readJsonl } from '../../lib/testing.ts';
 import { SAMPLES, tmpdir } from '../helpers.ts';
 
@@ -60,6 +60,16 @@ for (const values of [false, true]) {
     t.equal(small.size, new Set(lines).size);
     ram.close();
     small.close();
+  });
+
+  t.test(`the LMDB file is reopened when its mapped pages pass their budget, with the same answers (values: ${values})`, async (t) => {
+    const dir = tmpdir();
+    const bounded = new HashSet128({ memoryBytes: 16 << 10, values, dir: () => dir, mappedBytes: 1 });
+    t.same(replay(bounded), expected(values));
+    t.ok(bounded.spills > 3);
+    if (fileBackedResidentBytes() === undefined) t.equal(bounded.remaps, 0, 'no /proc: nothing to measure by');
+    else t.ok(bounded.remaps > 0, `${bounded.remaps} reopenings`);
+    bounded.close();
   });
 
   t.test(`save + load in a fresh set continues exactly (values: ${values})`, async (t) => {

@@ -227,7 +227,10 @@ export async function resolvePipeline(spec: unknown, registry: Registry, file = 
       const again = seen.find((x) => x.real === real);
       const written = writes.find((w) => isWithin(real, w.path) || isWithin(w.path, real));
       if (again) errors.push({ step: r.index, op: r.op, path: f.option, message: `${f.path} is what ${again.option} names already (${real}); list it once` });
-      else if (written) errors.push({ step: r.index, op: r.op, path: f.option, message: `${f.path} is ${real === written.path ? '' : isWithin(real, written.path) ? 'inside ' : 'around '}the path step ${written.step.index} (${written.step.op}) writes as ${written.option}; a step cannot read what the run writes` });
+      else if (written) {
+        const how = real === written.path ? 'is the path' : isWithin(real, written.path) ? 'is inside the path' : 'holds the path';
+        errors.push({ step: r.index, op: r.op, path: f.option, message: `${f.path} ${how} step ${written.step.index} (${written.step.op}) writes as ${written.option}; a step cannot read what the run writes` });
+      }
       else {
         const problem = f.check?.(at);
         if (problem) errors.push({ step: r.index, op: r.op, path: f.option, message: problem });

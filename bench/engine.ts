@@ -82,8 +82,8 @@ Input: ${(rawBytes / 1e6).toFixed(0)} MB of real text (${records.toLocaleString(
 
 | command | MB/s of NDJSON | records/s | peak RSS |
 |---|---:|---:|---:|
-| \`zstdcat | mixstream run identity.json > /dev/null\` | ${mixMBs.toFixed(1)} | ${Math.round(records / median(runs.mix)).toLocaleString('en-US')} | ${median(runs.mixRss).toFixed(0)} MB |
-| \`zstdcat | node bench/ceiling.mjs > /dev/null\` (readline + JSON.parse + JSON.stringify) | ${ceilMBs.toFixed(1)} | ${Math.round(records / median(runs.ceil)).toLocaleString('en-US')} | ${median(runs.ceilRss).toFixed(0)} MB |
+| \`zstdcat \\| mixstream run identity.json > /dev/null\` | ${mixMBs.toFixed(1)} | ${Math.round(records / median(runs.mix)).toLocaleString('en-US')} | ${median(runs.mixRss).toFixed(0)} MB |
+| \`zstdcat \\| node bench/ceiling.mjs > /dev/null\` (readline + JSON.parse + JSON.stringify) | ${ceilMBs.toFixed(1)} | ${Math.round(records / median(runs.ceil)).toLocaleString('en-US')} | ${median(runs.ceilRss).toFixed(0)} MB |
 
 **mixstream / ceiling = ${((mixMBs / ceilMBs) * 100).toFixed(0)}%** (goal >= 70%). mixstream also validates every line (UTF-8, JSON object, string text, size limit) and counts per-step statistics.
 

@@ -463,9 +463,14 @@ export async function* decodeParquet(file: string, input: string, opts: DecodeOp
       // Rows as objects take a few times their bytes: a row group far larger than that budget
       // (pyarrow writes up to 1Mi rows in one) is decoded a slice of rows at a time.
       const rowBytes = Number(group.total_byte_size) / Math.max(1, Number(group.num_rows));
-      const sliceRows = Math.max(opts.parquetSliceBytes === undefined ? 1024 : 1, Math.floor((opts.parquetSliceBytes ?? 16 * 1024 * 1024) / Math.max(1, rowBytes)));
+      const sliceRows = Math.max(1, Math.floor((opts.parquetSliceBytes ?? 16 * 1024 * 1024) / Math.max(1, rowBytes)));
       while (row < groupEnd) {
         const sliceEnd = Math.min(groupEnd, row + sliceRows);
+        // Resuming: rows an earlier run consumed are not decoded again.
+        if (sliceEnd <= (opts.skipLines ?? 0)) {
+          row = sliceEnd;
+          continue;
+        }
         let rows: Record<string, unknown>[];
         try {
           rows = (await parquetReadObjects({ file: asyncBuffer, metadata, rowStart: row, rowEnd: sliceEnd, compressors: parquetCompressors })) as Record<string, unknown>[];

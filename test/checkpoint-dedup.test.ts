@@ -25,8 +25,9 @@ const input = path.join(dir, 'in.jsonl');
 {
   const docs = ['kjv.jsonl', 'handbook.jsonl', 'fortunes.jsonl'].flatMap((f) => lines(readFileSync(path.join(SAMPLES, f), 'utf8')));
   const out: string[] = docs.map((d) => JSON.stringify(d));
-  // Two rounds of edited copies: enough input for several kills to land before the run ends.
-  for (const [round, rates] of [[1, [50, 25, 8]], [2, [40, 20, 10]]] as const) {
+  // Four rounds of edited copies: enough input for several kills to land before the run ends,
+  // also on an idle machine (with two rounds, the clean-clone CI once finished after 2 kills).
+  for (const [round, rates] of [[1, [50, 25, 8]], [2, [40, 20, 10]], [3, [30, 15, 6]], [4, [60, 12, 9]]] as const) {
     docs.forEach((d, i) => {
       const words = String(d.text).split(' ');
       const every = rates[i % 3];

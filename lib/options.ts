@@ -94,9 +94,10 @@ function check(value: unknown, spec: OptionSpec, path: string, errors: OptionErr
         errors.push({ path, message: `expected at least ${spec.minItems} item(s), got ${value.length}` });
       }
       if (spec.unique) {
-        value.forEach((item, i) => {
-          const first = value.findIndex((x) => JSON.stringify(x) === JSON.stringify(item));
-          if (first < i) errors.push({ path: `${path}[${i}]`, message: `${JSON.stringify(item)} is listed already (${path}[${first}]); list each value once` });
+        const keys = value.map((item) => JSON.stringify(item));
+        keys.forEach((key, i) => {
+          const first = keys.indexOf(key);
+          if (first < i) errors.push({ path: `${path}[${i}]`, message: `${key} is listed already (${path}[${first}]); list each value once` });
         });
       }
       return value.map((item, i) => check(item, spec.items, `${path}[${i}]`, errors));

@@ -211,7 +211,7 @@ export async function resolvePipeline(spec: unknown, registry: Registry, file = 
     if (typeof given !== 'string' || given === '' || given === '-') continue;
     const at = realTarget(path.resolve(baseDir, given));
     const w = writes.find((o) => isWithin(at, o.path) || isWithin(o.path, at));
-    if (w) errors.push({ path: key, message: `${given} ${isWithin(at, w.path) ? `is ${at === w.path ? '' : 'inside '}the path` : 'holds the path'} step ${w.step.index} (${w.step.op}) writes as ${w.option}; give ${key} another path` });
+    if (w) errors.push({ path: key, message: `${given} ${placed(at, w.path)} step ${w.step.index} (${w.step.op}) writes as ${w.option}; give ${key} another path` });
   }
   // What steps read as they start is looked for now: a missing model or filter fails lint, not
   // only the run.
@@ -227,10 +227,7 @@ export async function resolvePipeline(spec: unknown, registry: Registry, file = 
       const again = seen.find((x) => x.real === real);
       const written = writes.find((w) => isWithin(real, w.path) || isWithin(w.path, real));
       if (again) errors.push({ step: r.index, op: r.op, path: f.option, message: `${f.path} is what ${again.option} names already (${real}); list it once` });
-      else if (written) {
-        const how = real === written.path ? 'is the path' : isWithin(real, written.path) ? 'is inside the path' : 'holds the path';
-        errors.push({ step: r.index, op: r.op, path: f.option, message: `${f.path} ${how} step ${written.step.index} (${written.step.op}) writes as ${written.option}; a step cannot read what the run writes` });
-      }
+      else if (written) errors.push({ step: r.index, op: r.op, path: f.option, message: `${f.path} ${placed(real, written.path)} step ${written.step.index} (${written.step.op}) writes as ${written.option}; a step cannot read what the run writes` });
       else {
         const problem = f.check?.(at);
         if (problem) errors.push({ step: r.index, op: r.op, path: f.option, message: problem });
@@ -286,6 +283,11 @@ export function realTarget(p: string, links = 0): string {
 function overlaps(a: string, b: string): boolean {
   const within = (x: string, y: string) => x === y || x.startsWith(`${y}.`) || x.startsWith(`${y}[`);
   return within(a, b) || within(b, a);
+}
+
+/** How resolved path `a` stands to `b`, one within the other, in words: "is the path", "is inside the path" or "holds the path". */
+function placed(a: string, b: string): string {
+  return a === b ? 'is the path' : isWithin(a, b) ? 'is inside the path' : 'holds the path';
 }
 
 /** Whether path `a` is `b` or lies inside it (both resolved, as `realTarget` gives them). */

@@ -12,8 +12,8 @@
 //   string value (the id of the first copy), kept as WTF-8 (UTF-8 that keeps lone surrogates,
 //   lib/text/wtf8.ts) in one byte arena with an offsets array. The table grows by doubling
 //   while the peak during a resize (old + new arrays) and the arena fit the budget; when it
-//   cannot grow, every entry is written to LMDB (sorted by key, one transaction) and the table
-//   is cleared in place. A key lives in exactly one tier, so membership answers, and therefore
+//   cannot grow, every entry is written to LMDB (sorted by key, in transactions of 32,768
+//   keys) and the table is cleared in place. A key lives in exactly one tier, so membership answers, and therefore
 //   dedup decisions, are the same whether or not the set spilled.
 // - LMDB reads through a memory map, and the pages it maps count in the process's RSS (the
 //   kernel maps up to 16 neighbours of each page read): 5M documents at 16 MB took 871 MB of
@@ -125,6 +125,7 @@ export class HashSet128 {
   private arenaUsed = 0;
   private env: RootDatabase | undefined;
   private db: Database<Buffer, Buffer> | undefined;
+  private dbFile: string | undefined;
   private readonly keyBuf = Buffer.alloc(16);
   /** LMDB lookups since the last look at the mapped pages; file-backed resident bytes when the file was last opened. */
   private lookups = 0;
@@ -269,6 +270,7 @@ export class HashSet128 {
   }
 
   private openDb(file: string): void {
+    this.dbFile = file;
     this.env = open({ path: file, noSubdir: true, noSync: true, keyEncoding: 'binary', encoding: 'binary' } as any);
     this.db = this.env as unknown as Database<Buffer, Buffer>;
     this.residentAtOpen = fileBackedResidentBytes();
@@ -282,7 +284,7 @@ export class HashSet128 {
     if (now === undefined || now - this.residentAtOpen <= (this.o.mappedBytes ?? Math.max(32 * 2 ** 20, this.o.memoryBytes / 4))) return;
     // Writes are synchronous (transactionSync): nothing is pending, so the file closes at once.
     this.env.close();
-    this.openDb(this.spillFile());
+    this.openDb(this.dbFile!);
     this.remaps++;
   }
 
@@ -292,7 +294,7 @@ export class HashSet128 {
     return path.join(dir, 'exact-dedup.mdb');
   }
 
-  /** Writes every RAM entry to LMDB (sorted by key, one transaction) and clears the table in place. */
+  /** Writes every RAM entry to LMDB (sorted by key) and clears the table in place. */
   spill(): void {
     if (this.ramSize === 0) return;
     if (!this.db) this.openDb(this.spillFile());

@@ -1416,7 +1416,6 @@ export function removeIndexFiles(dir: string): void {
   for (const f of INDEX_FILES) rmSync(path.join(dir, f), { force: true });
 }
 
-/** A persisted index opened read-only (`against`). */
 /** The settings of the index persisted in `dir`, from its metadata alone (its filters are not loaded). */
 export function readIndexParams(dir: string): IndexParams {
   const store = new Store(dir, true, false, 256 * 1024);
@@ -1427,6 +1426,7 @@ export function readIndexParams(dir: string): IndexParams {
   }
 }
 
+/** A persisted index opened read-only (`against`). */
 export class LshIndexReader {
   readonly params: IndexParams;
   readonly docs: number;
